@@ -1,0 +1,194 @@
+// Package cli is the noticerelay command line: it parses commands and
+// flags, loads configuration and runs the relay. Main returns the exit
+// status: 0 success, 1 failure, 2 bad usage or configuration.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/relay"
+)
+
+// Exit statuses.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+const usage = `noticerelay carries DSA Article 18 notices from platforms to the police.
+
+Commands:
+  dev   [--config FILE] [--data DIR]          everything in one process, with an embedded NATS server
+  serve --config FILE [--services a,b,...]    services against an external NATS server or cluster
+  token                                       make a bearer token and print its config digest
+
+Run "noticerelay COMMAND -h" for a command's flags.
+`
+
+// Main runs the command in args.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "dev":
+		return dev(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "noticerelay: unknown command %q\n\n%s", args[0], usage)
+	return ExitUsage
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("noticerelay "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags and refuses stray arguments.
+func parse(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return ExitUsage
+	}
+	return -1
+}
+
+func logger(stderr io.Writer, dev bool) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	var encoder zapcore.Encoder = zapcore.NewJSONEncoder(enc)
+	if dev {
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		encoder = zapcore.NewConsoleEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(stderr)), zapcore.InfoLevel))
+}
+
+func configError(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "noticerelay: %v\n", err)
+	return ExitUsage
+}
+
+func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("dev", stderr)
+	cfgPath := fs.String("config", "", "configuration file (default: the built-in demo configuration)")
+	data := fs.String("data", "./data", "data directory of the embedded NATS server")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	var cfg *config.Config
+	if *cfgPath != "" {
+		c, err := config.Load(*cfgPath, config.Options{AllowPlainTokens: true})
+		if err != nil {
+			return configError(stderr, err)
+		}
+		cfg = c
+	} else {
+		c, tokens, err := config.Demo(*data)
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay: %v\n", err)
+			return ExitFailure
+		}
+		cfg = c
+		printDemo(stdout, cfg, tokens, *data)
+	}
+	return run(ctx, relay.Options{Config: cfg, Embedded: true, DataDir: *data, Log: logger(stderr, true)}, stdout, stderr)
+}
+
+func printDemo(w io.Writer, c *config.Config, tokens map[string]string, data string) {
+	fmt.Fprintf(w, "noticerelay dev: demo configuration (tokens kept in %s/%s)\n", data, config.DemoTokensFile)
+	fmt.Fprintf(w, "  platform  %-12s %s\n", config.DemoPlatform, tokens["NR_PLATFORM_TOKEN"])
+	var lines []string
+	for _, a := range c.Authorities {
+		lines = append(lines, fmt.Sprintf("  authority %-12s %-2s %s", a.ID, a.Country, tokens["NR_TOKEN_"+a.Country]))
+	}
+	sort.Strings(lines)
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("serve", stderr)
+	cfgPath := fs.String("config", "", "configuration file (required)")
+	services := fs.String("services", "", "comma-separated services to run (default all: "+strings.Join(relay.ServiceNames(), ",")+")")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "noticerelay serve: --config is required")
+		return ExitUsage
+	}
+	cfg, err := config.Load(*cfgPath, config.Options{})
+	if err != nil {
+		return configError(stderr, err)
+	}
+	var names []string
+	if *services != "" {
+		for _, n := range strings.Split(*services, ",") {
+			names = append(names, strings.TrimSpace(n))
+		}
+	}
+	return run(ctx, relay.Options{Config: cfg, Services: names, Log: logger(stderr, false)}, stdout, stderr)
+}
+
+// run starts the relay and keeps it up until ctx is cancelled.
+func run(ctx context.Context, o relay.Options, stdout, stderr io.Writer) int {
+	defer o.Log.Sync() //nolint:errcheck // nothing to do about a failed log flush
+	r, err := relay.Start(ctx, o)
+	if err != nil {
+		if strings.Contains(err.Error(), "unknown service") {
+			fmt.Fprintf(stderr, "noticerelay: %v\n", err)
+			return ExitUsage
+		}
+		o.Log.Error("start failed", zap.Error(err))
+		return ExitFailure
+	}
+	fmt.Fprintf(stdout, "noticerelay: listening on http://%s\n", r.Addr())
+	code := ExitOK
+	select {
+	case <-ctx.Done():
+	case err := <-r.Served():
+		o.Log.Error("http server stopped", zap.Error(err))
+		code = ExitFailure
+	}
+	o.Log.Info("shutting down")
+	if err := r.Close(); err != nil {
+		o.Log.Error("shutdown", zap.Error(err))
+		code = ExitFailure
+	}
+	return code
+}
+
+func token(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("token", stderr)
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	t := config.NewToken()
+	fmt.Fprintf(stdout, "token:  %s\ndigest: %s\n", t, config.Digest(t))
+	return ExitOK
+}

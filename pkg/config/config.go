@@ -1,0 +1,400 @@
+// Package config loads and validates the relay's YAML configuration
+// (contract section 2). A configuration that loads is complete: every
+// default is filled in and every field has been checked, so services never
+// re-validate it.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/noticerelay/noticerelay/pkg/country"
+)
+
+// Config is the whole relay configuration.
+type Config struct {
+	NATS         NATS        `yaml:"nats"`
+	HTTP         HTTP        `yaml:"http"`
+	MemberStates string      `yaml:"member_states"`
+	Platforms    []Platform  `yaml:"platforms"`
+	Authorities  []Authority `yaml:"authorities"`
+	Retention    Retention   `yaml:"retention"`
+	Inbox        Inbox       `yaml:"inbox"`
+	Limits       Limits      `yaml:"limits"`
+}
+
+// NATS says where the relay's NATS server is.
+type NATS struct {
+	// URL of the external server or cluster (`serve`); ignored by `dev`.
+	URL string `yaml:"url"`
+	// Listen is where `dev`'s embedded server also accepts NATS clients;
+	// empty means in-process connections only.
+	Listen string `yaml:"listen"`
+	// Creds is an optional NATS credentials file for `serve`.
+	Creds string `yaml:"creds"`
+	// Replicas of every stream; 0 means 3 when the server is part of a
+	// cluster and 1 otherwise.
+	Replicas int `yaml:"replicas"`
+}
+
+// HTTP is the one listener for intake, inbox, status, health and metrics.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Platform is a hosting service that submits notices.
+type Platform struct {
+	ID                  string   `yaml:"id"`
+	Name                string   `yaml:"name"`
+	Tokens              []Token  `yaml:"tokens"`
+	Establishment       string   `yaml:"establishment"`
+	LegalRepresentative string   `yaml:"legal_representative"`
+	Fallback            []string `yaml:"fallback"`
+}
+
+// Authority is a law-enforcement contact point, or Europol (country EU).
+type Authority struct {
+	ID      string  `yaml:"id"`
+	Country string  `yaml:"country"`
+	Name    string  `yaml:"name"`
+	Tokens  []Token `yaml:"tokens"`
+}
+
+// Retention says how long personal data is kept.
+type Retention struct {
+	// Notices is how long notice bodies and their deliveries are kept
+	// (default 30 days). Lifecycle events are kept for good.
+	Notices Duration `yaml:"notices"`
+}
+
+// Inbox configures the authorities' pull inbox.
+type Inbox struct {
+	// Lease is how long a delivery handed out stays with its caller before
+	// it is handed out again (default 60 s).
+	Lease Duration `yaml:"lease"`
+}
+
+// Limits bound what the relay stores, so that it pushes back (503) instead
+// of losing data.
+type Limits struct {
+	// NoticeStoreBytes caps the notice store; 0 means no cap but the disk.
+	NoticeStoreBytes int64 `yaml:"notice_store_bytes"`
+	// MaxInFlight caps concurrent intake requests (default 1024).
+	MaxInFlight int `yaml:"max_in_flight"`
+}
+
+// Token is the SHA-256 digest of a bearer token.
+type Token [sha256.Size]byte
+
+// Digest returns the Token for a plain bearer token.
+func Digest(plain string) Token { return sha256.Sum256([]byte(plain)) }
+
+// String formats t as "sha256:<64 hex>".
+func (t Token) String() string { return "sha256:" + hex.EncodeToString(t[:]) }
+
+// Duration is a time.Duration written as "90s", "12h" or "30d".
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration with an optional "d" (days) unit.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseDuration parses Go durations plus whole days ("30d").
+func ParseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != days {
+			return 0, fmt.Errorf("%q is not a duration such as 30d, 12h or 90s", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration such as 30d, 12h or 90s", s)
+	}
+	return v, nil
+}
+
+// rawConfig is the YAML as written, before validation.
+type rawConfig struct {
+	NATS         NATS      `yaml:"nats"`
+	HTTP         HTTP      `yaml:"http"`
+	MemberStates string    `yaml:"member_states"`
+	Retention    Retention `yaml:"retention"`
+	Inbox        Inbox     `yaml:"inbox"`
+	Limits       Limits    `yaml:"limits"`
+	Platforms    []struct {
+		ID                  string   `yaml:"id"`
+		Name                string   `yaml:"name"`
+		Tokens              []string `yaml:"tokens"`
+		Establishment       *string  `yaml:"establishment"`
+		LegalRepresentative *string  `yaml:"legal_representative"`
+		Fallback            []string `yaml:"fallback"`
+	} `yaml:"platforms"`
+	Authorities []struct {
+		ID      string   `yaml:"id"`
+		Country string   `yaml:"country"`
+		Name    string   `yaml:"name"`
+		Tokens  []string `yaml:"tokens"`
+	} `yaml:"authorities"`
+}
+
+// Options say how strict loading is.
+type Options struct {
+	// AllowPlainTokens accepts plain bearer tokens and digests them; only
+	// `dev` allows this.
+	AllowPlainTokens bool
+}
+
+// Error lists every problem found in a configuration, each naming its field.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// Load reads and validates the configuration file at path.
+func Load(path string, opt Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Problems: []string{fmt.Sprintf("reading %s: %v", path, err)}}
+	}
+	return Parse(data, opt)
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9-]{2,64}$`)
+
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// Parse decodes and validates a YAML configuration. Every problem is
+// reported, each prefixed with its field path.
+func Parse(data []byte, opt Options) (*Config, error) {
+	var raw rawConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &Error{Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	c := Config{NATS: raw.NATS, HTTP: raw.HTTP, MemberStates: raw.MemberStates,
+		Retention: raw.Retention, Inbox: raw.Inbox, Limits: raw.Limits}
+	var p problems
+
+	if err := c.fill(); err != nil {
+		p = append(p, err.(*Error).Problems...)
+	}
+	states, _ := country.MemberStates(c.MemberStates)
+	if states == nil {
+		states, _ = country.MemberStates("EU27")
+	}
+
+	seenToken := map[Token]string{}
+	tokens := func(field string, in []string) []Token {
+		if len(in) == 0 {
+			p.add(field, "at least one token digest is required")
+		}
+		var out []Token
+		for i, s := range in {
+			f := fmt.Sprintf("%s[%d]", field, i)
+			var t Token
+			switch {
+			case digestPattern.MatchString(s):
+				b, _ := hex.DecodeString(s[len("sha256:"):])
+				copy(t[:], b)
+			case strings.HasPrefix(strings.ToLower(s), "sha256:"):
+				p.add(f, "malformed digest: want \"sha256:\" followed by 64 lower-case hex digits")
+				continue
+			case opt.AllowPlainTokens:
+				if len(s) < 16 {
+					p.add(f, "plain token too short: use at least 16 characters")
+					continue
+				}
+				t = Digest(s)
+			default:
+				p.add(f, "plain tokens are not allowed outside `dev`: store only the digest (`noticerelay token digest` prints it)")
+				continue
+			}
+			if other, dup := seenToken[t]; dup {
+				p.add(f, "the same token is already used by %s", other)
+				continue
+			}
+			seenToken[t] = f
+			out = append(out, t)
+		}
+		return out
+	}
+
+	ids := map[string]string{}
+	checkID := func(field, id string) {
+		if !idPattern.MatchString(id) {
+			p.add(field, "must match [a-z0-9-]{2,64}, not %q", id)
+			return
+		}
+		if other, dup := ids[id]; dup {
+			p.add(field, "id %q is already used by %s", id, other)
+		}
+		ids[id] = field
+	}
+	memberState := func(field string, v *string) string {
+		if v == nil || *v == "" {
+			return ""
+		}
+		c, ok := country.Normalize(*v)
+		if ok {
+			c, _ = country.State(c)
+		}
+		if !ok || !states[c] {
+			p.add(field, "%q is not a Member State of %s", *v, raw.MemberStates)
+			return ""
+		}
+		return c
+	}
+
+	if len(raw.Platforms) == 0 {
+		p.add("platforms", "at least one platform is required")
+	}
+	for i, rp := range raw.Platforms {
+		f := fmt.Sprintf("platforms[%d]", i)
+		checkID(f+".id", rp.ID)
+		pl := Platform{
+			ID:                  rp.ID,
+			Name:                rp.Name,
+			Tokens:              tokens(f+".tokens", rp.Tokens),
+			Establishment:       memberState(f+".establishment", rp.Establishment),
+			LegalRepresentative: memberState(f+".legal_representative", rp.LegalRepresentative),
+			Fallback:            rp.Fallback,
+		}
+		if pl.Name == "" {
+			p.add(f+".name", "is required")
+		}
+		seen := map[string]bool{}
+		for j, fb := range rp.Fallback {
+			ff := fmt.Sprintf("%s.fallback[%d]", f, j)
+			switch fb {
+			case "establishment", "legal_representative", "europol":
+			default:
+				p.add(ff, "must be one of establishment, legal_representative, europol, not %q", fb)
+			}
+			if seen[fb] {
+				p.add(ff, "%q is listed twice", fb)
+			}
+			seen[fb] = true
+		}
+		c.Platforms = append(c.Platforms, pl)
+	}
+
+	byCountry := map[string]string{}
+	if len(raw.Authorities) == 0 {
+		p.add("authorities", "at least one authority is required")
+	}
+	for i, ra := range raw.Authorities {
+		f := fmt.Sprintf("authorities[%d]", i)
+		checkID(f+".id", ra.ID)
+		a := Authority{ID: ra.ID, Name: ra.Name, Tokens: tokens(f+".tokens", ra.Tokens)}
+		if a.Name == "" {
+			p.add(f+".name", "is required")
+		}
+		cc := strings.ToUpper(ra.Country)
+		switch {
+		case cc == country.Europol:
+		case cc == "EL":
+			cc = "GR"
+		}
+		if cc != country.Europol && !states[cc] {
+			p.add(f+".country", "%q is not a Member State of %s (or EU for Europol)", ra.Country, c.MemberStates)
+		} else if other, dup := byCountry[cc]; dup {
+			p.add(f+".country", "%s already has an authority (%s): at most one per country", cc, other)
+		} else {
+			byCountry[cc] = f
+		}
+		a.Country = cc
+		c.Authorities = append(c.Authorities, a)
+	}
+
+	if len(p) > 0 {
+		return nil, &Error{Problems: p}
+	}
+	return &c, nil
+}
+
+// fill sets defaults and checks the scalar settings.
+func (c *Config) fill() error {
+	var p problems
+	if c.NATS.URL == "" {
+		c.NATS.URL = "nats://127.0.0.1:4222"
+	}
+	if c.NATS.Replicas < 0 || c.NATS.Replicas > 5 {
+		p.add("nats.replicas", "must be between 1 and 5 (or 0 for automatic)")
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.MemberStates == "" {
+		c.MemberStates = "EU27"
+	}
+	if _, ok := country.MemberStates(c.MemberStates); !ok {
+		p.add("member_states", "must be EU27 or EEA, not %q", c.MemberStates)
+	}
+	if c.Retention.Notices == 0 {
+		c.Retention.Notices = Duration(30 * 24 * time.Hour)
+	}
+	if c.Inbox.Lease == 0 {
+		c.Inbox.Lease = Duration(60 * time.Second)
+	}
+	if c.Limits.MaxInFlight == 0 {
+		c.Limits.MaxInFlight = 1024
+	}
+	if c.Limits.MaxInFlight < 0 {
+		p.add("limits.max_in_flight", "must be positive")
+	}
+	if c.Limits.NoticeStoreBytes < 0 {
+		p.add("limits.notice_store_bytes", "must be positive, or 0 for no cap")
+	}
+
+	if len(p) > 0 {
+		return &Error{Problems: p}
+	}
+	return nil
+}
+
+type problems []string
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+}
+
+// Platform returns the platform with id, or nil.
+func (c *Config) Platform(id string) *Platform {
+	i := slices.IndexFunc(c.Platforms, func(p Platform) bool { return p.ID == id })
+	if i < 0 {
+		return nil
+	}
+	return &c.Platforms[i]
+}
+
+// Authority returns the authority with id, or nil.
+func (c *Config) Authority(id string) *Authority {
+	i := slices.IndexFunc(c.Authorities, func(a Authority) bool { return a.ID == id })
+	if i < 0 {
+		return nil
+	}
+	return &c.Authorities[i]
+}

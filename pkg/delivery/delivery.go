@@ -1,0 +1,74 @@
+// Package delivery defines what an authority receives: a delivery of a
+// notice (or of its withdrawal) with the grounds of that recipient.
+package delivery
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/notice"
+)
+
+// Version is the schema version of stored deliveries.
+const Version = 1
+
+// Delivery is one message in an authority's queue.
+type Delivery struct {
+	V        int    `json:"v"`
+	ID       string `json:"id"`
+	NoticeID string `json:"notice_id"`
+	Type     string `json:"type"` // notice or withdrawal
+	Priority string `json:"priority"`
+	// Platform and BodySHA256 let the inbox record events without reading
+	// the notice.
+	Platform   string          `json:"platform"`
+	BodySHA256 string          `json:"body_sha256"`
+	Notice     json.RawMessage `json:"notice"`
+}
+
+// Out is a delivery as an authority receives it from the inbox.
+type Out struct {
+	ID          string          `json:"id"`
+	NoticeID    string          `json:"notice_id"`
+	Type        string          `json:"type"`
+	Priority    string          `json:"priority"`
+	LeasedUntil string          `json:"leased_until,omitempty"`
+	Notice      json.RawMessage `json:"notice"`
+}
+
+// CoRecipient is another authority that received the same notice.
+type CoRecipient struct {
+	Authority string `json:"authority"`
+	Country   string `json:"country"`
+}
+
+// Forwarded is the notice as an authority sees it: the submitted notice
+// plus who sent it, when, why this authority receives it, and who else does.
+type Forwarded struct {
+	ID         string `json:"id"`
+	Platform   string `json:"platform"`
+	ReceivedAt string `json:"received_at"`
+	*notice.Notice
+	Grounds      []jurisdiction.Ground `json:"grounds"`
+	CoRecipients []CoRecipient         `json:"co_recipients"`
+	Withdrawal   *Withdrawal           `json:"withdrawal,omitempty"`
+}
+
+// Withdrawal says that and why the platform withdrew the notice.
+type Withdrawal struct {
+	Reason      string `json:"reason"`
+	RequestedAt string `json:"requested_at"`
+}
+
+// Decode parses a stored delivery, refusing unknown versions.
+func Decode(data []byte) (*Delivery, error) {
+	var d Delivery
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("decoding delivery: %w", err)
+	}
+	if d.V != Version {
+		return nil, fmt.Errorf("delivery version %d is not %d", d.V, Version)
+	}
+	return &d, nil
+}

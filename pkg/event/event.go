@@ -1,0 +1,88 @@
+// Package event defines the lifecycle events of a notice: what each step
+// of the relay records. An event holds no personal data: ids, types, times,
+// actors, countries, reason codes and the SHA-256 of the notice body.
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+// Version is the schema version of events this code writes.
+const Version = 1
+
+// Type is what happened.
+type Type string
+
+// Event types.
+const (
+	Accepted     Type = "accepted"
+	Rejected     Type = "rejected"
+	Decided      Type = "decided"
+	Queued       Type = "queued"
+	Delivered    Type = "delivered"
+	Acknowledged Type = "acknowledged"
+	Withdrawn    Type = "withdrawn"
+)
+
+// Delivery kinds.
+const (
+	KindNotice     = "notice"
+	KindWithdrawal = "withdrawal"
+)
+
+// Event is one step in the life of a notice.
+type Event struct {
+	V          int       `json:"v"`
+	Type       Type      `json:"type"`
+	NoticeID   string    `json:"notice_id"`
+	Time       time.Time `json:"time"`
+	Actor      string    `json:"actor"`
+	Platform   string    `json:"platform"`
+	BodySHA256 string    `json:"body_sha256,omitempty"`
+	Priority   string    `json:"priority,omitempty"`
+	// Recipient, Delivery and Kind name the delivery of per-recipient events.
+	Recipient string `json:"recipient,omitempty"`
+	Delivery  string `json:"delivery,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+	// Decision holds the recipients and grounds of a decided event.
+	Decision *jurisdiction.Decision `json:"decision,omitempty"`
+	// Reasons holds the reason codes of a rejected event.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Subject is where e is stored. Each event has its own subject, and the
+// events stream keeps one message per subject: an event exists at most once.
+func (e *Event) Subject() string {
+	if e.Recipient != "" {
+		return stream.EventSubject(e.NoticeID, string(e.Type), e.Recipient, e.Kind)
+	}
+	return stream.EventSubject(e.NoticeID, string(e.Type))
+}
+
+// Message returns e as a message to store, with a deterministic id.
+func (e *Event) Message() (stream.Message, error) {
+	e.V = Version
+	data, err := json.Marshal(e)
+	if err != nil {
+		return stream.Message{}, fmt.Errorf("encoding %s event: %w", e.Type, err)
+	}
+	subj := e.Subject()
+	return stream.Message{Subject: subj, ID: subj, Data: data}, nil
+}
+
+// Decode parses a stored event, refusing versions this code does not know.
+func Decode(data []byte) (*Event, error) {
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("decoding event: %w", err)
+	}
+	if e.V != Version {
+		return nil, fmt.Errorf("event schema version %d is not %d", e.V, Version)
+	}
+	return &e, nil
+}

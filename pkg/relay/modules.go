@@ -1,0 +1,57 @@
+package relay
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/services/inbox"
+	"github.com/noticerelay/noticerelay/services/intake"
+	"github.com/noticerelay/noticerelay/services/routing"
+	"github.com/noticerelay/noticerelay/services/status"
+)
+
+// module is one service of the relay and how to build it. Every module
+// needs the streams, which the relay ensures before starting any of them.
+type module struct {
+	name string
+	doc  string
+	new  func(*service.Env) service.Service
+}
+
+// modules lists every service, in start order.
+var modules = []module{
+	{status.Name, "status projection and GET /v1/notices/{id}", func(e *service.Env) service.Service { return status.New(e) }},
+	{routing.Name, "jurisdiction decisions and delivery queues", func(e *service.Env) service.Service { return routing.New(e) }},
+	{inbox.Name, "the authorities' inbox API", func(e *service.Env) service.Service { return inbox.New(e) }},
+	{intake.Name, "the platforms' submission API", func(e *service.Env) service.Service { return intake.New(e) }},
+}
+
+// ServiceNames lists the names `serve --services` accepts.
+func ServiceNames() []string {
+	names := make([]string, len(modules))
+	for i, m := range modules {
+		names[i] = m.name
+	}
+	return names
+}
+
+// selectModules returns the modules named (all when names is empty).
+func selectModules(names []string) ([]module, error) {
+	if len(names) == 0 {
+		return modules, nil
+	}
+	var out []module
+	for _, m := range modules {
+		if slices.Contains(names, m.name) {
+			out = append(out, m)
+		}
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(modules, func(m module) bool { return m.name == n }) {
+			return nil, fmt.Errorf("unknown service %q; known: %s", n, strings.Join(ServiceNames(), ", "))
+		}
+	}
+	return out, nil
+}

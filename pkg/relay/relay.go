@@ -1,0 +1,233 @@
+// Package relay assembles a noticerelay process: it connects to NATS (or
+// embeds a server for `dev`), ensures the streams, starts the selected
+// services and serves their HTTP routes with health, readiness and metrics
+// on one listener. `main` and the tests start the relay the same way.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/auth"
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/embedded"
+	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+// Options say what to run.
+type Options struct {
+	Config *config.Config
+	// Embedded runs an embedded NATS server with its store under DataDir
+	// (`dev`); otherwise the relay connects to Config.NATS.URL.
+	Embedded bool
+	DataDir  string
+	// DefaultSync runs the embedded server without an fsync per write.
+	DefaultSync bool
+	// Services to run; empty runs all.
+	Services []string
+	Log      *zap.Logger
+	// Listener, if set, serves HTTP instead of Config.HTTP.Listen.
+	Listener net.Listener
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Relay is a running relay process.
+type Relay struct {
+	opts     Options
+	log      *zap.Logger
+	server   *embedded.Server
+	nc       *nats.Conn
+	http     *http.Server
+	ln       net.Listener
+	services []service.Service
+	ready    atomic.Bool
+	cancel   context.CancelFunc
+	served   chan error
+	closed   chan struct{} // closed when the NATS connection has closed
+}
+
+// Start starts the relay and returns once every service is serving.
+func Start(ctx context.Context, o Options) (_ *Relay, err error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	mods, err := selectModules(o.Services)
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{opts: o, log: o.Log, served: make(chan error, 1), closed: make(chan struct{})}
+	onClose := nats.ClosedHandler(func(*nats.Conn) { close(r.closed) })
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if o.Embedded {
+		r.server, err = embedded.Start(embedded.Options{DataDir: o.DataDir, Listen: o.Config.NATS.Listen, DefaultSync: o.DefaultSync})
+		if err != nil {
+			return nil, err
+		}
+		r.nc, err = r.server.Connect("noticerelay", onClose)
+		if err == nil && o.Config.NATS.Listen != "" {
+			r.log.Info("embedded NATS accepting clients", zap.String("url", r.server.ClientURL()))
+		}
+	} else {
+		opts := []nats.Option{nats.Name("noticerelay"), nats.MaxReconnects(-1), onClose}
+		if o.Config.NATS.Creds != "" {
+			opts = append(opts, nats.UserCredentials(o.Config.NATS.Creds))
+		}
+		r.nc, err = nats.Connect(o.Config.NATS.URL, opts...)
+		if err != nil {
+			err = fmt.Errorf("connecting to NATS at %s: %w", o.Config.NATS.URL, err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	replicas := o.Config.NATS.Replicas
+	if replicas == 0 {
+		replicas = 1
+		if r.nc.ConnectedClusterName() != "" {
+			replicas = 3
+		}
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := stream.Ensure(ectx, js, stream.Topology{
+		Replicas:       replicas,
+		Retention:      time.Duration(o.Config.Retention.Notices),
+		NoticeMaxBytes: o.Config.Limits.NoticeStoreBytes,
+	}); err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	env := &service.Env{Config: o.Config, NC: r.nc, JS: js, Log: o.Log, Metrics: reg,
+		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now}
+	runCtx, stop := context.WithCancel(context.Background())
+	r.cancel = stop
+	for _, m := range mods {
+		s := m.new(env)
+		if err := s.Start(runCtx); err != nil {
+			return nil, fmt.Errorf("starting %s: %w", m.name, err)
+		}
+		r.services = append(r.services, s)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", r.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	r.ln = o.Listener
+	if r.ln == nil {
+		if r.ln, err = net.Listen("tcp", o.Config.HTTP.Listen); err != nil {
+			return nil, fmt.Errorf("http.listen %s: %w", o.Config.HTTP.Listen, err)
+		}
+	}
+	r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: zap.NewStdLog(o.Log)}
+	go func() { r.served <- r.http.Serve(r.ln) }()
+	r.ready.Store(true)
+	r.log.Info("relay ready", zap.String("http", r.Addr()), zap.Strings("services", names(mods)))
+	return r, nil
+}
+
+func names(ms []module) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.name
+	}
+	return out
+}
+
+// readyz answers 200 once streams exist and every service is consuming,
+// and while the NATS connection is up.
+func (r *Relay) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	if !r.ready.Load() || !r.nc.IsConnected() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// Addr is the HTTP listener's address.
+func (r *Relay) Addr() string {
+	if r.ln == nil {
+		return ""
+	}
+	return r.ln.Addr().String()
+}
+
+// NATSURL is the embedded server's client URL, when it listens.
+func (r *Relay) NATSURL() string {
+	if r.server == nil || r.opts.Config.NATS.Listen == "" {
+		return ""
+	}
+	return r.server.ClientURL()
+}
+
+// Served returns the error that ended the HTTP server, if it ended.
+func (r *Relay) Served() <-chan error { return r.served }
+
+// Close stops the relay gracefully: no new requests, in-flight requests
+// finished, consumers stopped after their batch in hand, the connection
+// drained (pending publishes and acks flushed), then the embedded server.
+func (r *Relay) Close() error {
+	r.ready.Store(false)
+	var errs []error
+	if r.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := r.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	for _, s := range r.services {
+		s.Wait()
+	}
+	if r.nc != nil {
+		if err := r.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("nats drain: %w", err))
+		}
+		select {
+		case <-r.closed:
+		case <-time.After(30 * time.Second):
+			errs = append(errs, errors.New("nats drain: not closed after 30s"))
+		}
+	}
+	if r.server != nil {
+		r.server.Stop()
+	}
+	return errors.Join(errs...)
+}

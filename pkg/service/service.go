@@ -1,0 +1,46 @@
+// Package service is what the relay hands each of its services: the
+// configuration, the NATS connection, the HTTP router, logs and metrics.
+package service
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/auth"
+	"github.com/noticerelay/noticerelay/pkg/config"
+)
+
+// Env is the environment of one relay process, shared by its services.
+type Env struct {
+	Config  *config.Config
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+	Log     *zap.Logger
+	Metrics prometheus.Registerer
+	Auth    *auth.Directory
+	Mux     *http.ServeMux
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Service is one module of the relay. Start registers its HTTP routes and
+// starts its consumers; it returns once the service is serving, and the
+// service stops when ctx is cancelled. Wait blocks until it has stopped.
+type Service interface {
+	Start(ctx context.Context) error
+	Wait()
+}
+
+// Stream returns the handle of a stream by name.
+func (e *Env) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	return e.JS.Stream(ctx, name)
+}
+
+// Timestamp formats t the way every API answer does (RFC 3339, UTC, ms).
+func Timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }

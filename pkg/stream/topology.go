@@ -1,0 +1,160 @@
+// Package stream is the relay's JetStream layer: the streams and the
+// subjects every service agrees on, the one publish-with-id helper and the
+// one consume loop.
+package stream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream and bucket names.
+const (
+	// Notices holds notice bodies and withdrawal requests: personal data,
+	// kept for the configured retention, one message per subject.
+	Notices = "NR_NOTICES"
+	// Events holds the lifecycle events: no personal data, never deleted,
+	// one message per subject so that each event exists at most once.
+	Events = "NR_EVENTS"
+	// Deliveries holds what each authority receives, one subject per
+	// delivery id, consumed by one durable consumer per authority and
+	// priority.
+	Deliveries = "NR_DELIVERIES"
+	// StatusBucket is the key-value bucket of the status projection.
+	StatusBucket = "NR_STATUS"
+)
+
+// Subjects.
+const (
+	noticePrefix   = "nr.notice."
+	withdrawPrefix = "nr.withdraw."
+	eventPrefix    = "nr.event."
+	deliveryPrefix = "nr.delivery."
+)
+
+// NoticeSubject is where the body of notice id is stored.
+func NoticeSubject(id string) string { return noticePrefix + id }
+
+// WithdrawSubject is where the withdrawal request of notice id is stored.
+func WithdrawSubject(id string) string { return withdrawPrefix + id }
+
+// DeliverySubject is where delivery id for authority is stored.
+func DeliverySubject(authority, priority, id string) string {
+	return deliveryPrefix + authority + "." + priority + "." + id
+}
+
+// DeliveryFilter is the subject filter of authority's queue of priority.
+func DeliveryFilter(authority, priority string) string {
+	return deliveryPrefix + authority + "." + priority + ".*"
+}
+
+// EventSubject is the subject of a lifecycle event; parts name the event
+// uniquely (notice id, type, and for per-recipient events the authority and
+// delivery kind).
+func EventSubject(parts ...string) string {
+	s := eventPrefix
+	for i, p := range parts {
+		if i > 0 {
+			s += "."
+		}
+		s += p
+	}
+	return s
+}
+
+// Topology is the set of streams the relay needs, sized by configuration.
+type Topology struct {
+	// Replicas of every stream (1 single node, 3 in a cluster).
+	Replicas int
+	// Retention of notice bodies and deliveries.
+	Retention time.Duration
+	// NoticeMaxBytes caps the notice stream; 0 is no cap.
+	NoticeMaxBytes int64
+	// DedupWindow is JetStream's duplicate window for message ids.
+	DedupWindow time.Duration
+}
+
+// Streams returns the stream configurations.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	maxBytes := t.NoticeMaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	dedup := t.DedupWindow
+	if dedup == 0 {
+		dedup = 2 * time.Minute
+	}
+	return []jetstream.StreamConfig{{
+		Name:                 Notices,
+		Description:          "notice bodies and withdrawal requests (personal data, retention-limited)",
+		Subjects:             []string{noticePrefix + "*", withdrawPrefix + "*"},
+		Retention:            jetstream.LimitsPolicy,
+		MaxAge:               t.Retention,
+		MaxBytes:             maxBytes,
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgSize:           4 << 20,
+		Storage:              jetstream.FileStorage,
+		Replicas:             t.Replicas,
+		Duplicates:           dedup,
+		AllowDirect:          true,
+		DenyDelete:           true,
+		DenyPurge:            true,
+	}, {
+		Name:                 Events,
+		Description:          "lifecycle events (no personal data, never deleted)",
+		Subjects:             []string{eventPrefix + ">"},
+		Retention:            jetstream.LimitsPolicy,
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgSize:           1 << 20,
+		Storage:              jetstream.FileStorage,
+		Replicas:             t.Replicas,
+		Duplicates:           dedup,
+		AllowDirect:          true,
+		DenyDelete:           true,
+		DenyPurge:            true,
+	}, {
+		Name:                 Deliveries,
+		Description:          "per-authority delivery queues (personal data, retention-limited)",
+		Subjects:             []string{deliveryPrefix + "*.*.*"},
+		Retention:            jetstream.LimitsPolicy,
+		MaxAge:               t.Retention,
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgSize:           4 << 20,
+		Storage:              jetstream.FileStorage,
+		Replicas:             t.Replicas,
+		Duplicates:           dedup,
+		AllowDirect:          true,
+		DenyDelete:           true,
+		DenyPurge:            true,
+	}}
+}
+
+// Ensure creates or updates every stream and bucket; it is idempotent and
+// every process runs it at start.
+func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	for _, cfg := range t.Streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		}
+	}
+	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      StatusBucket,
+		Description: "status projection of each notice, built from the lifecycle events",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("creating bucket %s: %w", StatusBucket, err)
+	}
+	return nil
+}

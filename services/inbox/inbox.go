@@ -1,0 +1,356 @@
+// Package inbox is the authorities' pull API. Each authority has two
+// durable consumers (urgent and normal) on its own delivery subjects; a
+// delivery handed out is leased to the caller for the consumer's ack wait
+// and handed out again, under the same id, until the authority
+// acknowledges it. The acknowledgement is recorded as a lifecycle event
+// before the answer, so a receipt survives any crash.
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/auth"
+	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+// Name is the service's name in `serve --services` and in events.
+const Name = "inbox"
+
+// Priorities in the order an inbox hands them out.
+var priorities = []string{string(notice.Urgent), string(notice.Normal)}
+
+// ConsumerName is the durable consumer of authority's queue of priority.
+// Authorities that consume from NATS directly use the same consumers.
+func ConsumerName(authority, priority string) string {
+	return "inbox-" + authority + "-" + priority
+}
+
+// Service is the inbox service.
+type Service struct {
+	env        *service.Env
+	lease      time.Duration
+	deliveries jetstream.Stream
+	events     jetstream.Stream
+	consumers  map[string][]jetstream.Consumer // authority -> by priority
+
+	mu     sync.Mutex
+	leases map[string]lease // delivery id -> the message last handed out
+
+	handedOut *prometheus.CounterVec
+	acked     *prometheus.CounterVec
+}
+
+type lease struct {
+	msg   jetstream.Msg
+	until time.Time
+}
+
+// New returns the inbox service.
+func New(env *service.Env) *Service {
+	s := &Service{
+		env:       env,
+		lease:     time.Duration(env.Config.Inbox.Lease),
+		consumers: map[string][]jetstream.Consumer{},
+		leases:    map[string]lease{},
+		handedOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticerelay_inbox_handed_out_total",
+			Help: "Deliveries handed out by the inbox, by authority and priority.",
+		}, []string{"authority", "priority"}),
+		acked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticerelay_inbox_acknowledged_total",
+			Help: "Acknowledgements recorded, by authority.",
+		}, []string{"authority"}),
+	}
+	env.Metrics.MustRegister(s.handedOut, s.acked)
+	return s
+}
+
+// Start creates every authority's consumers and registers the routes.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	if s.deliveries, err = s.env.Stream(ctx, stream.Deliveries); err != nil {
+		return fmt.Errorf("inbox: %w", err)
+	}
+	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
+		return fmt.Errorf("inbox: %w", err)
+	}
+	for _, a := range s.env.Config.Authorities {
+		for _, p := range priorities {
+			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
+				Durable:       ConsumerName(a.ID, p),
+				Description:   fmt.Sprintf("%s deliveries of %s", p, a.ID),
+				FilterSubject: stream.DeliveryFilter(a.ID, p),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       s.lease,
+				MaxDeliver:    -1,
+				MaxAckPending: 10000,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+			})
+			if err != nil {
+				return fmt.Errorf("inbox: creating consumer for %s: %w", a.ID, err)
+			}
+			s.consumers[a.ID] = append(s.consumers[a.ID], c)
+		}
+	}
+	s.env.Mux.HandleFunc("GET /v1/inbox", s.list)
+	s.env.Mux.HandleFunc("POST /v1/inbox/ack", s.ackMany)
+	s.env.Mux.HandleFunc("POST /v1/inbox/{id}/ack", s.ackOne)
+	return nil
+}
+
+// Wait returns at once: the inbox works only inside requests.
+func (s *Service) Wait() {}
+
+// Inbox is the answer to GET /v1/inbox.
+type Inbox struct {
+	Deliveries []delivery.Out `json:"deliveries"`
+}
+
+func (s *Service) list(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
+	if !ok {
+		httpapi.Unauthorized(w)
+		return
+	}
+	max := 10
+	if v := r.URL.Query().Get("max"); v != "" || r.URL.Query().Has("max") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			httpapi.BadRequest(w, "invalid query", httpapi.FieldError{Field: "max", Message: "must be a whole number from 1 to 100"})
+			return
+		}
+		max = n
+	}
+	out, err := s.take(r.Context(), p.ID, max)
+	if err != nil {
+		httpapi.Error(w, s.env.Log, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, Inbox{Deliveries: out})
+}
+
+// take leases up to max deliveries of authority, urgent ones first.
+func (s *Service) take(ctx context.Context, authority string, max int) ([]delivery.Out, error) {
+	var msgs []jetstream.Msg
+	for _, c := range s.consumers[authority] {
+		if len(msgs) >= max {
+			break
+		}
+		batch, err := c.FetchNoWait(max - len(msgs))
+		if err != nil {
+			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
+		}
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && len(msgs) == 0 {
+			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
+		}
+	}
+	now := s.env.Now()
+	until := now.Add(s.lease)
+	out := make([]delivery.Out, 0, len(msgs))
+	var events []stream.Message
+	var leased []jetstream.Msg
+	for _, m := range msgs {
+		d, err := delivery.Decode(m.Data())
+		if err != nil {
+			s.env.Log.Error("inbox: unreadable delivery terminated", zap.String("subject", m.Subject()), zap.Error(err))
+			_ = m.TermWithReason(err.Error())
+			continue
+		}
+		ev := s.receiptEvent(d, authority, event.Acknowledged)
+		if _, err := stream.Get(ctx, s.events, ev.Subject()); err == nil {
+			// Acknowledged already (through another process, or before a
+			// restart): settle it instead of handing it out again.
+			_ = m.Ack()
+			continue
+		} else if !fault.Is(err, fault.NotFound) {
+			nakAll(msgs)
+			return nil, err
+		}
+		dev := s.receiptEvent(d, authority, event.Delivered)
+		dev.Time = now
+		em, err := dev.Message()
+		if err != nil {
+			nakAll(msgs)
+			return nil, fault.E("inbox", fault.Internal, err)
+		}
+		events = append(events, em)
+		leased = append(leased, m)
+		out = append(out, delivery.Out{ID: d.ID, NoticeID: d.NoticeID, Type: d.Type, Priority: d.Priority,
+			LeasedUntil: service.Timestamp(until), Notice: d.Notice})
+	}
+	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
+		nakAll(leased)
+		return nil, err
+	}
+	s.mu.Lock()
+	for id, l := range s.leases {
+		if now.After(l.until) {
+			delete(s.leases, id)
+		}
+	}
+	for i, m := range leased {
+		s.leases[out[i].ID] = lease{msg: m, until: until}
+		s.handedOut.WithLabelValues(authority, out[i].Priority).Inc()
+	}
+	s.mu.Unlock()
+	return out, nil
+}
+
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+// receiptEvent is the delivered or acknowledged event of d for authority.
+func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
+	return event.Event{Type: t, NoticeID: d.NoticeID, Time: s.env.Now(), Actor: Name, Platform: d.Platform,
+		BodySHA256: d.BodySHA256, Priority: d.Priority, Recipient: authority, Kind: d.Type, Delivery: d.ID}
+}
+
+func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
+	if !ok {
+		httpapi.Unauthorized(w)
+		return
+	}
+	id := r.PathValue("id")
+	status, err := s.ack(r.Context(), p.ID, []string{id})
+	if err != nil {
+		httpapi.Error(w, s.env.Log, err)
+		return
+	}
+	if status[0] == http.StatusNotFound {
+		httpapi.NotFound(w, "delivery")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// AckRequest is the body of POST /v1/inbox/ack.
+type AckRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// AckResult is one id's outcome in a bulk acknowledgement.
+type AckResult struct {
+	ID     string `json:"id"`
+	Status int    `json:"status"`
+}
+
+func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
+	if !ok {
+		httpapi.Unauthorized(w)
+		return
+	}
+	var req AckRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		msg := "trailing data after the JSON object"
+		if err != nil {
+			msg = err.Error()
+		}
+		httpapi.BadRequest(w, `the body must be {"ids": ["<delivery id>", ...]}`, httpapi.FieldError{Field: "", Message: msg})
+		return
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > 100 {
+		httpapi.BadRequest(w, "invalid acknowledgement", httpapi.FieldError{Field: "ids", Message: "must list 1 to 100 delivery ids"})
+		return
+	}
+	status, err := s.ack(r.Context(), p.ID, req.IDs)
+	if err != nil {
+		httpapi.Error(w, s.env.Log, err)
+		return
+	}
+	res := make([]AckResult, len(req.IDs))
+	for i, id := range req.IDs {
+		res[i] = AckResult{ID: id, Status: status[i]}
+	}
+	httpapi.JSON(w, http.StatusOK, map[string][]AckResult{"results": res})
+}
+
+// ack records authority's receipt of each delivery id and answers a status
+// per id: 204 recorded (now or before), 404 not a delivery of authority.
+func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]int, error) {
+	status := make([]int, len(ids))
+	var events []stream.Message
+	var which []int
+	for i, id := range ids {
+		status[i] = http.StatusNotFound
+		if !notice.ValidID(id) {
+			continue
+		}
+		d, err := s.find(ctx, authority, id)
+		if fault.Is(err, fault.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ev := s.receiptEvent(d, authority, event.Acknowledged)
+		m, err := ev.Message()
+		if err != nil {
+			return nil, fault.E("inbox", fault.Internal, err)
+		}
+		events = append(events, m)
+		which = append(which, i)
+	}
+	errs := stream.PublishAll(ctx, s.env.JS, events)
+	if err := stream.FirstError(errs); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for j, i := range which {
+		status[i] = http.StatusNoContent
+		if errs[j] == nil {
+			s.acked.WithLabelValues(authority).Inc()
+		}
+		if l, ok := s.leases[ids[i]]; ok {
+			_ = l.msg.Ack()
+			delete(s.leases, ids[i])
+		}
+	}
+	return status, nil
+}
+
+// find returns authority's delivery id, looking in its own subjects only:
+// another authority's delivery is simply not found.
+func (s *Service) find(ctx context.Context, authority, id string) (*delivery.Delivery, error) {
+	for _, p := range priorities {
+		m, err := stream.Get(ctx, s.deliveries, stream.DeliverySubject(authority, p, id))
+		if fault.Is(err, fault.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		d, err := delivery.Decode(m.Data)
+		if err != nil {
+			return nil, fault.E("inbox", fault.Internal, err)
+		}
+		return d, nil
+	}
+	return nil, fault.Errorf("inbox", fault.NotFound, "no delivery %s", id)
+}

@@ -1,0 +1,362 @@
+// Package intake is the platforms' entry point: it authenticates a
+// submission, validates it, stores it durably and only then answers 202.
+// Storing the notice body is the single commit point; everything else
+// (events, routing, deliveries) follows from the stored body.
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/auth"
+	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+// Name is the service's name in `serve --services` and in events.
+const Name = "intake"
+
+// Service is the intake service.
+type Service struct {
+	env      *service.Env
+	notices  jetstream.Stream
+	events   jetstream.Stream
+	inFlight chan struct{}
+	answers  *prometheus.CounterVec
+	latency  prometheus.Histogram
+}
+
+// New returns the intake service.
+func New(env *service.Env) *Service {
+	s := &Service{
+		env:      env,
+		inFlight: make(chan struct{}, env.Config.Limits.MaxInFlight),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticerelay_intake_answers_total",
+			Help: "Answers to notice submissions, by HTTP status.",
+		}, []string{"status"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "noticerelay_intake_accept_seconds",
+			Help:    "Time from request to 202, including the durable store.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
+	env.Metrics.MustRegister(s.answers, s.latency)
+	return s
+}
+
+// Start registers the routes.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	if s.notices, err = s.env.Stream(ctx, stream.Notices); err != nil {
+		return fmt.Errorf("intake: %w", err)
+	}
+	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
+		return fmt.Errorf("intake: %w", err)
+	}
+	s.env.Mux.HandleFunc("POST /v1/notices", s.submit)
+	s.env.Mux.HandleFunc("POST /v1/notices/{id}/withdraw", s.withdraw)
+	return nil
+}
+
+// Wait returns at once: intake has no background work.
+func (s *Service) Wait() {}
+
+// Accepted is the answer to a stored submission.
+type Accepted struct {
+	ID         string `json:"id"`
+	Reference  string `json:"reference"`
+	Status     string `json:"status"`
+	ReceivedAt string `json:"received_at"`
+}
+
+func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	p, ok := s.env.Auth.FromRequest(r, auth.Platform)
+	if !ok {
+		s.count(http.StatusUnauthorized)
+		httpapi.Unauthorized(w)
+		return
+	}
+	select {
+	case s.inFlight <- struct{}{}:
+		defer func() { <-s.inFlight }()
+	default:
+		s.count(http.StatusServiceUnavailable)
+		httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusServiceUnavailable,
+			Detail: "too many submissions in flight; retry after the time in Retry-After"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, notice.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.reject(r.Context(), p.ID, "body_too_large")
+			s.count(http.StatusRequestEntityTooLarge)
+			httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusRequestEntityTooLarge,
+				Detail: fmt.Sprintf("the body is larger than %d bytes", notice.MaxBodyBytes)})
+			return
+		}
+		s.count(http.StatusBadRequest)
+		httpapi.BadRequest(w, "could not read the body: "+err.Error())
+		return
+	}
+	n, problems := notice.Parse(body)
+	if len(problems) > 0 {
+		s.reject(r.Context(), p.ID, reasonCodes(problems)...)
+		s.count(http.StatusBadRequest)
+		errs := make([]httpapi.FieldError, len(problems))
+		for i, fe := range problems {
+			errs[i] = httpapi.FieldError(fe)
+		}
+		httpapi.BadRequest(w, fmt.Sprintf("the notice has %d problem(s)", len(errs)), errs...)
+		return
+	}
+	canonical, sum := notice.Canonical(n)
+	rec := notice.Record{
+		V:          notice.RecordVersion,
+		ID:         notice.ID(p.ID, n.Reference),
+		Platform:   p.ID,
+		Reference:  n.Reference,
+		ReceivedAt: service.Timestamp(s.env.Now()),
+		BodySHA256: sum,
+		Notice:     canonical,
+	}
+	ans, status, err := s.store(r.Context(), &rec)
+	if err != nil {
+		if fault.Is(err, fault.Conflict) {
+			s.reject(r.Context(), p.ID, "reference_conflict")
+		}
+		s.count(fault.HTTPStatus(err))
+		httpapi.Error(w, s.env.Log, err)
+		return
+	}
+	s.count(status)
+	if status == http.StatusAccepted {
+		s.latency.Observe(time.Since(start).Seconds())
+	}
+	httpapi.JSON(w, status, ans)
+}
+
+// store makes rec durable, unless (platform, reference) was stored before:
+// then the same body answers 200 with the first answer, another body 409.
+func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int, error) {
+	if prev, err := s.previous(ctx, rec.ID); err != nil || prev != nil {
+		return s.same(prev, rec, err)
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, 0, fault.E("intake: encoding record", fault.Internal, err)
+	}
+	_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: data})
+	if fault.Is(err, fault.Exists) {
+		// A concurrent submission of the same reference won the race.
+		prev, err := s.previous(ctx, rec.ID)
+		return s.same(prev, rec, err)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return &Accepted{ID: rec.ID, Reference: rec.Reference, Status: "accepted", ReceivedAt: rec.ReceivedAt}, http.StatusAccepted, nil
+}
+
+// previous returns what was stored for notice id before: the body, or the
+// accepted event once the body has expired. Both nil: never stored.
+func (s *Service) previous(ctx context.Context, id string) (*notice.Record, error) {
+	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
+	if err == nil {
+		rec, _, err := notice.DecodeRecord(m.Data)
+		return rec, err
+	}
+	if !fault.Is(err, fault.NotFound) {
+		return nil, err
+	}
+	m, err = stream.Get(ctx, s.events, stream.EventSubject(id, string(event.Accepted)))
+	if fault.Is(err, fault.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev, err := event.Decode(m.Data)
+	if err != nil {
+		return nil, err
+	}
+	// The body has expired: the event keeps its hash, the reference is the
+	// caller's own.
+	return &notice.Record{ID: id, BodySHA256: ev.BodySHA256, ReceivedAt: service.Timestamp(ev.Time)}, nil
+}
+
+func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, error) {
+	if err != nil {
+		return nil, 0, err
+	}
+	if prev.BodySHA256 != rec.BodySHA256 {
+		return nil, 0, fault.Errorf("intake", fault.Conflict,
+			"reference %q was already used for notice %s with a different body", rec.Reference, prev.ID)
+	}
+	return &Accepted{ID: prev.ID, Reference: rec.Reference, Status: "accepted", ReceivedAt: prev.ReceivedAt}, http.StatusOK, nil
+}
+
+// reject records a rejected submission: the platform and reason codes only.
+// Failing to record it does not change the answer, which already says no.
+func (s *Service) reject(ctx context.Context, platform string, reasons ...string) {
+	ev := event.Event{Type: event.Rejected, NoticeID: uuid.NewString(), Time: s.env.Now(),
+		Actor: Name, Platform: platform, Reasons: reasons}
+	m, err := ev.Message()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, err = stream.Publish(ctx, s.env.JS, m)
+	}
+	if err != nil {
+		s.env.Log.Warn("intake: recording a rejection failed", zap.Error(err))
+	}
+}
+
+func (s *Service) count(status int) { s.answers.WithLabelValues(fmt.Sprint(status)).Inc() }
+
+var indexPattern = regexp.MustCompile(`\[\d+\]`)
+
+// reasonCodes turns field errors into reason codes that hold no submitted
+// value: "invalid:victims[].country" for a known field, "unknown_field" for
+// a field the schema lacks (its name is the platform's text), "malformed".
+func reasonCodes(errs []notice.FieldError) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, fe := range errs {
+		code := "malformed"
+		path := indexPattern.ReplaceAllString(fe.Field, "[]")
+		switch {
+		case strings.HasPrefix(fe.Message, "unknown field"), strings.HasPrefix(fe.Message, "duplicate field"):
+			code = "unknown_or_duplicate_field"
+		case path != "" && knownPaths[path]:
+			code = "invalid:" + path
+		}
+		if !seen[code] {
+			seen[code] = true
+			out = append(out, code)
+		}
+	}
+	return out
+}
+
+var knownPaths = func() map[string]bool {
+	m := map[string]bool{}
+	for _, p := range strings.Fields(`reference category exploitation imminent_threat urgency_reason
+		suspicion occurred_at aware_at locations locations[] locations[].country locations[].description
+		contact contact.name contact.email contact.phone content content[] content[].url content[].type
+		content[].published_at content[].sha256`) {
+		m[p] = true
+	}
+	for _, who := range []string{"suspects", "victims"} {
+		for _, f := range strings.Fields(`country account_id username profile_url phone minor ip_addresses
+			ip_addresses[] ip_addresses[].ip ip_addresses[].port ip_addresses[].seen_at ip_addresses[].event`) {
+			m[who+"[]."+f] = true
+		}
+		m[who] = true
+		m[who+"[]"] = true
+	}
+	return m
+}()
+
+// WithdrawRequest is the body of a withdrawal.
+type WithdrawRequest struct {
+	Reason string `json:"reason"`
+}
+
+const maxReason = 3000
+
+func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.env.Auth.FromRequest(r, auth.Platform)
+	if !ok {
+		httpapi.Unauthorized(w)
+		return
+	}
+	id := r.PathValue("id")
+	if !notice.ValidID(id) {
+		httpapi.NotFound(w, "notice")
+		return
+	}
+	var req WithdrawRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		httpapi.BadRequest(w, "the body must be a JSON object {\"reason\": \"...\"}",
+			httpapi.FieldError{Field: "", Message: err.Error()})
+		return
+	}
+	if dec.More() {
+		httpapi.BadRequest(w, "trailing data after the JSON object")
+		return
+	}
+	n := utf8.RuneCountInString(req.Reason)
+	if strings.TrimSpace(req.Reason) == "" || n > maxReason || !utf8.ValidString(req.Reason) {
+		httpapi.BadRequest(w, "invalid withdrawal", httpapi.FieldError{Field: "reason",
+			Message: fmt.Sprintf("is required: 1 to %d characters", maxReason)})
+		return
+	}
+	prev, err := s.previous(r.Context(), id)
+	if err != nil {
+		httpapi.Error(w, s.env.Log, err)
+		return
+	}
+	if prev == nil || (prev.Platform != "" && prev.Platform != p.ID) {
+		httpapi.NotFound(w, "notice")
+		return
+	}
+	if prev.Platform == "" {
+		// Only the accepted event is left: check the platform there.
+		if owner, err := s.owner(r.Context(), id); err != nil || owner != p.ID {
+			if err != nil {
+				httpapi.Error(w, s.env.Log, err)
+				return
+			}
+			httpapi.NotFound(w, "notice")
+			return
+		}
+	}
+	wd := notice.Withdrawal{V: notice.RecordVersion, NoticeID: id, Platform: p.ID, Reference: prev.Reference,
+		Reason: req.Reason, RequestedAt: service.Timestamp(s.env.Now())}
+	data, err := json.Marshal(wd)
+	if err != nil {
+		httpapi.Error(w, s.env.Log, fault.E("intake: encoding withdrawal", fault.Internal, err))
+		return
+	}
+	_, err = stream.Publish(r.Context(), s.env.JS, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id, Data: data})
+	if err != nil && !fault.Is(err, fault.Exists) {
+		httpapi.Error(w, s.env.Log, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "withdrawn"})
+}
+
+// owner returns the platform of notice id from its accepted event.
+func (s *Service) owner(ctx context.Context, id string) (string, error) {
+	m, err := stream.Get(ctx, s.events, stream.EventSubject(id, string(event.Accepted)))
+	if err != nil {
+		return "", err
+	}
+	ev, err := event.Decode(m.Data)
+	if err != nil {
+		return "", err
+	}
+	return ev.Platform, nil
+}

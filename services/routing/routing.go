@@ -1,0 +1,317 @@
+// Package routing decides, for each stored notice, which authorities must
+// receive it (DSA Art. 18(2)) and puts a delivery into each one's queue. It
+// also turns a platform's withdrawal into a withdrawal delivery for every
+// recipient. Every output has a deterministic id and subject, so a notice
+// processed twice (after a crash) yields the same events and deliveries.
+package routing
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+// Name is the service's name in `serve --services` and in events.
+const Name = "routing"
+
+// consumerName is the durable consumer of the notice stream.
+const consumerName = "routing"
+
+// Router decides recipients the way the running relay does.
+type Router struct {
+	rules     jurisdiction.Rules
+	platforms map[string]jurisdiction.Platform
+}
+
+// NewRouter builds the router of a configuration.
+func NewRouter(c *config.Config) *Router {
+	states, _ := country.MemberStates(c.MemberStates)
+	r := &Router{
+		rules:     jurisdiction.Rules{MemberStates: states, Authorities: map[string]string{}},
+		platforms: map[string]jurisdiction.Platform{},
+	}
+	for _, a := range c.Authorities {
+		r.rules.Authorities[a.Country] = a.ID
+	}
+	for _, p := range c.Platforms {
+		r.platforms[p.ID] = jurisdiction.Platform{
+			Establishment:       p.Establishment,
+			LegalRepresentative: p.LegalRepresentative,
+			Fallback:            p.Fallback,
+		}
+	}
+	return r
+}
+
+// Decide returns the decision for a notice of platform.
+func (r *Router) Decide(platform string, n *notice.Notice) jurisdiction.Decision {
+	return jurisdiction.Decide(r.rules, r.platforms[platform], n)
+}
+
+// Service is the routing service.
+type Service struct {
+	env     *service.Env
+	router  *Router
+	events  jetstream.Stream
+	notices jetstream.Stream
+	routed  *prometheus.CounterVec
+	wg      sync.WaitGroup
+}
+
+// New returns the routing service.
+func New(env *service.Env) *Service {
+	s := &Service{
+		env:    env,
+		router: NewRouter(env.Config),
+		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticerelay_routing_processed_total",
+			Help: "Notices and withdrawals routed, by kind and outcome.",
+		}, []string{"kind", "outcome"}),
+	}
+	env.Metrics.MustRegister(s.routed)
+	return s
+}
+
+// Start creates the durable consumer and starts routing.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	if s.notices, err = s.env.Stream(ctx, stream.Notices); err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	cons, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Notices, jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		Description:   "routes each stored notice and withdrawal to its recipients",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("routing: creating consumer: %w", err)
+	}
+	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 128, Log: s.env.Log, Handle: s.handle}
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		errc <- loop.Run(ctx, ready)
+	}()
+	select {
+	case <-ready:
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// Wait blocks until the consumer has stopped.
+func (s *Service) Wait() { s.wg.Wait() }
+
+// outputs is what one input message causes, in two phases: first the
+// events and deliveries, then (once those are stored) the queued events.
+type outputs struct {
+	first, then []stream.Message
+	err         error
+}
+
+func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
+	outs := make([]outputs, len(msgs))
+	for i, m := range msgs {
+		switch {
+		case strings.HasPrefix(m.Subject(), stream.NoticeSubject("")):
+			outs[i] = s.route(m.Data())
+			s.routed.WithLabelValues("notice", outcome(outs[i].err)).Inc()
+		case strings.HasPrefix(m.Subject(), stream.WithdrawSubject("")):
+			outs[i] = s.withdraw(ctx, m.Data())
+			s.routed.WithLabelValues("withdrawal", outcome(outs[i].err)).Inc()
+		default:
+			outs[i].err = fault.Errorf("routing", fault.Poison, "unexpected subject %s", m.Subject())
+		}
+	}
+	s.publish(ctx, outs, func(o *outputs) []stream.Message { return o.first })
+	s.publish(ctx, outs, func(o *outputs) []stream.Message { return o.then })
+	errs := make([]error, len(msgs))
+	for i := range outs {
+		errs[i] = outs[i].err
+	}
+	return errs
+}
+
+func outcome(err error) string {
+	if err != nil {
+		return fault.KindOf(err).String()
+	}
+	return "ok"
+}
+
+// publish stores one phase of every still healthy output, pipelined, and
+// marks the outputs whose messages failed.
+func (s *Service) publish(ctx context.Context, outs []outputs, phase func(*outputs) []stream.Message) {
+	var all []stream.Message
+	var owner []int
+	for i := range outs {
+		if outs[i].err != nil {
+			continue
+		}
+		for _, m := range phase(&outs[i]) {
+			all = append(all, m)
+			owner = append(owner, i)
+		}
+	}
+	for j, err := range stream.PublishAll(ctx, s.env.JS, all) {
+		if err != nil && !fault.Is(err, fault.Exists) && outs[owner[j]].err == nil {
+			outs[owner[j]].err = err
+		}
+	}
+}
+
+// route decides a stored notice's recipients and builds its events and
+// deliveries.
+func (s *Service) route(data []byte) outputs {
+	rec, n, err := notice.DecodeRecord(data)
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	received, err := time.Parse(time.RFC3339Nano, rec.ReceivedAt)
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	d := s.router.Decide(rec.Platform, n)
+	if len(d.Recipients) == 0 {
+		s.env.Log.Error("routing: no authority can receive this notice; configure Europol (country EU)",
+			zap.String("notice", rec.ID))
+	}
+	base := event.Event{NoticeID: rec.ID, Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
+	var o outputs
+	add := func(list *[]stream.Message, e event.Event) {
+		m, err := e.Message()
+		if err != nil && o.err == nil {
+			o.err = fault.E("routing", fault.Poison, err)
+		}
+		*list = append(*list, m)
+	}
+	acc := base
+	acc.Type, acc.Time, acc.Actor = event.Accepted, received, "intake"
+	add(&o.first, acc)
+	dec := base
+	dec.Type, dec.Time, dec.Actor, dec.Decision = event.Decided, s.env.Now(), Name, &d
+	add(&o.first, dec)
+	for _, r := range d.Recipients {
+		fw := delivery.Forwarded{ID: rec.ID, Platform: rec.Platform, ReceivedAt: rec.ReceivedAt, Notice: n,
+			Grounds: r.Grounds, CoRecipients: coRecipients(d, r.Authority)}
+		m, err := deliveryMessage(rec.ID, r.Authority, event.KindNotice, string(d.Priority), rec.BodySHA256, fw)
+		if err != nil {
+			return outputs{err: err}
+		}
+		o.first = append(o.first, m)
+		q := base
+		q.Type, q.Time, q.Actor = event.Queued, s.env.Now(), Name
+		q.Recipient, q.Kind, q.Delivery = r.Authority, event.KindNotice, notice.DeliveryID(rec.ID, r.Authority, event.KindNotice)
+		add(&o.then, q)
+	}
+	return o
+}
+
+// withdraw builds the withdrawal deliveries of a notice for every recipient
+// the notice was routed to.
+func (s *Service) withdraw(ctx context.Context, data []byte) outputs {
+	wd, err := notice.DecodeWithdrawal(data)
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	requested, err := time.Parse(time.RFC3339Nano, wd.RequestedAt)
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	m, err := stream.Get(ctx, s.events, stream.EventSubject(wd.NoticeID, string(event.Decided)))
+	if err != nil {
+		// Not routed yet: the notice comes first; try again shortly.
+		return outputs{err: fmt.Errorf("routing: withdrawal of %s before its decision: %w", wd.NoticeID, err)}
+	}
+	dec, err := event.Decode(m.Data)
+	if err != nil || dec.Decision == nil {
+		return outputs{err: fault.Errorf("routing", fault.Poison, "decision of %s unreadable: %v", wd.NoticeID, err)}
+	}
+	d := dec.Decision
+	var o outputs
+	ev := event.Event{Type: event.Withdrawn, NoticeID: wd.NoticeID, Time: requested, Actor: "intake",
+		Platform: wd.Platform, BodySHA256: dec.BodySHA256, Priority: string(d.Priority)}
+	em, err := ev.Message()
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	o.first = append(o.first, em)
+	// The withdrawal carries the notice while its body is kept, so that the
+	// authority can match it; past retention only the reference is left.
+	withdrawn, receivedAt := &notice.Notice{Reference: wd.Reference}, ""
+	if body, err := stream.Get(ctx, s.notices, stream.NoticeSubject(wd.NoticeID)); err == nil {
+		if rec, n, err := notice.DecodeRecord(body.Data); err == nil {
+			withdrawn, receivedAt = n, rec.ReceivedAt
+		}
+	}
+	for _, r := range d.Recipients {
+		fw := delivery.Forwarded{ID: wd.NoticeID, Platform: wd.Platform, ReceivedAt: receivedAt, Notice: withdrawn,
+			Grounds: r.Grounds, CoRecipients: coRecipients(*d, r.Authority),
+			Withdrawal: &delivery.Withdrawal{Reason: wd.Reason, RequestedAt: wd.RequestedAt}}
+		dm, err := deliveryMessage(wd.NoticeID, r.Authority, event.KindWithdrawal, string(d.Priority), dec.BodySHA256, fw)
+		if err != nil {
+			return outputs{err: err}
+		}
+		o.first = append(o.first, dm)
+		q := ev
+		q.Type, q.Time, q.Actor = event.Queued, s.env.Now(), Name
+		q.Recipient, q.Kind, q.Delivery = r.Authority, event.KindWithdrawal, notice.DeliveryID(wd.NoticeID, r.Authority, event.KindWithdrawal)
+		qm, err := q.Message()
+		if err != nil {
+			return outputs{err: fault.E("routing", fault.Poison, err)}
+		}
+		o.then = append(o.then, qm)
+	}
+	return o
+}
+
+func coRecipients(d jurisdiction.Decision, except string) []delivery.CoRecipient {
+	out := []delivery.CoRecipient{}
+	for _, r := range d.Recipients {
+		if r.Authority != except {
+			out = append(out, delivery.CoRecipient{Authority: r.Authority, Country: r.Country})
+		}
+	}
+	return out
+}
+
+func deliveryMessage(noticeID, authority, kind, priority, bodySHA256 string, fw delivery.Forwarded) (stream.Message, error) {
+	body, err := json.Marshal(fw)
+	if err != nil {
+		return stream.Message{}, fault.E("routing: encoding delivery", fault.Poison, err)
+	}
+	id := notice.DeliveryID(noticeID, authority, kind)
+	data, err := json.Marshal(delivery.Delivery{V: delivery.Version, ID: id, NoticeID: noticeID,
+		Type: kind, Priority: priority, Platform: fw.Platform, BodySHA256: bodySHA256, Notice: body})
+	if err != nil {
+		return stream.Message{}, fault.E("routing: encoding delivery", fault.Poison, err)
+	}
+	return stream.Message{Subject: stream.DeliverySubject(authority, priority, id), ID: id, Data: data}, nil
+}

@@ -1,0 +1,173 @@
+package status
+
+import (
+	"time"
+
+	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/service"
+)
+
+// Projection is the state of one notice, folded from its lifecycle events.
+// Applying an event is idempotent and order-independent (every field only
+// ever goes from unset to set, keeping the earliest time), so redelivered or
+// reordered events give the same state.
+type Projection struct {
+	ID          string      `json:"id"`
+	Platform    string      `json:"platform"`
+	Reference   string      `json:"reference,omitempty"`
+	ReceivedAt  string      `json:"received_at,omitempty"`
+	Priority    string      `json:"priority,omitempty"`
+	DecidedAt   string      `json:"decided_at,omitempty"`
+	WithdrawnAt string      `json:"withdrawn_at,omitempty"`
+	Recipients  []Recipient `json:"recipients,omitempty"`
+}
+
+// Recipient is the state of one recipient's deliveries.
+type Recipient struct {
+	Authority string                `json:"authority"`
+	Country   string                `json:"country,omitempty"`
+	Grounds   []jurisdiction.Ground `json:"grounds,omitempty"`
+	// Times of the notice delivery and of the withdrawal delivery.
+	Notice     Steps `json:"notice"`
+	Withdrawal Steps `json:"withdrawal"`
+}
+
+// Steps are the times a delivery reached each step.
+type Steps struct {
+	QueuedAt       string `json:"queued_at,omitempty"`
+	DeliveredAt    string `json:"delivered_at,omitempty"`
+	AcknowledgedAt string `json:"acknowledged_at,omitempty"`
+}
+
+// Apply folds e into p.
+func (p *Projection) Apply(e *event.Event) {
+	p.ID = e.NoticeID
+	if p.Platform == "" {
+		p.Platform = e.Platform
+	}
+	if e.Priority != "" {
+		p.Priority = e.Priority
+	}
+	at := service.Timestamp(e.Time)
+	switch e.Type {
+	case event.Accepted:
+		earliest(&p.ReceivedAt, at)
+	case event.Decided:
+		earliest(&p.DecidedAt, at)
+		if e.Decision != nil {
+			for _, r := range e.Decision.Recipients {
+				rr := p.recipient(r.Authority)
+				rr.Country, rr.Grounds = r.Country, r.Grounds
+			}
+		}
+	case event.Withdrawn:
+		earliest(&p.WithdrawnAt, at)
+	case event.Queued, event.Delivered, event.Acknowledged:
+		r := p.recipient(e.Recipient)
+		steps := &r.Notice
+		if e.Kind == event.KindWithdrawal {
+			steps = &r.Withdrawal
+		}
+		switch e.Type {
+		case event.Queued:
+			earliest(&steps.QueuedAt, at)
+		case event.Delivered:
+			earliest(&steps.DeliveredAt, at)
+		case event.Acknowledged:
+			earliest(&steps.AcknowledgedAt, at)
+		}
+	}
+}
+
+func (p *Projection) recipient(authority string) *Recipient {
+	for i := range p.Recipients {
+		if p.Recipients[i].Authority == authority {
+			return &p.Recipients[i]
+		}
+	}
+	p.Recipients = append(p.Recipients, Recipient{Authority: authority})
+	return &p.Recipients[len(p.Recipients)-1]
+}
+
+// earliest sets *dst to t unless it holds an earlier time already.
+func earliest(dst *string, t string) {
+	if *dst == "" {
+		*dst = t
+		return
+	}
+	a, err1 := time.Parse(time.RFC3339Nano, *dst)
+	b, err2 := time.Parse(time.RFC3339Nano, t)
+	if err1 == nil && err2 == nil && b.Before(a) {
+		*dst = t
+	}
+}
+
+// View is the answer to GET /v1/notices/{id}.
+type View struct {
+	ID          string          `json:"id"`
+	Reference   string          `json:"reference"`
+	Status      string          `json:"status"`
+	Priority    string          `json:"priority"`
+	ReceivedAt  string          `json:"received_at"`
+	WithdrawnAt string          `json:"withdrawn_at,omitempty"`
+	Recipients  []RecipientView `json:"recipients"`
+}
+
+// RecipientView is one recipient in a View.
+type RecipientView struct {
+	Authority      string                `json:"authority"`
+	Country        string                `json:"country"`
+	Status         string                `json:"status"`
+	Grounds        []jurisdiction.Ground `json:"grounds"`
+	QueuedAt       string                `json:"queued_at,omitempty"`
+	DeliveredAt    string                `json:"delivered_at,omitempty"`
+	AcknowledgedAt string                `json:"acknowledged_at,omitempty"`
+}
+
+// View renders p for its platform. The notice is acknowledged once every
+// recipient has acknowledged it, delivered once every recipient has had it
+// handed out, routed once decided.
+func (p *Projection) View() View {
+	v := View{ID: p.ID, Reference: p.Reference, Priority: p.Priority, ReceivedAt: p.ReceivedAt,
+		WithdrawnAt: p.WithdrawnAt, Recipients: []RecipientView{}}
+	all := func(pred func(*Recipient) bool) bool {
+		for i := range p.Recipients {
+			if !pred(&p.Recipients[i]) {
+				return false
+			}
+		}
+		return len(p.Recipients) > 0
+	}
+	switch {
+	case p.WithdrawnAt != "":
+		v.Status = "withdrawn"
+	case p.DecidedAt == "":
+		v.Status = "accepted"
+	case all(func(r *Recipient) bool { return r.Notice.AcknowledgedAt != "" }):
+		v.Status = "acknowledged"
+	case all(func(r *Recipient) bool { return r.Notice.DeliveredAt != "" || r.Notice.AcknowledgedAt != "" }):
+		v.Status = "delivered"
+	default:
+		v.Status = "routed"
+	}
+	for _, r := range p.Recipients {
+		rv := RecipientView{Authority: r.Authority, Country: r.Country, Grounds: r.Grounds,
+			QueuedAt: r.Notice.QueuedAt, DeliveredAt: r.Notice.DeliveredAt, AcknowledgedAt: r.Notice.AcknowledgedAt}
+		if rv.Grounds == nil {
+			rv.Grounds = []jurisdiction.Ground{}
+		}
+		switch {
+		case p.WithdrawnAt != "":
+			rv.Status = "withdrawn"
+		case r.Notice.AcknowledgedAt != "":
+			rv.Status = "acknowledged"
+		case r.Notice.DeliveredAt != "":
+			rv.Status = "delivered"
+		default:
+			rv.Status = "queued"
+		}
+		v.Recipients = append(v.Recipients, rv)
+	}
+	return v
+}

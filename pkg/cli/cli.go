@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -148,8 +149,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var names []string
 	if *services != "" {
+		known := relay.ServiceNames()
 		for _, n := range strings.Split(*services, ",") {
-			names = append(names, strings.TrimSpace(n))
+			n = strings.TrimSpace(n)
+			if !slices.Contains(known, n) {
+				fmt.Fprintf(stderr, "noticerelay serve: --services: unknown service %q; known: %s\n", n, strings.Join(known, ", "))
+				return ExitUsage
+			}
+			names = append(names, n)
 		}
 	}
 	return run(ctx, relay.Options{Config: cfg, Services: names, Log: logger(stderr, false)}, stdout, stderr)
@@ -160,10 +167,6 @@ func run(ctx context.Context, o relay.Options, stdout, stderr io.Writer) int {
 	defer o.Log.Sync() //nolint:errcheck // nothing to do about a failed log flush
 	r, err := relay.Start(ctx, o)
 	if err != nil {
-		if strings.Contains(err.Error(), "unknown service") {
-			fmt.Fprintf(stderr, "noticerelay: %v\n", err)
-			return ExitUsage
-		}
 		o.Log.Error("start failed", zap.Error(err))
 		return ExitFailure
 	}

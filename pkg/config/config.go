@@ -5,13 +5,12 @@
 package config
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
+	"math"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -116,11 +115,14 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// maxDays is the longest duration in days that a time.Duration holds.
+const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
+
 // ParseDuration parses Go durations plus whole days ("30d").
 func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		var n int
-		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != days {
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != days || n > maxDays {
 			return 0, fmt.Errorf("%q is not a duration such as 30d, 12h or 90s", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
@@ -189,14 +191,16 @@ var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // reported, each prefixed with its field path.
 func Parse(data []byte, opt Options) (*Config, error) {
 	var raw rawConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &Error{Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	var p problems
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		decodeNode(doc.Content[0], reflect.ValueOf(&raw).Elem(), "", &p)
 	}
 	c := Config{NATS: raw.NATS, HTTP: raw.HTTP, MemberStates: raw.MemberStates,
 		Retention: raw.Retention, Inbox: raw.Inbox, Limits: raw.Limits}
-	var p problems
 
 	if err := c.fill(); err != nil {
 		p = append(p, err.(*Error).Problems...)
@@ -257,15 +261,15 @@ func Parse(data []byte, opt Options) (*Config, error) {
 		if v == nil || *v == "" {
 			return ""
 		}
-		c, ok := country.Normalize(*v)
+		cc, ok := country.Normalize(*v)
 		if ok {
-			c, _ = country.State(c)
+			cc, _ = country.State(cc)
 		}
-		if !ok || !states[c] {
-			p.add(field, "%q is not a Member State of %s", *v, raw.MemberStates)
+		if !ok || !states[cc] {
+			p.add(field, "%q is not a Member State of %s", *v, c.MemberStates)
 			return ""
 		}
-		return c
+		return cc
 	}
 
 	if len(raw.Platforms) == 0 {
@@ -377,7 +381,101 @@ func (c *Config) fill() error {
 
 type problems []string
 
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// decodeNode decodes n into v (addressable), the way yaml.v3 would with
+// KnownFields, but reports every problem (an unknown or repeated key, a
+// value of the wrong type, a bad duration) under its field path instead of
+// stopping at the first custom unmarshaler error or naming Go types.
+func decodeNode(n *yaml.Node, v reflect.Value, path string, p *problems) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	at := path
+	if at == "" {
+		at = "(top level)"
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return // absent: the zero value (nil for a pointer)
+	}
+	if v.Addr().Type().Implements(unmarshalerType) {
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			p.add(at, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		nv := reflect.New(v.Type().Elem())
+		decodeNode(n, nv.Elem(), path, p)
+		v.Set(nv)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			p.add(at, "must be a list")
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, e := range n.Content {
+			decodeNode(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i), p)
+		}
+		v.Set(s)
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			p.add(at, "must be a mapping of fields")
+			return
+		}
+		fields := map[string]int{}
+		var names []string
+		for i := range v.NumField() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			if name != "" && name != "-" {
+				fields[name] = i
+				names = append(names, name)
+			}
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			f := key
+			if path != "" {
+				f = path + "." + key
+			}
+			idx, ok := fields[key]
+			switch {
+			case !ok:
+				p.add(f, "unknown field (known: %s)", strings.Join(names, ", "))
+			case seen[key]:
+				p.add(f, "is set twice")
+			default:
+				decodeNode(n.Content[i+1], v.Field(idx), f, p)
+			}
+			seen[key] = true
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			p.add(at, "must be a single value, not a list or mapping")
+			return
+		}
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			switch v.Kind() {
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+				reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				p.add(at, "must be a whole number, not %q", n.Value)
+			case reflect.Bool:
+				p.add(at, "must be true or false, not %q", n.Value)
+			default:
+				p.add(at, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			}
+		}
+	}
+}
+
+// add records a problem with field, unless field already has one (a value
+// that could not be decoded is not also reported as missing or invalid).
 func (p *problems) add(field, format string, args ...any) {
+	if slices.ContainsFunc(*p, func(s string) bool { return strings.HasPrefix(s, field+": ") }) {
+		return
+	}
 	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
 }
 

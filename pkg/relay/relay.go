@@ -231,3 +231,6 @@ func (r *Relay) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Conn is the relay's NATS connection (for tests and tooling in-process).
+func (r *Relay) Conn() *nats.Conn { return r.nc }

@@ -29,8 +29,9 @@ type Consumer struct {
 	Handle   BatchHandler
 }
 
-// Run consumes until ctx is cancelled, then finishes the batch in hand and
-// returns. The iterator is open when ready is closed.
+// Run consumes until ctx is cancelled, then drains: it stops pulling,
+// processes the messages already buffered (so none waits out its ack wait
+// after a graceful restart) and returns. ready is closed once pulling.
 func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 	max := c.Max
 	if max <= 0 {
@@ -41,13 +42,13 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 		return fault.E("consume "+c.Name, fault.Unavailable, err)
 	}
 	close(ready)
-	stop := context.AfterFunc(ctx, it.Stop)
+	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	batch := make([]jetstream.Msg, 0, max)
 	for {
 		first, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
 			c.Log.Warn("consume: next", zap.String("consumer", c.Name), zap.Error(err))

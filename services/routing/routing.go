@@ -102,7 +102,7 @@ func (s *Service) Start(ctx context.Context) error {
 		Durable:       consumerName,
 		Description:   "routes each stored notice and withdrawal to its recipients",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       10 * time.Second,
 		MaxDeliver:    -1,
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -63,7 +63,7 @@ func (s *Service) Start(ctx context.Context) error {
 		Durable:       consumerName,
 		Description:   "folds lifecycle events into the status projection",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       10 * time.Second,
 		MaxDeliver:    -1,
 		MaxAckPending: 8192,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -1,0 +1,282 @@
+// Package relaytest starts a real relay (embedded NATS server with fsync,
+// real HTTP on port 0) for tests, and speaks its HTTP API the way a
+// platform and an authority would.
+package relaytest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/relay"
+)
+
+// Relay is a relay under test.
+type Relay struct {
+	T testing.TB
+	*relay.Relay
+	Config  *config.Config
+	DataDir string
+	URL     string
+	// Tokens maps "platform:<id>" and "authority:<id>" to plain tokens.
+	Tokens map[string]string
+	client *http.Client
+}
+
+// Options tune the relay under test.
+type Options struct {
+	// DataDir reuses a data dir (to test restarts); empty makes a new one.
+	DataDir string
+	// Config changes the test configuration before start.
+	Config func(*config.Config)
+	// Services to run; empty runs all.
+	Services []string
+}
+
+// Platforms and authorities of the test configuration.
+var (
+	Platforms   = []string{"examplenet", "othernet"}
+	Authorities = map[string]string{"AT": "at-police", "DE": "de-bka", "FR": "fr-police", "RO": "ro-police",
+		"IE": "ie-garda", "NL": "nl-police", "EU": "europol"}
+)
+
+// Start starts a relay with the test configuration and stops it when the
+// test ends.
+func Start(t testing.TB, o Options) *Relay {
+	t.Helper()
+	r := &Relay{T: t, DataDir: o.DataDir, Tokens: map[string]string{}, client: &http.Client{Timeout: 30 * time.Second}}
+	if r.DataDir == "" {
+		r.DataDir = t.TempDir()
+	}
+	c := &config.Config{MemberStates: "EU27"}
+	for _, p := range Platforms {
+		tok := "platform-token-" + p
+		r.Tokens["platform:"+p] = tok
+		c.Platforms = append(c.Platforms, config.Platform{ID: p, Name: p, Tokens: []config.Token{config.Digest(tok)},
+			Establishment: "IE", Fallback: []string{"establishment"}})
+	}
+	for cc, id := range Authorities {
+		tok := "authority-token-" + id
+		r.Tokens["authority:"+id] = tok
+		c.Authorities = append(c.Authorities, config.Authority{ID: id, Country: cc, Name: id, Tokens: []config.Token{config.Digest(tok)}})
+	}
+	if o.Config != nil {
+		o.Config(c)
+	}
+	cfg, err := config.Normalize(c)
+	if err != nil {
+		t.Fatalf("test configuration: %v", err)
+	}
+	r.Config = cfg
+	r.start(o.Services)
+	return r
+}
+
+func (r *Relay) start(services []string) {
+	r.T.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rel, err := relay.Start(ctx, relay.Options{Config: r.Config, Embedded: true, DataDir: r.DataDir,
+		Services: services, Log: zaptest.NewLogger(r.T), Listener: ln})
+	if err != nil {
+		r.T.Fatalf("starting relay: %v", err)
+	}
+	r.Relay = rel
+	r.URL = "http://" + rel.Addr()
+	r.T.Cleanup(func() { r.Stop() })
+}
+
+// Stop stops the relay gracefully (idempotent).
+func (r *Relay) Stop() {
+	if r.Relay != nil {
+		if err := r.Relay.Close(); err != nil {
+			r.T.Errorf("closing relay: %v", err)
+		}
+		r.Relay = nil
+	}
+}
+
+// Restart stops the relay and starts it again on the same data dir.
+func (r *Relay) Restart() {
+	r.T.Helper()
+	r.Stop()
+	r.start(nil)
+}
+
+// Response is an HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v.
+func (resp *Response) JSON(v any) error { return json.Unmarshal(resp.Body, v) }
+
+// Map decodes the body as an object.
+func (resp *Response) Map() map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(resp.Body, &m)
+	return m
+}
+
+func (resp *Response) String() string { return fmt.Sprintf("%d %s", resp.Status, resp.Body) }
+
+// Do sends a request with the token of who ("platform:<id>",
+// "authority:<id>", or "" for none).
+func (r *Relay) Do(method, path, who string, body any) *Response {
+	r.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			r.T.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, r.URL+path, rd)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	if who != "" {
+		tok, ok := r.Tokens[who]
+		if !ok {
+			tok = who // a raw token
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		r.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// Notice is a valid notice body with the given reference and countries.
+func Notice(ref string, imminent bool, offence, suspect, victim string) map[string]any {
+	n := map[string]any{
+		"reference":       ref,
+		"category":        "human_trafficking",
+		"exploitation":    "sexual",
+		"imminent_threat": imminent,
+		"suspicion":       "Account recruits for fake jobs abroad; see chat.",
+		"occurred_at":     "2026-11-20T14:03:00+01:00",
+	}
+	if offence != "" {
+		n["locations"] = []map[string]any{{"country": offence, "description": "meeting point"}}
+	}
+	if suspect != "" {
+		n["suspects"] = []map[string]any{{"country": suspect, "account_id": "u-991"}}
+	}
+	if victim != "" {
+		n["victims"] = []map[string]any{{"country": victim, "minor": true}}
+	}
+	return n
+}
+
+// Submit posts a notice as platform and returns its id, failing the test
+// unless the answer is 202.
+func (r *Relay) Submit(platform string, n map[string]any) string {
+	r.T.Helper()
+	resp := r.Do("POST", "/v1/notices", "platform:"+platform, n)
+	if resp.Status != http.StatusAccepted {
+		r.T.Fatalf("submit: want 202, got %s", resp)
+	}
+	return resp.Map()["id"].(string)
+}
+
+// Delivery is a delivery as the inbox hands it out.
+type Delivery struct {
+	ID       string         `json:"id"`
+	NoticeID string         `json:"notice_id"`
+	Type     string         `json:"type"`
+	Priority string         `json:"priority"`
+	Notice   map[string]any `json:"notice"`
+}
+
+// Inbox leases up to max deliveries of authority.
+func (r *Relay) Inbox(authority string, max int) []Delivery {
+	r.T.Helper()
+	resp := r.Do("GET", fmt.Sprintf("/v1/inbox?max=%d", max), "authority:"+authority, nil)
+	if resp.Status != http.StatusOK {
+		r.T.Fatalf("inbox of %s: %s", authority, resp)
+	}
+	var out struct {
+		Deliveries []Delivery `json:"deliveries"`
+	}
+	if err := resp.JSON(&out); err != nil {
+		r.T.Fatal(err)
+	}
+	return out.Deliveries
+}
+
+// Ack acknowledges a delivery and returns the status code.
+func (r *Relay) Ack(authority, id string) int {
+	r.T.Helper()
+	return r.Do("POST", "/v1/inbox/"+id+"/ack", "authority:"+authority, nil).Status
+}
+
+// Status returns the platform's view of a notice.
+func (r *Relay) Status(platform, id string) map[string]any {
+	r.T.Helper()
+	resp := r.Do("GET", "/v1/notices/"+id, "platform:"+platform, nil)
+	if resp.Status != http.StatusOK {
+		r.T.Fatalf("status of %s: %s", id, resp)
+	}
+	return resp.Map()
+}
+
+// Eventually polls cond until it returns true or the deadline passes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(wait)
+	}
+}
+
+// InboxUntil polls authority's inbox until it has handed out n deliveries
+// in total, and returns them.
+func (r *Relay) InboxUntil(authority string, n int, d time.Duration) []Delivery {
+	r.T.Helper()
+	var got []Delivery
+	Eventually(r.T, d, fmt.Sprintf("%d deliveries for %s", n, authority), func() bool {
+		got = append(got, r.Inbox(authority, 100)...)
+		return len(got) >= n
+	})
+	return got
+}

@@ -31,6 +31,18 @@ type Config struct {
 	Retention    Retention   `yaml:"retention"`
 	Inbox        Inbox       `yaml:"inbox"`
 	Limits       Limits      `yaml:"limits"`
+	Audit        Audit       `yaml:"audit"`
+}
+
+// Audit configures the tamper-evident log. PseudonymKey is the file of the
+// HMAC key that turns notice ids into the pseudonyms the log names notices
+// by; it must stay outside the log (auditors must not hold it to read the
+// log). `dev` makes the keys under its data dir when they are not set.
+type Audit struct {
+	Origin       string `yaml:"origin"`
+	SigningKey   string `yaml:"signing_key"`
+	VerifierKey  string `yaml:"verifier_key"`
+	PseudonymKey string `yaml:"pseudonym_key"`
 }
 
 // NATS says where the relay's NATS server is.
@@ -142,6 +154,7 @@ type rawConfig struct {
 	Retention    Retention `yaml:"retention"`
 	Inbox        Inbox     `yaml:"inbox"`
 	Limits       Limits    `yaml:"limits"`
+	Audit        Audit     `yaml:"audit"`
 	Platforms    []struct {
 		ID                  string   `yaml:"id"`
 		Name                string   `yaml:"name"`
@@ -200,7 +213,7 @@ func Parse(data []byte, opt Options) (*Config, error) {
 		decodeNode(doc.Content[0], reflect.ValueOf(&raw).Elem(), "", &p)
 	}
 	c := Config{NATS: raw.NATS, HTTP: raw.HTTP, MemberStates: raw.MemberStates,
-		Retention: raw.Retention, Inbox: raw.Inbox, Limits: raw.Limits}
+		Retention: raw.Retention, Inbox: raw.Inbox, Limits: raw.Limits, Audit: raw.Audit}
 
 	if err := c.fill(); err != nil {
 		p = append(p, err.(*Error).Problems...)

@@ -1,6 +1,8 @@
 // Package event defines the lifecycle events of a notice: what each step
-// of the relay records. An event holds no personal data: ids, types, times,
-// actors, countries, reason codes and the SHA-256 of the notice body.
+// of the relay records. An event holds no personal data: the notice's keyed
+// pseudonym, types, times, actors, countries, reason codes and the SHA-256
+// of the notice body. Events are stored as RFC 8785 canonical JSON, byte for
+// byte the leaves of the audit log.
 package event
 
 import (
@@ -8,12 +10,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gowebpki/jcs"
+
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // Version is the schema version of events this code writes.
-const Version = 1
+const Version = "1"
 
 // Type is what happened.
 type Type string
@@ -37,9 +41,11 @@ const (
 
 // Event is one step in the life of a notice.
 type Event struct {
-	V          int       `json:"v"`
-	Type       Type      `json:"type"`
-	NoticeID   string    `json:"notice_id"`
+	V    string `json:"v"`
+	Type Type   `json:"type"`
+	// Notice is the keyed pseudonym of the notice id (Pseudonyms.Notice);
+	// for a rejected submission, a random id of the rejection.
+	Notice     string    `json:"notice"`
 	Time       time.Time `json:"time"`
 	Actor      string    `json:"actor"`
 	Platform   string    `json:"platform"`
@@ -59,15 +65,20 @@ type Event struct {
 // events stream keeps one message per subject: an event exists at most once.
 func (e *Event) Subject() string {
 	if e.Recipient != "" {
-		return stream.EventSubject(e.NoticeID, string(e.Type), e.Recipient, e.Kind)
+		return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind)
 	}
-	return stream.EventSubject(e.NoticeID, string(e.Type))
+	return stream.EventSubject(e.Notice, string(e.Type))
 }
 
-// Message returns e as a message to store, with a deterministic id.
+// Message returns e as a message to store, with a deterministic id. The
+// data is RFC 8785 canonical JSON.
 func (e *Event) Message() (stream.Message, error) {
 	e.V = Version
+	e.Time = e.Time.UTC()
 	data, err := json.Marshal(e)
+	if err == nil {
+		data, err = jcs.Transform(data)
+	}
 	if err != nil {
 		return stream.Message{}, fmt.Errorf("encoding %s event: %w", e.Type, err)
 	}
@@ -82,7 +93,7 @@ func Decode(data []byte) (*Event, error) {
 		return nil, fmt.Errorf("decoding event: %w", err)
 	}
 	if e.V != Version {
-		return nil, fmt.Errorf("event schema version %d is not %d", e.V, Version)
+		return nil, fmt.Errorf("event schema version %q is not %q", e.V, Version)
 	}
 	return &e, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/embedded"
+	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -122,11 +123,16 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		return nil, err
 	}
 
+	key, err := r.pseudonymKey(ectx, js)
+	if err != nil {
+		return nil, err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	env := &service.Env{Config: o.Config, NC: r.nc, JS: js, Log: o.Log, Metrics: reg,
-		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now}
+		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key)}
 	runCtx, stop := context.WithCancel(context.Background())
 	r.cancel = stop
 	for _, m := range mods {

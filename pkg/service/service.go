@@ -14,6 +14,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/event"
 )
 
 // Env is the environment of one relay process, shared by its services.
@@ -25,6 +26,8 @@ type Env struct {
 	Metrics prometheus.Registerer
 	Auth    *auth.Directory
 	Mux     *http.ServeMux
+	// Pseudonyms name notices in lifecycle events.
+	Pseudonyms *event.Pseudonyms
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }

@@ -223,7 +223,7 @@ func nakAll(msgs []jetstream.Msg) {
 
 // receiptEvent is the delivered or acknowledged event of d for authority.
 func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
-	return event.Event{Type: t, NoticeID: d.NoticeID, Time: s.env.Now(), Actor: Name, Platform: d.Platform,
+	return event.Event{Type: t, Notice: s.env.Pseudonyms.Notice(d.NoticeID), Time: s.env.Now(), Actor: Name, Platform: d.Platform,
 		BodySHA256: d.BodySHA256, Priority: d.Priority, Recipient: authority, Kind: d.Type, Delivery: d.ID}
 }
 

@@ -188,7 +188,7 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	if !fault.Is(err, fault.NotFound) {
 		return nil, err
 	}
-	m, err = stream.Get(ctx, s.events, stream.EventSubject(id, string(event.Accepted)))
+	m, err = stream.Get(ctx, s.events, stream.EventSubject(s.env.Pseudonyms.Notice(id), string(event.Accepted)))
 	if fault.Is(err, fault.NotFound) {
 		return nil, nil
 	}
@@ -199,9 +199,9 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	if err != nil {
 		return nil, err
 	}
-	// The body has expired: the event keeps its hash, the reference is the
-	// caller's own.
-	return &notice.Record{ID: id, BodySHA256: ev.BodySHA256, ReceivedAt: service.Timestamp(ev.Time)}, nil
+	// The body has expired: the event keeps its hash and platform; the
+	// reference is the caller's own.
+	return &notice.Record{ID: id, Platform: ev.Platform, BodySHA256: ev.BodySHA256, ReceivedAt: service.Timestamp(ev.Time)}, nil
 }
 
 func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, error) {
@@ -218,7 +218,7 @@ func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, err
 // reject records a rejected submission: the platform and reason codes only.
 // Failing to record it does not change the answer, which already says no.
 func (s *Service) reject(ctx context.Context, platform string, reasons ...string) {
-	ev := event.Event{Type: event.Rejected, NoticeID: uuid.NewString(), Time: s.env.Now(),
+	ev := event.Event{Type: event.Rejected, Notice: uuid.NewString(), Time: s.env.Now(),
 		Actor: Name, Platform: platform, Reasons: reasons}
 	m, err := ev.Message()
 	if err == nil {
@@ -318,20 +318,9 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, s.env.Log, err)
 		return
 	}
-	if prev == nil || (prev.Platform != "" && prev.Platform != p.ID) {
+	if prev == nil || prev.Platform != p.ID {
 		httpapi.NotFound(w, "notice")
 		return
-	}
-	if prev.Platform == "" {
-		// Only the accepted event is left: check the platform there.
-		if owner, err := s.owner(r.Context(), id); err != nil || owner != p.ID {
-			if err != nil {
-				httpapi.Error(w, s.env.Log, err)
-				return
-			}
-			httpapi.NotFound(w, "notice")
-			return
-		}
 	}
 	wd := notice.Withdrawal{V: notice.RecordVersion, NoticeID: id, Platform: p.ID, Reference: prev.Reference,
 		Reason: req.Reason, RequestedAt: service.Timestamp(s.env.Now())}
@@ -346,17 +335,4 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.JSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "withdrawn"})
-}
-
-// owner returns the platform of notice id from its accepted event.
-func (s *Service) owner(ctx context.Context, id string) (string, error) {
-	m, err := stream.Get(ctx, s.events, stream.EventSubject(id, string(event.Accepted)))
-	if err != nil {
-		return "", err
-	}
-	ev, err := event.Decode(m.Data)
-	if err != nil {
-		return "", err
-	}
-	return ev.Platform, nil
 }

@@ -203,7 +203,7 @@ func (s *Service) route(data []byte) outputs {
 		s.env.Log.Error("routing: no authority can receive this notice; configure Europol (country EU)",
 			zap.String("notice", rec.ID))
 	}
-	base := event.Event{NoticeID: rec.ID, Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
+	base := event.Event{Notice: s.env.Pseudonyms.Notice(rec.ID), Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
 	var o outputs
 	add := func(list *[]stream.Message, e event.Event) {
 		m, err := e.Message()
@@ -245,7 +245,8 @@ func (s *Service) withdraw(ctx context.Context, data []byte) outputs {
 	if err != nil {
 		return outputs{err: fault.E("routing", fault.Poison, err)}
 	}
-	m, err := stream.Get(ctx, s.events, stream.EventSubject(wd.NoticeID, string(event.Decided)))
+	pseudonym := s.env.Pseudonyms.Notice(wd.NoticeID)
+	m, err := stream.Get(ctx, s.events, stream.EventSubject(pseudonym, string(event.Decided)))
 	if err != nil {
 		// Not routed yet: the notice comes first; try again shortly.
 		return outputs{err: fmt.Errorf("routing: withdrawal of %s before its decision: %w", wd.NoticeID, err)}
@@ -256,7 +257,7 @@ func (s *Service) withdraw(ctx context.Context, data []byte) outputs {
 	}
 	d := dec.Decision
 	var o outputs
-	ev := event.Event{Type: event.Withdrawn, NoticeID: wd.NoticeID, Time: requested, Actor: "intake",
+	ev := event.Event{Type: event.Withdrawn, Notice: pseudonym, Time: requested, Actor: "intake",
 		Platform: wd.Platform, BodySHA256: dec.BodySHA256, Priority: string(d.Priority)}
 	em, err := ev.Message()
 	if err != nil {

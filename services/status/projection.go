@@ -5,6 +5,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/service"
 )
 
@@ -40,9 +41,17 @@ type Steps struct {
 	AcknowledgedAt string `json:"acknowledged_at,omitempty"`
 }
 
+// Stored folds in what the stored body says.
+func (p *Projection) Stored(rec *notice.Record, n *notice.Notice) {
+	p.ID, p.Platform, p.Reference = rec.ID, rec.Platform, rec.Reference
+	earliest(&p.ReceivedAt, rec.ReceivedAt)
+	if p.Priority == "" {
+		p.Priority = string(n.Priority())
+	}
+}
+
 // Apply folds e into p.
 func (p *Projection) Apply(e *event.Event) {
-	p.ID = e.NoticeID
 	if p.Platform == "" {
 		p.Platform = e.Platform
 	}

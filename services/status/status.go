@@ -6,6 +6,7 @@ package status
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -29,7 +30,11 @@ import (
 // Name is the service's name in `serve --services`.
 const Name = "status"
 
-const consumerName = "status"
+// Durable consumer names.
+const (
+	consumerName       = "status"
+	bodiesConsumerName = "status-bodies"
+)
 
 // Service is the status service.
 type Service struct {
@@ -59,30 +64,39 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.notices, err = s.env.Stream(ctx, stream.Notices); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	cons, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Events, jetstream.ConsumerConfig{
-		Durable:       consumerName,
-		Description:   "folds lifecycle events into the status projection",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       10 * time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: 8192,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("status: creating consumer: %w", err)
-	}
-	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 256, Log: s.env.Log, Handle: s.handle}
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		errc <- loop.Run(ctx, ready)
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		return err
+	for _, c := range []struct {
+		stream, name, filter, doc string
+		handle                    stream.BatchHandler
+	}{
+		{stream.Events, consumerName, "", "folds lifecycle events into the status projection", s.handleEvents},
+		{stream.Notices, bodiesConsumerName, stream.NoticeSubject("*"), "records each notice's id and reference in the status projection", s.handleBodies},
+	} {
+		cons, err := s.env.JS.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
+			Durable:       c.name,
+			Description:   c.doc,
+			FilterSubject: c.filter,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       10 * time.Second,
+			MaxDeliver:    -1,
+			MaxAckPending: 8192,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			return fmt.Errorf("status: creating consumer %s: %w", c.name, err)
+		}
+		loop := &stream.Consumer{Name: c.name, Consumer: cons, Max: 256, Log: s.env.Log, Handle: c.handle}
+		ready := make(chan struct{})
+		errc := make(chan error, 1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			errc <- loop.Run(ctx, ready)
+		}()
+		select {
+		case <-ready:
+		case err := <-errc:
+			return err
+		}
 	}
 	s.env.Mux.HandleFunc("GET /v1/notices/{id}", s.get)
 	return nil
@@ -91,13 +105,37 @@ func (s *Service) Start(ctx context.Context) error {
 // Wait blocks until the projection has stopped.
 func (s *Service) Wait() { s.wg.Wait() }
 
-// handle folds a batch of events: one read and one conditional write per
-// notice, all writes pipelined.
-func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
+// change is what a batch does to one notice's projection.
+type change struct {
+	key   string // the notice's pseudonym
+	msgs  []int  // the batch's messages that cause it
+	apply []func(*Projection)
+}
+
+// changes groups a batch's updates by notice, in first-seen order.
+type changes struct {
+	byKey map[string]*change
+	order []*change
+}
+
+func (cs *changes) add(key string, msg int, f func(*Projection)) {
+	if cs.byKey == nil {
+		cs.byKey = map[string]*change{}
+	}
+	c, ok := cs.byKey[key]
+	if !ok {
+		c = &change{key: key}
+		cs.byKey[key] = c
+		cs.order = append(cs.order, c)
+	}
+	c.msgs = append(c.msgs, msg)
+	c.apply = append(c.apply, f)
+}
+
+// handleEvents folds a batch of lifecycle events.
+func (s *Service) handleEvents(ctx context.Context, msgs []jetstream.Msg) []error {
 	errs := make([]error, len(msgs))
-	byNotice := map[string][]int{}
-	var order []string
-	evs := make([]*event.Event, len(msgs))
+	var cs changes
 	for i, m := range msgs {
 		e, err := event.Decode(m.Data())
 		if err != nil {
@@ -107,74 +145,85 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
 		if e.Type == event.Rejected {
 			continue
 		}
-		evs[i] = e
-		if _, ok := byNotice[e.NoticeID]; !ok {
-			order = append(order, e.NoticeID)
-		}
-		byNotice[e.NoticeID] = append(byNotice[e.NoticeID], i)
+		cs.add(e.Notice, i, func(p *Projection) { p.Apply(e) })
 	}
-	pending := order
-	for attempt := 0; len(pending) > 0 && attempt < 5; attempt++ {
-		writes := make([]stream.Message, 0, len(pending))
-		var ids []string
-		for _, id := range pending {
-			m, err := s.fold(ctx, id, byNotice[id], evs)
-			if err != nil {
-				for _, i := range byNotice[id] {
-					errs[i] = err
-				}
-				continue
-			}
-			writes = append(writes, m)
-			ids = append(ids, id)
-		}
-		pending = pending[:0:0]
-		for j, err := range stream.PublishAll(ctx, s.env.JS, writes) {
-			switch {
-			case err == nil || fault.Is(err, fault.Exists):
-				s.applied.Add(float64(len(byNotice[ids[j]])))
-			case fault.Is(err, fault.Conflict):
-				pending = append(pending, ids[j]) // another writer: fold again
-			default:
-				for _, i := range byNotice[ids[j]] {
-					errs[i] = err
-				}
-			}
-		}
-	}
-	for _, id := range pending {
-		for _, i := range byNotice[id] {
-			errs[i] = fault.Errorf("status", fault.Unavailable, "projection of %s kept changing", id)
-		}
-	}
+	s.commit(ctx, cs.order, errs)
 	return errs
 }
 
-// fold reads the projection of notice id, applies the events and returns
-// the conditional write of the result.
-func (s *Service) fold(ctx context.Context, id string, idx []int, evs []*event.Event) (stream.Message, error) {
+// handleBodies records what only the stored body knows: the notice id and
+// the platform's reference (lifecycle events name notices by pseudonym).
+func (s *Service) handleBodies(ctx context.Context, msgs []jetstream.Msg) []error {
+	errs := make([]error, len(msgs))
+	var cs changes
+	for i, m := range msgs {
+		rec, n, err := notice.DecodeRecord(m.Data())
+		if err != nil {
+			errs[i] = fault.E("status", fault.Poison, err)
+			continue
+		}
+		cs.add(s.env.Pseudonyms.Notice(rec.ID), i, func(p *Projection) { p.Stored(rec, n) })
+	}
+	s.commit(ctx, cs.order, errs)
+	return errs
+}
+
+// commit applies each change to its projection: one read and one
+// conditional write per notice, the writes pipelined. A write that loses a
+// race with another writer is folded again.
+func (s *Service) commit(ctx context.Context, pending []*change, errs []error) {
+	fail := func(c *change, err error) {
+		for _, i := range c.msgs {
+			errs[i] = err
+		}
+	}
+	for attempt := 0; len(pending) > 0 && attempt < 5; attempt++ {
+		writes := make([]stream.Message, 0, len(pending))
+		var written []*change
+		for _, c := range pending {
+			m, err := s.fold(ctx, c)
+			if err != nil {
+				fail(c, err)
+				continue
+			}
+			writes = append(writes, m)
+			written = append(written, c)
+		}
+		pending = nil
+		for j, err := range stream.PublishAll(ctx, s.env.JS, writes) {
+			switch {
+			case err == nil || fault.Is(err, fault.Exists):
+				s.applied.Add(float64(len(written[j].msgs)))
+			case fault.Is(err, fault.Conflict):
+				pending = append(pending, written[j])
+			default:
+				fail(written[j], err)
+			}
+		}
+	}
+	for _, c := range pending {
+		fail(c, fault.Errorf("status", fault.Unavailable, "projection %s kept changing", c.key))
+	}
+}
+
+// fold reads a projection, applies the change and returns the conditional
+// write of the result.
+func (s *Service) fold(ctx context.Context, c *change) (stream.Message, error) {
 	var p Projection
 	var rev uint64
-	entry, err := s.kv.Get(ctx, id)
+	entry, err := s.kv.Get(ctx, c.key)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(entry.Value(), &p); err != nil {
 			return stream.Message{}, fault.E("status: decoding projection", fault.Internal, err)
 		}
 		rev = entry.Revision()
-	case err == jetstream.ErrKeyNotFound:
+	case errors.Is(err, jetstream.ErrKeyNotFound):
 	default:
 		return stream.Message{}, fault.E("status: reading projection", fault.Unavailable, err)
 	}
-	for _, i := range idx {
-		p.Apply(evs[i])
-	}
-	if p.Reference == "" {
-		if m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id)); err == nil {
-			if rec, _, err := notice.DecodeRecord(m.Data); err == nil {
-				p.Reference = rec.Reference
-			}
-		}
+	for _, f := range c.apply {
+		f(&p)
 	}
 	data, err := json.Marshal(&p)
 	if err != nil {
@@ -182,8 +231,8 @@ func (s *Service) fold(ctx context.Context, id string, idx []int, evs []*event.E
 	}
 	h := nats.Header{}
 	h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
-	return stream.Message{Subject: "$KV." + stream.StatusBucket + "." + id,
-		ID: id + "@" + strconv.FormatUint(rev, 10), Data: data, Header: h}, nil
+	return stream.Message{Subject: "$KV." + stream.StatusBucket + "." + c.key,
+		ID: c.key + "@" + strconv.FormatUint(rev, 10), Data: data, Header: h}, nil
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
@@ -206,27 +255,32 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.NotFound(w, "notice")
 		return
 	}
+	p.ID = id
 	httpapi.JSON(w, http.StatusOK, p.View())
 }
 
 // projection returns the state of notice id: the projection, or, for a
-// notice stored a moment ago and not yet folded, its accepted state.
+// notice stored a moment ago and not yet folded, its state from the body.
 func (s *Service) projection(ctx context.Context, id string) (*Projection, error) {
-	entry, err := s.kv.Get(ctx, id)
-	if err == nil {
-		var p Projection
+	var p Projection
+	entry, err := s.kv.Get(ctx, s.env.Pseudonyms.Notice(id))
+	switch {
+	case err == nil:
 		if err := json.Unmarshal(entry.Value(), &p); err != nil {
 			return nil, fault.E("status: decoding projection", fault.Internal, err)
 		}
-		if p.ReceivedAt != "" {
+		if p.Reference != "" {
 			return &p, nil
 		}
-	} else if err != jetstream.ErrKeyNotFound {
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, fault.E("status: reading projection", fault.Unavailable, err)
 	}
 	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
 	if fault.Is(err, fault.NotFound) {
-		return nil, nil
+		if p.Platform == "" {
+			return nil, nil
+		}
+		return &p, nil
 	}
 	if err != nil {
 		return nil, err
@@ -235,6 +289,6 @@ func (s *Service) projection(ctx context.Context, id string) (*Projection, error
 	if err != nil {
 		return nil, fault.E("status", fault.Internal, err)
 	}
-	return &Projection{ID: id, Platform: rec.Platform, Reference: rec.Reference, ReceivedAt: rec.ReceivedAt,
-		Priority: string(n.Priority())}, nil
+	p.Stored(rec, n)
+	return &p, nil
 }

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestKillDuringFlowLosesNothing builds the real binary, runs `dev`, kills
+// it with SIGKILL while platforms are submitting and authorities are
+// pulling, restarts it on the same data dir and checks that every accepted
+// notice reaches each of its recipients under exactly one delivery id, and
+// ends acknowledged.
+func TestKillDuringFlowLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "noticerelay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.yaml")
+	authorities := map[string]string{"AT": "at-police", "DE": "de-bka", "FR": "fr-police", "EU": "europol"}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n  - id: p1\n    name: P1\n    tokens: [\"platform-token-p1-xxxx\"]\n    establishment: IE\nauthorities:\n", port)
+	for cc, id := range authorities {
+		fmt.Fprintf(&b, "  - id: %s\n    country: %s\n    name: %s\n    tokens: [\"authority-token-%s\"]\n", id, cc, id, id)
+	}
+	if err := os.WriteFile(cfg, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "dev", "--config", cfg, "--data", data)
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Get(base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return cmd
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("relay not ready")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	type sub struct {
+		ref, want string
+		body      []byte
+	}
+	countries := []string{"AT", "DE", "FR"}
+	var subs []sub
+	for i := range 400 {
+		c1, c2 := countries[i%3], countries[(i+1)%3]
+		n := map[string]any{"reference": fmt.Sprintf("KILL-%04d", i), "category": "threat_to_life",
+			"imminent_threat": i%5 == 0, "suspicion": "threat posted in a public thread",
+			"locations": []any{map[string]any{"country": c1}}, "victims": []any{map[string]any{"country": c2}}}
+		body, _ := json.Marshal(n)
+		subs = append(subs, sub{ref: n["reference"].(string), body: body})
+	}
+	post := func(s sub) (int, string) {
+		req, _ := http.NewRequest("POST", base+"/v1/notices", bytes.NewReader(s.body))
+		req.Header.Set("Authorization", "Bearer platform-token-p1-xxxx")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		var a struct{ ID string }
+		_ = json.NewDecoder(resp.Body).Decode(&a)
+		return resp.StatusCode, a.ID
+	}
+
+	cmd := start()
+	var mu sync.Mutex
+	accepted := map[string]string{} // reference -> id, for every 202 or 200
+	var wg sync.WaitGroup
+	next := make(chan sub)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range next {
+				code, id := post(s)
+				if code == 202 || code == 200 {
+					mu.Lock()
+					accepted[s.ref] = id
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	// Authorities pull (and ack half of what they get) while platforms
+	// submit; every delivery id handed out is recorded per (authority,
+	// notice), across the crash.
+	seen := map[string]map[string]string{} // authority -> notice -> delivery id
+	record := func(a string, d delivery) {
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[a] == nil {
+			seen[a] = map[string]string{}
+		}
+		if prev, ok := seen[a][d.NoticeID]; ok && prev != d.ID {
+			t.Errorf("%s got notice %s under two delivery ids: %s and %s", a, d.NoticeID, prev, d.ID)
+		}
+		seen[a][d.NoticeID] = d.ID
+	}
+	stopPull := make(chan struct{})
+	var pullWG sync.WaitGroup
+	for _, a := range authorities {
+		pullWG.Add(1)
+		go func() {
+			defer pullWG.Done()
+			for {
+				select {
+				case <-stopPull:
+					return
+				default:
+				}
+				ds, err := inbox(client, base, a)
+				if err == nil {
+					for i, d := range ds {
+						record(a, d)
+						if i%2 == 0 {
+							_ = ack(client, base, a, d.ID)
+						}
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	for i, s := range subs {
+		if i == len(subs)/2 {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+		next <- s
+	}
+	close(next)
+	wg.Wait()
+	close(stopPull)
+	pullWG.Wait()
+	mu.Lock()
+	before := len(accepted)
+	mu.Unlock()
+	t.Logf("accepted before and around the kill: %d of %d", before, len(subs))
+
+	cmd = start()
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	// The platform retries everything it has no answer for; what it has an
+	// answer for must be there with the same id.
+	for _, s := range subs {
+		code, id := post(s)
+		if code != 202 && code != 200 {
+			t.Fatalf("resubmit %s: %d", s.ref, code)
+		}
+		if prev, ok := accepted[s.ref]; ok {
+			if code != 200 || id != prev {
+				t.Fatalf("%s was accepted as %s before the crash, now %d %s", s.ref, prev, code, id)
+			}
+		}
+		accepted[s.ref] = id
+	}
+	// Drain every inbox, acknowledging everything, until every accepted
+	// notice is acknowledged by both its recipients.
+	pending := map[string]string{}
+	for ref, id := range accepted {
+		pending[ref] = id
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for len(pending) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d notices not acknowledged after restart", len(pending))
+		}
+		for _, a := range []string{"at-police", "de-bka", "fr-police"} {
+			ds, err := inbox(client, base, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				record(a, d)
+				if err := ack(client, base, a, d.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for ref, id := range pending {
+			if status(t, client, base, id) == "acknowledged" {
+				delete(pending, ref)
+			}
+		}
+	}
+	pairs := 0
+	for _, m := range seen {
+		pairs += len(m)
+	}
+	if pairs != 2*len(subs) {
+		t.Errorf("%d (authority, notice) pairs handed out, want %d", pairs, 2*len(subs))
+	}
+	if ds, _ := inbox(client, base, "europol"); len(ds) != 0 {
+		t.Errorf("europol got %d deliveries", len(ds))
+	}
+}
+
+type delivery struct {
+	ID       string `json:"id"`
+	NoticeID string `json:"notice_id"`
+}
+
+func inbox(c *http.Client, base, authority string) ([]delivery, error) {
+	req, _ := http.NewRequest("GET", base+"/v1/inbox?max=100", nil)
+	req.Header.Set("Authorization", "Bearer authority-token-"+authority)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("inbox: %d", resp.StatusCode)
+	}
+	var out struct{ Deliveries []delivery }
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out.Deliveries, err
+}
+
+func ack(c *http.Client, base, authority, id string) error {
+	req, _ := http.NewRequest("POST", base+"/v1/inbox/"+id+"/ack", nil)
+	req.Header.Set("Authorization", "Bearer authority-token-"+authority)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		return fmt.Errorf("ack %s: %d", id, resp.StatusCode)
+	}
+	return nil
+}
+
+func status(t *testing.T, c *http.Client, base, id string) string {
+	req, _ := http.NewRequest("GET", base+"/v1/notices/"+id, nil)
+	req.Header.Set("Authorization", "Bearer platform-token-p1-xxxx")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct{ Status string }
+	_ = json.NewDecoder(bufio.NewReader(resp.Body)).Decode(&v)
+	return v.Status
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -33,6 +33,7 @@ Commands:
   dev   [--config FILE] [--data DIR]          everything in one process, with an embedded NATS server
   serve --config FILE [--services a,b,...]    services against an external NATS server or cluster
   token                                       make a bearer token and print its config digest
+  bench [--notices N] [--clients N | --rate R] load-generate through the real HTTP API and print one JSON line
 
 Run "noticerelay COMMAND -h" for a command's flags.
 `
@@ -50,6 +51,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/noticerelay/noticerelay/pkg/fault"
 )
@@ -43,26 +46,82 @@ func Publish(ctx context.Context, js jetstream.JetStream, m Message) (uint64, er
 	return ack.Sequence, nil
 }
 
-// PublishAll stores every message of ms, pipelined: all are sent before any
-// acknowledgement is awaited, so that one round trip (and, with group
-// commit, few fsyncs) serves the lot. Messages on one connection are stored
-// in the order given. It returns one error per message (nil when stored,
-// fault.Exists when stored before).
+// PublishAll stores every message of ms and returns one error per message
+// (nil when stored, fault.Exists when stored before). Messages bound for one
+// stream that allows it are committed as atomic batches: with
+// sync_interval always the server then fsyncs once per batch instead of once
+// per message (group commit). A batch the server refuses as a whole (one of
+// its messages exists already, after a retry) is published again message by
+// message, pipelined, so that each message gets its own answer. Messages on
+// one connection are stored in the order given within each stream.
 func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Message) []error {
 	errs := make([]error, len(ms))
-	futures := make([]jetstream.PubAckFuture, len(ms))
+	groups := map[string][]int{}
+	var order []string
 	for i, m := range ms {
-		f, err := js.PublishMsgAsync(m.nats())
+		name := atomicStreamOf(m.Subject)
+		if _, ok := groups[name]; !ok {
+			order = append(order, name)
+		}
+		groups[name] = append(groups[name], i)
+	}
+	var wg sync.WaitGroup
+	for _, name := range order {
+		idx := groups[name]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if name != "" && len(idx) > 1 {
+				for start := 0; start < len(idx); start += maxAtomicBatch {
+					chunk := idx[start:min(start+maxAtomicBatch, len(idx))]
+					if publishAtomic(ctx, js, ms, chunk) == nil {
+						continue
+					}
+					publishPipelined(ctx, js, ms, chunk, errs)
+				}
+				return
+			}
+			publishPipelined(ctx, js, ms, idx, errs)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// maxAtomicBatch stays below the server's default limit of 1,000 messages.
+const maxAtomicBatch = 500
+
+// publishAtomic commits ms[idx...] as one atomic batch.
+func publishAtomic(ctx context.Context, js jetstream.JetStream, ms []Message, idx []int) error {
+	if len(idx) == 1 {
+		return errors.New("single message")
+	}
+	batch := make([]*nats.Msg, len(idx))
+	for j, i := range idx {
+		batch[j] = ms[i].nats()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := jetstreamext.PublishMsgBatch(ctx, js, batch)
+	return err
+}
+
+// publishPipelined sends every message before awaiting any answer.
+func publishPipelined(ctx context.Context, js jetstream.JetStream, ms []Message, idx []int, errs []error) {
+	futures := make([]jetstream.PubAckFuture, len(idx))
+	for j, i := range idx {
+		f, err := js.PublishMsgAsync(ms[i].nats())
 		if err != nil {
-			errs[i] = classify("publish "+m.Subject, err)
+			errs[i] = classify("publish "+ms[i].Subject, err)
 			continue
 		}
-		futures[i] = f
+		futures[j] = f
 	}
-	for i, f := range futures {
+	for j, f := range futures {
 		if f == nil {
 			continue
 		}
+		i := idx[j]
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate {
@@ -74,7 +133,6 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Message) []err
 			errs[i] = fault.E("publish "+ms[i].Subject, fault.Unavailable, ctx.Err())
 		}
 	}
-	return errs
 }
 
 // FirstError returns the first error in errs that is not fault.Exists.

@@ -6,6 +6,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,6 +66,28 @@ func EventSubject(parts ...string) string {
 	return s
 }
 
+// atomicStreamOf names the stream a subject belongs to when that stream
+// takes atomic batches; "" otherwise.
+func atomicStreamOf(subject string) string {
+	switch {
+	case strings.HasPrefix(subject, noticePrefix), strings.HasPrefix(subject, withdrawPrefix):
+		return Notices
+	case strings.HasPrefix(subject, eventPrefix):
+		return Events
+	case strings.HasPrefix(subject, deliveryPrefix):
+		return Deliveries
+	case strings.HasPrefix(subject, statusPrefix):
+		return "KV_" + StatusBucket
+	}
+	return ""
+}
+
+// statusPrefix is the subject prefix of the status bucket's keys.
+const statusPrefix = "$KV." + StatusBucket + "."
+
+// StatusKeySubject is the subject of key in the status bucket.
+func StatusKeySubject(key string) string { return statusPrefix + key }
+
 // Topology is the set of streams the relay needs, sized by configuration.
 type Topology struct {
 	// Replicas of every stream (1 single node, 3 in a cluster).
@@ -102,6 +125,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		Replicas:             t.Replicas,
 		Duplicates:           dedup,
 		AllowDirect:          true,
+		AllowAtomicPublish:   true,
 		DenyDelete:           true,
 		DenyPurge:            true,
 	}, {
@@ -117,6 +141,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		Replicas:             t.Replicas,
 		Duplicates:           dedup,
 		AllowDirect:          true,
+		AllowAtomicPublish:   true,
 		DenyDelete:           true,
 		DenyPurge:            true,
 	}, {
@@ -133,6 +158,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		Replicas:             t.Replicas,
 		Duplicates:           dedup,
 		AllowDirect:          true,
+		AllowAtomicPublish:   true,
 		DenyDelete:           true,
 		DenyPurge:            true,
 	}}
@@ -155,6 +181,18 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	})
 	if err != nil {
 		return fmt.Errorf("creating bucket %s: %w", StatusBucket, err)
+	}
+	// The bucket's stream takes atomic batches too, for the projection's
+	// group commits.
+	kvs, err := js.Stream(ctx, "KV_"+StatusBucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", StatusBucket, err)
+	}
+	if cfg := kvs.CachedInfo().Config; !cfg.AllowAtomicPublish {
+		cfg.AllowAtomicPublish = true
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("bucket %s: allowing atomic batches: %w", StatusBucket, err)
+		}
 	}
 	return nil
 }

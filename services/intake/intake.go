@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,10 @@ type Service struct {
 	inFlight chan struct{}
 	answers  *prometheus.CounterVec
 	latency  prometheus.Histogram
+	// queue feeds the group committers.
+	queue     chan *commitRequest
+	batchSize prometheus.Histogram
+	wg        sync.WaitGroup
 }
 
 // New returns the intake service.
@@ -58,11 +63,17 @@ func New(env *service.Env) *Service {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 	}
-	env.Metrics.MustRegister(s.answers, s.latency)
+	s.queue = make(chan *commitRequest, env.Config.Limits.MaxInFlight)
+	s.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "noticerelay_intake_commit_batch_size",
+		Help:    "Notices stored per group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+	})
+	env.Metrics.MustRegister(s.answers, s.latency, s.batchSize)
 	return s
 }
 
-// Start registers the routes.
+// Start registers the routes and starts the group committers.
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	if s.notices, err = s.env.Stream(ctx, stream.Notices); err != nil {
@@ -71,13 +82,21 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
+	for range committers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.committer(ctx)
+		}()
+	}
 	s.env.Mux.HandleFunc("POST /v1/notices", s.submit)
 	s.env.Mux.HandleFunc("POST /v1/notices/{id}/withdraw", s.withdraw)
 	return nil
 }
 
-// Wait returns at once: intake has no background work.
-func (s *Service) Wait() {}
+// Wait blocks until the committers have stopped. The relay shuts the HTTP
+// server down first, so no request is left waiting for them.
+func (s *Service) Wait() { s.wg.Wait() }
 
 // Accepted is the answer to a stored submission.
 type Accepted struct {
@@ -165,7 +184,7 @@ func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int
 	if err != nil {
 		return nil, 0, fault.E("intake: encoding record", fault.Internal, err)
 	}
-	_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: data})
+	err = s.commit(ctx, stream.Message{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: data})
 	if fault.Is(err, fault.Exists) {
 		// A concurrent submission of the same reference won the race.
 		prev, err := s.previous(ctx, rec.ID)

@@ -231,7 +231,7 @@ func (s *Service) fold(ctx context.Context, c *change) (stream.Message, error) {
 	}
 	h := nats.Header{}
 	h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
-	return stream.Message{Subject: "$KV." + stream.StatusBucket + "." + c.key,
+	return stream.Message{Subject: stream.StatusKeySubject(c.key),
 		ID: c.key + "@" + strconv.FormatUint(rev, 10), Data: data, Header: h}, nil
 }
 

@@ -1,0 +1,521 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/relay"
+)
+
+// BenchResult is the one JSON line `noticerelay bench` prints.
+type BenchResult struct {
+	Notices         int      `json:"notices"`
+	Deliveries      int      `json:"deliveries"`
+	Seconds         float64  `json:"seconds"`
+	NoticesPerSec   float64  `json:"notices_per_sec"`
+	AcceptP50ms     float64  `json:"accept_p50_ms"`
+	AcceptP99ms     float64  `json:"accept_p99_ms"`
+	QueuedP50ms     float64  `json:"queued_p50_ms"`
+	QueuedP99ms     float64  `json:"queued_p99_ms"`
+	PeakRSSMB       float64  `json:"peak_rss_mb"`
+	WritesPerNotice *float64 `json:"writes_per_notice"`
+	Fsync           string   `json:"fsync"`
+	Clients         int      `json:"clients"`
+	Rate            float64  `json:"rate,omitempty"`
+	Rejected        int      `json:"rejected"`
+}
+
+type benchOptions struct {
+	url, platformToken, authorityTokens string
+	notices, clients, authorities       int
+	rate                                float64
+	duration                            time.Duration
+	fsync, data, cpuprofile             string
+	seed                                uint64
+}
+
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("bench", stderr)
+	var o benchOptions
+	fs.StringVar(&o.url, "url", "", "bench a running relay at this base URL instead of starting one in-process")
+	fs.StringVar(&o.platformToken, "platform-token", "", "with --url: the platform's bearer token")
+	fs.StringVar(&o.authorityTokens, "authority-tokens", "", "with --url: comma-separated COUNTRY=TOKEN of the authorities to drain")
+	fs.IntVar(&o.notices, "notices", 20000, "notices to submit (unless --duration)")
+	fs.DurationVar(&o.duration, "duration", 0, "submit for this long instead of a fixed number of notices")
+	fs.IntVar(&o.clients, "clients", 64, "concurrent submitting clients (closed loop), or the cap on requests in flight with --rate")
+	fs.Float64Var(&o.rate, "rate", 0, "offer notices at this fixed rate per second (open loop)")
+	fs.IntVar(&o.authorities, "authorities", 10, "in-process: how many Member States' authorities notices go to")
+	fs.StringVar(&o.fsync, "fsync", "always", "in-process: always (sync_interval: always, as dev) or default (JetStream's default)")
+	fs.StringVar(&o.data, "data", "", "in-process: data dir (default: a temporary one, removed afterwards)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated notices")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if o.fsync != "always" && o.fsync != "default" {
+		fmt.Fprintln(stderr, "noticerelay bench: --fsync must be always or default")
+		return ExitUsage
+	}
+	if o.clients < 1 || o.notices < 1 || o.authorities < 1 || o.authorities > len(country.EU27) {
+		fmt.Fprintln(stderr, "noticerelay bench: --clients, --notices and --authorities must be positive (authorities at most 27)")
+		return ExitUsage
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay bench: %v\n", err)
+			return ExitFailure
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "noticerelay bench: %v\n", err)
+			return ExitFailure
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := runBench(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "noticerelay bench: %v\n", err)
+		return ExitFailure
+	}
+	line, _ := json.Marshal(res)
+	fmt.Fprintln(stdout, string(line))
+	return ExitOK
+}
+
+// benchTarget is the relay under load: its URL and the tokens to use.
+type benchTarget struct {
+	url           string
+	platform      string
+	platformToken string
+	authorities   map[string]string // country -> token
+	js            jetstream.JetStream
+	close         func()
+}
+
+func startBenchRelay(ctx context.Context, o benchOptions) (*benchTarget, error) {
+	if o.url != "" {
+		t := &benchTarget{url: strings.TrimRight(o.url, "/"), platform: "", platformToken: o.platformToken,
+			authorities: map[string]string{}, close: func() {}}
+		for _, kv := range strings.Split(o.authorityTokens, ",") {
+			cc, tok, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("--authority-tokens: want COUNTRY=TOKEN, got %q", kv)
+			}
+			t.authorities[strings.ToUpper(cc)] = tok
+		}
+		if t.platformToken == "" || len(t.authorities) == 0 {
+			return nil, fmt.Errorf("--url needs --platform-token and --authority-tokens")
+		}
+		return t, nil
+	}
+	data := o.data
+	cleanup := func() {}
+	if data == "" {
+		dir, err := os.MkdirTemp("", "noticerelay-bench-")
+		if err != nil {
+			return nil, err
+		}
+		data, cleanup = dir, func() { os.RemoveAll(dir) }
+	}
+	t := &benchTarget{platform: "bench", platformToken: config.NewToken(), authorities: map[string]string{}}
+	c := &config.Config{MemberStates: "EU27", Platforms: []config.Platform{{ID: t.platform, Name: "Bench",
+		Tokens: []config.Token{config.Digest(t.platformToken)}, Establishment: "IE"}}}
+	for _, cc := range country.EU27[:o.authorities] {
+		tok := config.NewToken()
+		t.authorities[cc] = tok
+		c.Authorities = append(c.Authorities, config.Authority{ID: config.DemoAuthority(cc), Country: cc,
+			Name: cc, Tokens: []config.Token{config.Digest(tok)}})
+	}
+	c.Limits.MaxInFlight = max(1024, 2*o.clients)
+	cfg, err := config.Normalize(c)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	r, err := relay.Start(ctx, relay.Options{Config: cfg, Embedded: true, DataDir: data,
+		DefaultSync: o.fsync == "default", Log: zap.NewNop(), Listener: ln})
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	js, err := jetstream.New(r.Conn())
+	if err != nil {
+		r.Close()
+		cleanup()
+		return nil, err
+	}
+	t.url, t.js = "http://"+r.Addr(), js
+	t.close = func() { r.Close(); cleanup() }
+	return t, nil
+}
+
+// benchNotice is one generated notice: its body and the countries (each
+// with an authority) it concerns.
+type benchNotice struct {
+	ref       string
+	body      []byte
+	countries int
+}
+
+func makeNotices(n int, states []string, seed uint64) []benchNotice {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	filler := strings.Repeat("The account contacted several users with offers of work abroad and asked for passport scans. ", 20)
+	out := make([]benchNotice, n)
+	for i := range out {
+		k := 1 + rng.IntN(min(3, len(states)))
+		perm := rng.Perm(len(states))[:k]
+		m := map[string]any{
+			"reference":       fmt.Sprintf("BENCH-%d-%08d", seed, i),
+			"category":        "human_trafficking",
+			"exploitation":    "labour",
+			"imminent_threat": rng.IntN(10) == 0,
+			"suspicion":       filler[:1500+rng.IntN(100)],
+			"occurred_at":     "2026-11-20T14:03:00+01:00",
+			"contact":         map[string]any{"name": "Trust & Safety", "email": "tns@example.net"},
+		}
+		roles := []string{"locations", "suspects", "victims"}
+		for j, p := range perm {
+			m[roles[j]] = []any{map[string]any{"country": states[p]}}
+		}
+		body, _ := json.Marshal(m)
+		out[i] = benchNotice{ref: m["reference"].(string), body: body, countries: k}
+	}
+	return out
+}
+
+func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResult, error) {
+	t, err := startBenchRelay(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	var states []string
+	for cc := range t.authorities {
+		states = append(states, cc)
+	}
+	slices.Sort(states)
+	total := o.notices
+	if o.duration > 0 {
+		total = 1 << 24 // bounded by time
+	}
+	notices := makeNotices(min(total, 1<<20), states, o.seed)
+
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
+	type acceptance struct {
+		at      time.Time
+		latency time.Duration
+	}
+	var (
+		mu        sync.Mutex
+		accepted  = map[string]acceptance{} // notice id -> when
+		firstSeen = map[string]time.Time{}  // delivery id -> when first handed out
+		expected  atomic.Int64              // deliveries expected from accepted notices
+		acked     atomic.Int64
+		submitted atomic.Int64
+		rejected  atomic.Int64
+		lastAck   atomic.Int64
+	)
+	submit := func(n benchNotice) {
+		start := time.Now()
+		for attempt := 0; ; attempt++ {
+			req, _ := http.NewRequestWithContext(ctx, "POST", t.url+"/v1/notices", bytes.NewReader(n.body))
+			req.Header.Set("Authorization", "Bearer "+t.platformToken)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			var a struct{ ID string }
+			_ = json.NewDecoder(resp.Body).Decode(&a)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusAccepted, http.StatusOK:
+				now := time.Now()
+				mu.Lock()
+				accepted[a.ID] = acceptance{at: now, latency: now.Sub(start)}
+				mu.Unlock()
+				expected.Add(int64(n.countries))
+				submitted.Add(1)
+				return
+			case http.StatusServiceUnavailable:
+				time.Sleep(100 * time.Millisecond) // back-pressure: retry, as a platform would
+			default:
+				rejected.Add(1)
+				return
+			}
+		}
+	}
+
+	start := time.Now()
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		loadCtx, cancel = context.WithTimeout(loadCtx, o.duration)
+		defer cancel()
+	}
+	var next atomic.Int64
+	take := func() (benchNotice, bool) {
+		i := next.Add(1) - 1
+		if loadCtx.Err() != nil || int(i) >= min(total, len(notices)) {
+			return benchNotice{}, false
+		}
+		n := notices[i]
+		if o.duration > 0 && int(i) >= len(notices) {
+			return benchNotice{}, false
+		}
+		return n, true
+	}
+	var load sync.WaitGroup
+	if o.rate > 0 {
+		sem := make(chan struct{}, o.clients)
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			interval := time.Duration(float64(time.Second) / o.rate)
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				n, ok := take()
+				if !ok {
+					return
+				}
+				select {
+				case <-tick.C:
+				case <-loadCtx.Done():
+					return
+				}
+				sem <- struct{}{}
+				load.Add(1)
+				go func() {
+					defer load.Done()
+					defer func() { <-sem }()
+					submit(n)
+				}()
+			}
+		}()
+	} else {
+		for range o.clients {
+			load.Add(1)
+			go func() {
+				defer load.Done()
+				for {
+					n, ok := take()
+					if !ok {
+						return
+					}
+					submit(n)
+				}
+			}()
+		}
+	}
+	loadDone := make(chan struct{})
+	go func() { load.Wait(); close(loadDone) }()
+
+	// Drain every authority's inbox through the real API, acknowledging in bulk.
+	drainCtx, stopDrain := context.WithCancel(ctx)
+	defer stopDrain()
+	var drain sync.WaitGroup
+	for _, tok := range t.authorities {
+		drain.Add(1)
+		go func() {
+			defer drain.Done()
+			for drainCtx.Err() == nil {
+				ids, err := benchPull(drainCtx, client, t.url, tok)
+				if err != nil || len(ids) == 0 {
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
+				now := time.Now()
+				mu.Lock()
+				for _, id := range ids {
+					if key := id[0] + "|" + id[1]; firstSeen[key].IsZero() {
+						firstSeen[key] = now
+					}
+				}
+				mu.Unlock()
+				if err := benchAck(drainCtx, client, t.url, tok, ids); err == nil {
+					acked.Add(int64(len(ids)))
+					lastAck.Store(time.Now().UnixNano())
+				}
+			}
+		}()
+	}
+
+	tty := false
+	if f, ok := stderr.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	loadFinished := false
+	for {
+		select {
+		case <-loadDone:
+			loadFinished = true
+			loadDone = nil
+		case <-tick.C:
+			if tty {
+				fmt.Fprintf(stderr, "\r%6.0fs  accepted %d  acknowledged %d/%d deliveries   ",
+					time.Since(start).Seconds(), submitted.Load(), acked.Load(), expected.Load())
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if loadFinished && acked.Load() >= expected.Load() {
+			break
+		}
+		if loadFinished && time.Since(start) > 30*time.Minute {
+			return nil, fmt.Errorf("only %d of %d deliveries acknowledged after 30 minutes", acked.Load(), expected.Load())
+		}
+	}
+	stopDrain()
+	drain.Wait()
+	if tty {
+		fmt.Fprintln(stderr)
+	}
+	end := time.Unix(0, lastAck.Load())
+	res := &BenchResult{Notices: int(submitted.Load()), Deliveries: int(acked.Load()), Fsync: o.fsync,
+		Clients: o.clients, Rate: o.rate, Rejected: int(rejected.Load())}
+	if o.url != "" {
+		res.Fsync = "remote"
+	}
+	res.Seconds = end.Sub(start).Seconds()
+	if res.Seconds > 0 {
+		res.NoticesPerSec = float64(res.Notices) / res.Seconds
+	}
+	var acc, queued []time.Duration
+	for _, a := range accepted {
+		acc = append(acc, a.latency)
+	}
+	for key, seen := range firstSeen {
+		id, _, _ := strings.Cut(key, "|")
+		if a, ok := accepted[id]; ok {
+			queued = append(queued, max(0, seen.Sub(a.at)))
+		}
+	}
+	res.AcceptP50ms, res.AcceptP99ms = percentileMS(acc, 50), percentileMS(acc, 99)
+	res.QueuedP50ms, res.QueuedP99ms = percentileMS(queued, 50), percentileMS(queued, 99)
+	res.PeakRSSMB = peakRSSMB()
+	if t.js != nil {
+		var writes uint64
+		for _, name := range []string{"NR_NOTICES", "NR_EVENTS", "NR_DELIVERIES", "KV_NR_STATUS"} {
+			s, err := t.js.Stream(ctx, name)
+			if err != nil {
+				continue
+			}
+			writes += s.CachedInfo().State.LastSeq
+		}
+		if res.Notices > 0 {
+			w := float64(writes) / float64(res.Notices)
+			res.WritesPerNotice = &w
+		}
+	}
+	return res, nil
+}
+
+// benchPull leases up to 100 deliveries and returns (notice id, delivery id) pairs.
+func benchPull(ctx context.Context, c *http.Client, base, token string) ([][2]string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/inbox?max=100", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("inbox: %d", resp.StatusCode)
+	}
+	var out struct {
+		Deliveries []struct {
+			ID       string `json:"id"`
+			NoticeID string `json:"notice_id"`
+		} `json:"deliveries"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	ids := make([][2]string, len(out.Deliveries))
+	for i, d := range out.Deliveries {
+		ids[i] = [2]string{d.NoticeID, d.ID}
+	}
+	return ids, nil
+}
+
+func benchAck(ctx context.Context, c *http.Client, base, token string, ids [][2]string) error {
+	list := make([]string, len(ids))
+	for i, id := range ids {
+		list[i] = id[1]
+	}
+	body, _ := json.Marshal(map[string][]string{"ids": list})
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/inbox/ack", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ack: %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func percentileMS(ds []time.Duration, p int) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := (len(ds)*p + 99) / 100
+	i = min(max(i-1, 0), len(ds)-1)
+	return float64(ds[i].Microseconds()) / 1000
+}
+
+// peakRSSMB is this process's peak resident set (VmHWM), in MB.
+func peakRSSMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}

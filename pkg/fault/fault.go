@@ -20,6 +20,7 @@ const (
 	Exists                  // the thing was stored before (idempotent no-op)
 	Unavailable             // temporarily unable (storage full, NATS down); retry later
 	Poison                  // a stored message that can never be processed
+	TooLarge                // larger than the deployment can carry
 )
 
 func (k Kind) String() string {
@@ -36,6 +37,8 @@ func (k Kind) String() string {
 		return "unavailable"
 	case Poison:
 		return "poison"
+	case TooLarge:
+		return "too large"
 	}
 	return "internal"
 }
@@ -90,6 +93,8 @@ func HTTPStatus(err error) int {
 		return http.StatusOK
 	case Unavailable:
 		return http.StatusServiceUnavailable
+	case TooLarge:
+		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusInternalServerError
 }

@@ -70,6 +70,9 @@ func Error(w http.ResponseWriter, log *zap.Logger, err error) {
 	case fault.Unavailable:
 		p.Detail = "the relay cannot store more right now; retry after the time in Retry-After"
 		log.Warn("unavailable", zap.Error(err))
+	case fault.TooLarge:
+		p.Detail = "the notice is larger than this deployment's NATS max_payload allows"
+		log.Error("message larger than NATS max_payload; raise max_payload to at least 8MB", zap.Error(err))
 	case fault.Internal, fault.Poison:
 		p.Detail = "internal error; the request changed nothing that is not recorded"
 		log.Error("internal error", zap.Error(err))

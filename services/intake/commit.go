@@ -14,7 +14,7 @@ import (
 // a burst fills the batches.
 const (
 	maxGroup   = 256
-	committers = 2
+	committers = 1
 )
 
 type commitRequest struct {

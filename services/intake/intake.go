@@ -188,6 +188,10 @@ func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int
 	if fault.Is(err, fault.Exists) {
 		// A concurrent submission of the same reference won the race.
 		prev, err := s.previous(ctx, rec.ID)
+		if err == nil && prev == nil {
+			// Its write is not readable yet: the platform retries.
+			err = fault.Errorf("intake", fault.Unavailable, "a submission of reference %q is being stored right now", rec.Reference)
+		}
 		return s.same(prev, rec, err)
 	}
 	if err != nil {
@@ -309,7 +313,7 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
-	id := r.PathValue("id")
+	id := strings.ToLower(r.PathValue("id"))
 	if !notice.ValidID(id) {
 		httpapi.NotFound(w, "notice")
 		return

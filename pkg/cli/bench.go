@@ -43,6 +43,11 @@ type BenchResult struct {
 	Clients         int      `json:"clients"`
 	Rate            float64  `json:"rate,omitempty"`
 	Rejected        int      `json:"rejected"`
+	// Stages (in-process runs) split accepted-to-acknowledged by the
+	// times the status projection recorded: received to queued (routing),
+	// queued to first handed out (waiting in the queue), handed out to
+	// acknowledged (the drainer's round trip), p50 and p99 in ms.
+	Stages map[string][2]float64 `json:"stages,omitempty"`
 }
 
 type benchOptions struct {
@@ -50,7 +55,7 @@ type benchOptions struct {
 	notices, clients, authorities       int
 	rate                                float64
 	duration                            time.Duration
-	fsync, data, cpuprofile             string
+	fsync, data, cpuprofile, memprofile string
 	seed                                uint64
 }
 
@@ -68,6 +73,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.fsync, "fsync", "always", "in-process: always (sync_interval: always, as dev) or default (JetStream's default)")
 	fs.StringVar(&o.data, "data", "", "in-process: data dir (default: a temporary one, removed afterwards)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated notices")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -428,7 +434,14 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	res.AcceptP50ms, res.AcceptP99ms = percentileMS(acc, 50), percentileMS(acc, 99)
 	res.QueuedP50ms, res.QueuedP99ms = percentileMS(queued, 50), percentileMS(queued, 99)
 	res.PeakRSSMB = peakRSSMB()
+	if o.memprofile != "" {
+		if f, err := os.Create(o.memprofile); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if t.js != nil {
+		res.Stages = stageTimes(ctx, t.js)
 		var writes uint64
 		for _, name := range []string{"NR_NOTICES", "NR_EVENTS", "NR_DELIVERIES", "KV_NR_STATUS"} {
 			s, err := t.js.Stream(ctx, name)
@@ -518,4 +531,56 @@ func peakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// stageTimes reads every status projection and returns p50 and p99 of each
+// stage of a delivery's life, in ms.
+func stageTimes(ctx context.Context, js jetstream.JetStream) map[string][2]float64 {
+	kv, err := js.KeyValue(ctx, "NR_STATUS")
+	if err != nil {
+		return nil
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil
+	}
+	type steps struct {
+		QueuedAt, DeliveredAt, AcknowledgedAt string
+	}
+	var p struct {
+		ReceivedAt string `json:"received_at"`
+		Recipients []struct {
+			Notice struct {
+				QueuedAt       string `json:"queued_at"`
+				DeliveredAt    string `json:"delivered_at"`
+				AcknowledgedAt string `json:"acknowledged_at"`
+			} `json:"notice"`
+		} `json:"recipients"`
+	}
+	var routed, waited, acked []time.Duration
+	parse := func(s string) time.Time { t, _ := time.Parse(time.RFC3339Nano, s); return t }
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil || json.Unmarshal(e.Value(), &p) != nil {
+			continue
+		}
+		rcv := parse(p.ReceivedAt)
+		for _, r := range p.Recipients {
+			q, d, a := parse(r.Notice.QueuedAt), parse(r.Notice.DeliveredAt), parse(r.Notice.AcknowledgedAt)
+			if !q.IsZero() && !rcv.IsZero() {
+				routed = append(routed, q.Sub(rcv))
+			}
+			if !d.IsZero() && !q.IsZero() {
+				waited = append(waited, d.Sub(q))
+			}
+			if !a.IsZero() && !d.IsZero() {
+				acked = append(acked, a.Sub(d))
+			}
+		}
+	}
+	return map[string][2]float64{
+		"received_to_queued":   {percentileMS(routed, 50), percentileMS(routed, 99)},
+		"queued_to_handed_out": {percentileMS(waited, 50), percentileMS(waited, 99)},
+		"handed_out_to_acked":  {percentileMS(acked, 50), percentileMS(acked, 99)},
+	}
 }

@@ -175,15 +175,19 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 			_ = m.TermWithReason(err.Error())
 			continue
 		}
-		ev := s.receiptEvent(d, authority, event.Acknowledged)
-		if _, err := stream.Get(ctx, s.events, ev.Subject()); err == nil {
-			// Acknowledged already (through another process, or before a
-			// restart): settle it instead of handing it out again.
-			_ = m.Ack()
-			continue
-		} else if !fault.Is(err, fault.NotFound) {
-			nakAll(msgs)
-			return nil, err
+		// A delivery handed out before may have been acknowledged since
+		// (through another process, or before a restart, when the ack could
+		// not reach its lease): settle it instead of handing it out again.
+		// A first hand-out cannot have been acknowledged: nobody knew its id.
+		if md, err := m.Metadata(); err != nil || md.NumDelivered > 1 {
+			ev := s.receiptEvent(d, authority, event.Acknowledged)
+			if _, err := stream.Get(ctx, s.events, ev.Subject()); err == nil {
+				_ = m.Ack()
+				continue
+			} else if !fault.Is(err, fault.NotFound) {
+				nakAll(msgs)
+				return nil, err
+			}
 		}
 		dev := s.receiptEvent(d, authority, event.Delivered)
 		dev.Time = now
@@ -338,6 +342,21 @@ func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]in
 // find returns authority's delivery id, looking in its own subjects only:
 // another authority's delivery is simply not found.
 func (s *Service) find(ctx context.Context, authority, id string) (*delivery.Delivery, error) {
+	// A delivery this process leased is at hand: no read needed. The lease
+	// table is keyed by delivery id, and its subject names the authority.
+	s.mu.Lock()
+	l, ok := s.leases[id]
+	s.mu.Unlock()
+	if ok {
+		for _, p := range priorities {
+			if l.msg.Subject() != stream.DeliverySubject(authority, p, id) {
+				continue
+			}
+			if d, err := delivery.Decode(l.msg.Data()); err == nil {
+				return d, nil
+			}
+		}
+	}
 	for _, p := range priorities {
 		m, err := stream.Get(ctx, s.deliveries, stream.DeliverySubject(authority, p, id))
 		if fault.Is(err, fault.NotFound) {

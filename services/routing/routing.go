@@ -129,8 +129,8 @@ func (s *Service) Start(ctx context.Context) error {
 // Wait blocks until the consumer has stopped.
 func (s *Service) Wait() { s.wg.Wait() }
 
-// outputs is what one input message causes, in two phases: first the
-// events and deliveries, then (once those are stored) the queued events.
+// outputs is what one input message causes: events and deliveries (first)
+// and the queued events (then), stored in that order within each stream.
 type outputs struct {
 	first, then []stream.Message
 	err         error
@@ -150,8 +150,10 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
 			outs[i].err = fault.Errorf("routing", fault.Poison, "unexpected subject %s", m.Subject())
 		}
 	}
-	s.publish(ctx, outs, func(o *outputs) []stream.Message { return o.first })
-	s.publish(ctx, outs, func(o *outputs) []stream.Message { return o.then })
+	// One round: every stream's share goes as one batch. The queued events
+	// need not wait for the deliveries: a delivery is unique by its subject,
+	// so if any output failed the whole notice is simply routed again.
+	s.publish(ctx, outs, func(o *outputs) []stream.Message { return append(o.first, o.then...) })
 	errs := make([]error, len(msgs))
 	for i := range outs {
 		errs[i] = outs[i].err

@@ -18,6 +18,7 @@ type Role string
 const (
 	Platform  Role = "platform"
 	Authority Role = "authority"
+	Auditor   Role = "auditor"
 )
 
 // Principal is an authenticated caller.
@@ -47,6 +48,11 @@ func NewDirectory(c *config.Config) *Directory {
 	for _, a := range c.Authorities {
 		for _, t := range a.Tokens {
 			d.entries = append(d.entries, entry{t, Principal{Authority, a.ID}})
+		}
+	}
+	for _, a := range c.Auditors {
+		for _, t := range a.Tokens {
+			d.entries = append(d.entries, entry{t, Principal{Auditor, a.ID}})
 		}
 	}
 	return d

@@ -33,6 +33,10 @@ Commands:
   dev   [--config FILE] [--data DIR]          everything in one process, with an embedded NATS server
   serve --config FILE [--services a,b,...]    services against an external NATS server or cluster
   token                                       make a bearer token and print its config digest
+  explain --config FILE --platform ID NOTICE.json  print, as JSON, whom the relay would route a notice to and why
+  audit                                       auditor tooling: keygen, verify, export, replay, prove, verify-proof
+  inbox pull --out DIR (--url URL --token T | --nats URL --authority ID)  the police-side client
+  deliveries dead|redrive|nats-config         dead letters, redrive, least-privilege NATS users
   bench [--notices N] [--clients N | --rate R] load-generate through the real HTTP API and print one JSON line
 
 Run "noticerelay COMMAND -h" for a command's flags.
@@ -51,6 +55,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "explain":
+		return explain(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
+	case "inbox":
+		return inboxCmd(ctx, args[1:], stdout, stderr)
+	case "deliveries":
+		return deliveriesCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":

@@ -32,6 +32,9 @@ type Config struct {
 	Inbox        Inbox       `yaml:"inbox"`
 	Limits       Limits      `yaml:"limits"`
 	Audit        Audit       `yaml:"audit"`
+	Deliveries   Deliveries  `yaml:"deliveries"`
+	Auditors     []Auditor   `yaml:"auditors"`
+	Geo          Geo         `yaml:"geo"`
 }
 
 // Audit configures the tamper-evident log. PseudonymKey is the file of the
@@ -57,6 +60,10 @@ type NATS struct {
 	// Replicas of every stream; 0 means 3 when the server is part of a
 	// cluster and 1 otherwise.
 	Replicas int `yaml:"replicas"`
+	// StoreKeyEnv or StoreKeyFile hold the key that encrypts the embedded
+	// server's store at rest (`dev`); see docs/delivery.md.
+	StoreKeyEnv  string `yaml:"store_key_env"`
+	StoreKeyFile string `yaml:"store_key_file"`
 }
 
 // HTTP is the one listener for intake, inbox, status, health and metrics.
@@ -80,6 +87,17 @@ type Authority struct {
 	Country string  `yaml:"country"`
 	Name    string  `yaml:"name"`
 	Tokens  []Token `yaml:"tokens"`
+	// AgeRecipient, when set, encrypts every delivery to the authority's
+	// age X25519 key before it enters the queue.
+	AgeRecipient string `yaml:"age_recipient"`
+	// Delivery says whether the authority pulls or receives pushes.
+	Delivery Delivery `yaml:"delivery"`
+	// Escalation is the authority re-notified of an urgent delivery left
+	// unacknowledged past deliveries.urgent_deadline.
+	Escalation string `yaml:"escalation"`
+	// Rules make the authority a secondary one of its country, receiving
+	// only what they say (rules.go); none: its country's primary one.
+	Rules []Rule `yaml:"rules"`
 }
 
 // Retention says how long personal data is kept.
@@ -148,13 +166,15 @@ func ParseDuration(s string) (time.Duration, error) {
 
 // rawConfig is the YAML as written, before validation.
 type rawConfig struct {
-	NATS         NATS      `yaml:"nats"`
-	HTTP         HTTP      `yaml:"http"`
-	MemberStates string    `yaml:"member_states"`
-	Retention    Retention `yaml:"retention"`
-	Inbox        Inbox     `yaml:"inbox"`
-	Limits       Limits    `yaml:"limits"`
-	Audit        Audit     `yaml:"audit"`
+	NATS         NATS       `yaml:"nats"`
+	HTTP         HTTP       `yaml:"http"`
+	MemberStates string     `yaml:"member_states"`
+	Retention    Retention  `yaml:"retention"`
+	Inbox        Inbox      `yaml:"inbox"`
+	Limits       Limits     `yaml:"limits"`
+	Audit        Audit      `yaml:"audit"`
+	Deliveries   Deliveries `yaml:"deliveries"`
+	Geo          Geo        `yaml:"geo"`
 	Platforms    []struct {
 		ID                  string   `yaml:"id"`
 		Name                string   `yaml:"name"`
@@ -164,11 +184,19 @@ type rawConfig struct {
 		Fallback            []string `yaml:"fallback"`
 	} `yaml:"platforms"`
 	Authorities []struct {
-		ID      string   `yaml:"id"`
-		Country string   `yaml:"country"`
-		Name    string   `yaml:"name"`
-		Tokens  []string `yaml:"tokens"`
+		ID           string   `yaml:"id"`
+		Country      string   `yaml:"country"`
+		Name         string   `yaml:"name"`
+		Tokens       []string `yaml:"tokens"`
+		AgeRecipient string   `yaml:"age_recipient"`
+		Delivery     Delivery `yaml:"delivery"`
+		Escalation   string   `yaml:"escalation"`
+		Rules        []Rule   `yaml:"rules"`
 	} `yaml:"authorities"`
+	Auditors []struct {
+		ID     string   `yaml:"id"`
+		Tokens []string `yaml:"tokens"`
+	} `yaml:"auditors"`
 }
 
 // Options say how strict loading is.
@@ -213,7 +241,8 @@ func Parse(data []byte, opt Options) (*Config, error) {
 		decodeNode(doc.Content[0], reflect.ValueOf(&raw).Elem(), "", &p)
 	}
 	c := Config{NATS: raw.NATS, HTTP: raw.HTTP, MemberStates: raw.MemberStates,
-		Retention: raw.Retention, Inbox: raw.Inbox, Limits: raw.Limits, Audit: raw.Audit}
+		Retention: raw.Retention, Inbox: raw.Inbox, Limits: raw.Limits, Audit: raw.Audit,
+		Deliveries: raw.Deliveries, Geo: raw.Geo}
 
 	if err := c.fill(); err != nil {
 		p = append(p, err.(*Error).Problems...)
@@ -246,7 +275,7 @@ func Parse(data []byte, opt Options) (*Config, error) {
 				}
 				t = Digest(s)
 			default:
-				p.add(f, "plain tokens are not allowed outside `dev`: store only the digest (`noticerelay token digest` prints it)")
+				p.add(f, "plain tokens are not allowed outside `dev`: store only the digest (`noticerelay token` makes a token and its digest)")
 				continue
 			}
 			if other, dup := seenToken[t]; dup {
@@ -325,7 +354,8 @@ func Parse(data []byte, opt Options) (*Config, error) {
 	for i, ra := range raw.Authorities {
 		f := fmt.Sprintf("authorities[%d]", i)
 		checkID(f+".id", ra.ID)
-		a := Authority{ID: ra.ID, Name: ra.Name, Tokens: tokens(f+".tokens", ra.Tokens)}
+		a := Authority{ID: ra.ID, Name: ra.Name, Tokens: tokens(f+".tokens", ra.Tokens),
+			AgeRecipient: ra.AgeRecipient, Delivery: ra.Delivery, Escalation: ra.Escalation, Rules: ra.Rules}
 		if a.Name == "" {
 			p.add(f+".name", "is required")
 		}
@@ -337,13 +367,23 @@ func Parse(data []byte, opt Options) (*Config, error) {
 		}
 		if cc != country.Europol && !states[cc] {
 			p.add(f+".country", "%q is not a Member State of %s (or EU for Europol)", ra.Country, c.MemberStates)
+		} else if len(ra.Rules) > 0 {
+			// A secondary authority: its rules say when it receives.
 		} else if other, dup := byCountry[cc]; dup {
-			p.add(f+".country", "%s already has an authority (%s): at most one per country", cc, other)
+			p.add(f+".country", "%s already has an authority (%s): at most one per country, "+
+				"unless the other has rules saying when it receives", cc, other)
 		} else {
 			byCountry[cc] = f
 		}
 		a.Country = cc
 		c.Authorities = append(c.Authorities, a)
+	}
+	checkDelivery(&c, &p)
+	checkRules(&c, &p)
+	for i, ra := range raw.Auditors {
+		f := fmt.Sprintf("auditors[%d]", i)
+		checkID(f+".id", ra.ID)
+		c.Auditors = append(c.Auditors, Auditor{ID: ra.ID, Tokens: tokens(f+".tokens", ra.Tokens)})
 	}
 
 	if len(p) > 0 {
@@ -385,6 +425,9 @@ func (c *Config) fill() error {
 	if c.Limits.NoticeStoreBytes < 0 {
 		p.add("limits.notice_store_bytes", "must be positive, or 0 for no cap")
 	}
+	c.Deliveries.fill(&p)
+	c.Audit.check(&p)
+	c.Geo.fill(&p)
 
 	if len(p) > 0 {
 		return &Error{Problems: p}

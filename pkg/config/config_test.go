@@ -129,6 +129,10 @@ func TestDefaults(t *testing.T) {
 				Retention:    config.Retention{Notices: config.Duration(720 * time.Hour)},
 				Inbox:        config.Inbox{Lease: config.Duration(60 * time.Second)},
 				Limits:       config.Limits{MaxInFlight: 1024},
+				Deliveries: config.Deliveries{UrgentDeadline: config.Duration(15 * time.Minute), PoisonAttempts: 5,
+					Webhook: config.WebhookSettings{Timeout: config.Duration(10 * time.Second), MaxAttempts: 12,
+						Backoff: config.Duration(time.Second), MaxBackoff: config.Duration(10 * time.Minute)}},
+				Geo: config.Geo{SeenWindow: config.DefaultSeenWindow},
 			}
 			got := *c
 			got.Platforms, got.Authorities = nil, nil

@@ -22,9 +22,13 @@ type Delivery struct {
 	Priority string `json:"priority"`
 	// Platform and BodySHA256 let the inbox record events without reading
 	// the notice.
-	Platform   string          `json:"platform"`
-	BodySHA256 string          `json:"body_sha256"`
-	Notice     json.RawMessage `json:"notice"`
+	Platform   string `json:"platform"`
+	BodySHA256 string `json:"body_sha256"`
+	// Notice is the Forwarded notice in clear, or, for an authority with
+	// an age recipient, empty, and Ciphertext holds it encrypted (armored
+	// age) to that recipient alone.
+	Notice     json.RawMessage `json:"notice,omitempty"`
+	Ciphertext string          `json:"ciphertext,omitempty"`
 }
 
 // Out is a delivery as an authority receives it from the inbox.
@@ -34,7 +38,8 @@ type Out struct {
 	Type        string          `json:"type"`
 	Priority    string          `json:"priority"`
 	LeasedUntil string          `json:"leased_until,omitempty"`
-	Notice      json.RawMessage `json:"notice"`
+	Notice      json.RawMessage `json:"notice,omitempty"`
+	Ciphertext  string          `json:"ciphertext,omitempty"`
 }
 
 // CoRecipient is another authority that received the same notice.
@@ -53,6 +58,7 @@ type Forwarded struct {
 	Grounds      []jurisdiction.Ground `json:"grounds"`
 	CoRecipients []CoRecipient         `json:"co_recipients"`
 	Withdrawal   *Withdrawal           `json:"withdrawal,omitempty"`
+	Escalation   *Escalation           `json:"escalation,omitempty"`
 }
 
 // Withdrawal says that and why the platform withdrew the notice.

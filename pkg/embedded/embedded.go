@@ -23,6 +23,9 @@ type Options struct {
 	// DefaultSync turns off fsync on every write (JetStream's default of a
 	// sync every two minutes), for benchmarks that compare the two.
 	DefaultSync bool
+	// StoreKey, when set, encrypts the whole JetStream store at rest
+	// (ChaCha20-Poly1305, keys derived from StoreKey by the server).
+	StoreKey string
 }
 
 // Server is a running embedded NATS server.
@@ -46,6 +49,9 @@ func Start(o Options) (*Server, error) {
 		// server replaces it with its two-minute default.
 		opts.SyncAlways = true
 		opts.SyncInterval = 2 * time.Minute
+	}
+	if o.StoreKey != "" {
+		opts.JetStreamCipher, opts.JetStreamKey = server.ChaCha, o.StoreKey
 	}
 	if o.Listen == "" {
 		opts.DontListen = true

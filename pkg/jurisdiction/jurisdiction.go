@@ -8,16 +8,27 @@
 //
 // The package is pure: Decide reads only its arguments, changes none of
 // them, and returns the same Decision, down to the bytes of its JSON
-// encoding, for the same input.
+// encoding, for the same input. Lookups (IP geolocation, phone numbering)
+// come in through Rules as a Locator, which is one fixed version of a
+// database, and a PhoneRegion function.
 //
 // How a decision is made:
 //
-//  1. Every country declared in locations (basis offence), suspects (basis
-//     suspect) and victims (basis victim) is normalised: any letter case is
-//     accepted, EL counts as GR, and a territory that is part of a Member
-//     State (RE, GP, IC, AX, GL, ...) counts as that Member State, with
-//     Ground.Territory set to the declared code. Unknown codes and countries
-//     that are not Member States of Rules.MemberStates concern nobody.
+//  1. Every clue is weighed (see Clue): each country declared in locations
+//     (basis offence), suspects (basis suspect) and victims (basis victim)
+//     (evidence declared); each suspect's and victim's phone number
+//     (evidence phone, read in the person's declared country when it is in
+//     national format); each of their IP addresses (evidence ip), unless
+//     marked possible_proxy, in a special range (private, loopback,
+//     documentation, carrier-grade NAT, ...), seen more than
+//     Rules.SeenWindow before or after occurred_at (else aware_at), unknown to the
+//     database or known to it as an anonymiser. Codes are normalised: any
+//     letter case is accepted, EL counts as GR, and a territory that is
+//     part of a Member State (RE, GP, IC, AX, GL, ...) counts as that
+//     Member State, with Ground.Territory set to the territory's code.
+//     Unknown codes and countries that are not Member States of
+//     Rules.MemberStates concern nobody. Every clue that counts makes its
+//     Member State concerned, so one person can make two States concerned.
 //  2. Each Member State concerned that has an authority becomes one
 //     recipient carrying all its grounds. A Member State concerned without
 //     an authority is listed in Decision.Unserved and, if Europol is
@@ -29,11 +40,14 @@
 //     with evidence last_resort. If Europol is not configured either,
 //     Decision.Recipients is empty and the caller must deal with it (refuse
 //     the configuration, raise an alarm, park the notice).
+//  5. Routing rules (Rules.Routes) then replace a primary authority by
+//     another of its country's, or add copies: see Route.
 package jurisdiction
 
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/noticerelay/noticerelay/pkg/country"
 	"github.com/noticerelay/noticerelay/pkg/notice"
@@ -71,18 +85,27 @@ type Ground struct {
 }
 
 // Recipient is an authority that receives the notice, with every ground it
-// receives it on, in the order offence, suspect, victim, establishment,
+// receives it on, strongest evidence first (declared, phone, ip,
+// configured, fallback, no_authority, last_resort), and for the same
+// evidence in the order offence, suspect, victim, establishment,
 // legal_representative, europol.
 type Recipient struct {
 	Authority string   `json:"authority"`
 	Country   string   `json:"country"` // Member State code, or "EU" for Europol
 	Grounds   []Ground `json:"grounds"`
+	// Rule names the routing rule that made Authority a recipient: it
+	// receives the notice instead of InsteadOf, or a copy of what the
+	// authorities in CopyOf receive.
+	Rule      string   `json:"rule,omitempty"`
+	InsteadOf string   `json:"instead_of,omitempty"`
+	CopyOf    []string `json:"copy_of,omitempty"`
 }
 
 // Decision is who receives a notice and how fast.
 type Decision struct {
 	Priority notice.Priority `json:"priority"`
-	// Recipients are sorted by country code, Europol ("EU") last. Never nil;
+	// Recipients are sorted by country code, Europol ("EU") last, copies
+	// after the other recipients of their country. Never nil;
 	// empty only when nothing, not even Europol, is configured to receive
 	// the notice: the caller must deal with that case.
 	Recipients []Recipient `json:"recipients"`
@@ -92,6 +115,12 @@ type Decision struct {
 	// Fallback is true when no Member State was identified from the notice
 	// and the platform's fallback list was walked.
 	Fallback bool `json:"fallback"`
+	// Clues are every clue of the notice in document order, with the
+	// country each pointed to and, for those that do not count, why.
+	Clues []Clue `json:"clues,omitempty"`
+	// GeoDatabase is the geolocation database IP addresses were looked up
+	// in; absent when none is configured.
+	GeoDatabase *GeoDatabase `json:"geo_database,omitempty"`
 }
 
 // Platform is what the decision needs of a platform's configuration.
@@ -107,9 +136,22 @@ type Platform struct {
 type Rules struct {
 	MemberStates country.Set // EU27 or EEA (country.MemberStates)
 	// Authorities maps an upper-case Member State code, or "EU" for
-	// Europol, to the id of its authority; at most one per country. An
-	// empty id counts as no authority.
+	// Europol, to the id of its primary authority; at most one per
+	// country. An empty id counts as no authority.
 	Authorities map[string]string
+	// Locator places IP addresses; nil means IP addresses count for
+	// nothing.
+	Locator Locator
+	// PhoneRegion reads phone numbers; nil means phone numbers count for
+	// nothing.
+	PhoneRegion PhoneRegion
+	// SeenWindow is how far an IP address's seen_at may lie from the
+	// notice's occurred_at (else aware_at); 0 means DefaultSeenWindow. An
+	// address without seen_at, or a notice with neither time, is not
+	// checked against the window.
+	SeenWindow time.Duration
+	// Routes are the routing rules, in configuration order.
+	Routes []Route
 }
 
 // Decide decides who receives n. It never fails: see the package
@@ -122,15 +164,12 @@ func Decide(r Rules, p Platform, n *notice.Notice) Decision {
 
 	if n != nil {
 		d.Priority = n.Priority()
-		for i := range n.Locations {
-			b.declared(r, n.Locations[i].Country, BasisOffence)
-		}
-		for i := range n.Suspects {
-			b.declared(r, n.Suspects[i].Country, BasisSuspect)
-		}
-		for i := range n.Victims {
-			b.declared(r, n.Victims[i].Country, BasisVictim)
-		}
+		b.clues(r, n)
+		d.Clues = b.found
+	}
+	if r.Locator != nil {
+		db := r.Locator.Database()
+		d.GeoDatabase = &db
 	}
 
 	if len(b.states) > 0 {
@@ -170,7 +209,7 @@ func Decide(r Rules, p Platform, n *notice.Notice) Decision {
 		b.europol(r, LastResort)
 	}
 
-	d.Recipients = b.finish()
+	d.Recipients = applyRoutes(r.Routes, n, d.Priority, b.finish())
 	return d
 }
 
@@ -185,6 +224,7 @@ type state struct {
 type builder struct {
 	states     []state
 	recipients []Recipient
+	found      []Clue
 }
 
 // member normalises a declared or configured code to the Member State it
@@ -204,22 +244,6 @@ func member(r Rules, code string) (ms, territory string, ok bool) {
 		territory = c
 	}
 	return s, territory, true
-}
-
-// declared records a country the notice declares on basis.
-func (b *builder) declared(r Rules, code, basis string) {
-	s, t, ok := member(r, code)
-	if !ok {
-		return
-	}
-	g := Ground{Basis: basis, Evidence: Declared, Territory: t}
-	for i := range b.states {
-		if b.states[i].code == s {
-			b.states[i].grounds = append(b.states[i].grounds, g)
-			return
-		}
-	}
-	b.states = append(b.states, state{code: s, grounds: []Ground{g}})
 }
 
 // configured adds the authority of a Member State from the platform's
@@ -266,16 +290,7 @@ func (b *builder) finish() []Recipient {
 		slices.SortFunc(rs[i].Grounds, compareGrounds)
 		rs[i].Grounds = slices.Compact(rs[i].Grounds)
 	}
-	slices.SortFunc(rs, func(a, b Recipient) int {
-		ae, be := a.Country == country.Europol, b.Country == country.Europol
-		switch {
-		case ae && !be:
-			return 1
-		case be && !ae:
-			return -1
-		}
-		return strings.Compare(a.Country, b.Country)
-	})
+	slices.SortFunc(rs, compareRecipients)
 	return rs
 }
 
@@ -285,16 +300,16 @@ var basisRank = map[string]int{
 }
 
 var evidenceRank = map[string]int{
-	Declared: 0, Configured: 1, Fallback: 2, NoAuthority: 3, LastResort: 4,
+	Declared: 0, Phone: 1, IP: 2, Configured: 3, Fallback: 4, NoAuthority: 5, LastResort: 6,
 }
 
-// compareGrounds orders grounds by basis, then evidence, then territory
-// (the Member State itself before its territories).
+// compareGrounds orders grounds by evidence, strongest first, then basis,
+// then territory (the Member State itself before its territories).
 func compareGrounds(a, b Ground) int {
-	if c := basisRank[a.Basis] - basisRank[b.Basis]; c != 0 {
+	if c := evidenceRank[a.Evidence] - evidenceRank[b.Evidence]; c != 0 {
 		return c
 	}
-	if c := evidenceRank[a.Evidence] - evidenceRank[b.Evidence]; c != 0 {
+	if c := basisRank[a.Basis] - basisRank[b.Basis]; c != 0 {
 		return c
 	}
 	return strings.Compare(a.Territory, b.Territory)

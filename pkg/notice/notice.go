@@ -62,6 +62,10 @@ type IPAddress struct {
 	Port   *int   `json:"port,omitempty"`
 	SeenAt string `json:"seen_at,omitempty"`
 	Event  string `json:"event,omitempty"`
+	// PossibleProxy is the platform's statement that the address may be a
+	// proxy, VPN or other relay: it then says nothing about where the
+	// person is and never makes a Member State concerned.
+	PossibleProxy bool `json:"possible_proxy,omitempty"`
 }
 
 // Content is a piece of content the notice is about.

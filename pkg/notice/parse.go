@@ -729,7 +729,7 @@ func (c *fieldChecker) person(n *jsonNode, path string, names []string) (Person,
 	return p, true
 }
 
-var ipFields = []string{"ip", "port", "seen_at", "event"}
+var ipFields = []string{"ip", "port", "seen_at", "event", "possible_proxy"}
 
 func (c *fieldChecker) ipAddress(n *jsonNode, path string) (IPAddress, bool) {
 	f, ok := c.fields(n, path, ipFields)
@@ -752,6 +752,7 @@ func (c *fieldChecker) ipAddress(n *jsonNode, path string) (IPAddress, bool) {
 	a.Port = c.port(f[1], joinPath(path, "port"))
 	a.SeenAt = c.timestamp(f[2], joinPath(path, "seen_at"))
 	a.Event = c.oneOf(f[3], joinPath(path, "event"), false, IPEvents)
+	a.PossibleProxy = c.boolean(f[4], joinPath(path, "possible_proxy"), false)
 	return a, true
 }
 

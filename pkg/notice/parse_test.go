@@ -27,7 +27,7 @@ const fullNotice = `{
                  "ip_addresses": [
                    {"ip": "203.0.113.7", "port": 50312, "seen_at": "2026-11-20T13:58:11Z", "event": "login"},
                    {"ip": "::FFFF:198.51.100.23", "port": 0},
-                   {"ip": "2001:0DB8:0000:0000:0000:0000:0000:0001", "event": "upload"}
+                   {"ip": "2001:0DB8:0000:0000:0000:0000:0000:0001", "event": "upload", "possible_proxy": true}
                  ],
                  "phone": "+4915112345678"}],
   "victims":   [{"country": "ro", "minor": true}, {"username": "anna", "minor": false}],
@@ -56,7 +56,7 @@ var wantFull = &Notice{
 		IPAddresses: []IPAddress{
 			{IP: "203.0.113.7", Port: valPtr(50312), SeenAt: "2026-11-20T13:58:11Z", Event: "login"},
 			{IP: "198.51.100.23", Port: valPtr(0)},
-			{IP: "2001:db8::1", Event: "upload"},
+			{IP: "2001:db8::1", Event: "upload", PossibleProxy: true},
 		},
 		Phone: "+4915112345678",
 	}},
@@ -153,6 +153,12 @@ func TestParseValid(t *testing.T) {
 			func(n *Notice) bool {
 				ips := n.Suspects[0].IPAddresses
 				return *ips[0].Port == 0 && *ips[1].Port == 65535
+			}},
+		{"possible_proxy true, false and null", mkBody("suspects", `[{"ip_addresses": [{"ip": "192.0.2.1", "possible_proxy": true},
+			{"ip": "192.0.2.2", "possible_proxy": false}, {"ip": "192.0.2.3", "possible_proxy": null}]}]`),
+			func(n *Notice) bool {
+				ips := n.Suspects[0].IPAddresses
+				return ips[0].PossibleProxy && !ips[1].PossibleProxy && !ips[2].PossibleProxy
 			}},
 		{"reserved country codes", mkBody("locations", `[{"country": "el"}, {"country": "xk"}]`),
 			func(n *Notice) bool { return n.Locations[0].Country == "EL" && n.Locations[1].Country == "XK" }},
@@ -343,6 +349,12 @@ func TestParseErrors(t *testing.T) {
 		{"port negative", mkBody("suspects", ip(`"ip": "::1", "port": -1`)), []wantErr{{"suspects[0].ip_addresses[1].port", "must be an integer from 0 to 65535"}}},
 		{"port string", mkBody("suspects", ip(`"ip": "::1", "port": "443"`)), []wantErr{{"suspects[0].ip_addresses[1].port", "must be an integer from 0 to 65535"}}},
 		{"seen_at bad", mkBody("suspects", ip(`"ip": "::1", "seen_at": "2026-11-20T13:58:11"`)), []wantErr{{"suspects[0].ip_addresses[1].seen_at", "must be an RFC 3339"}}},
+		{"possible_proxy string", mkBody("suspects", ip(`"ip": "::1", "possible_proxy": "yes"`)),
+			[]wantErr{{"suspects[0].ip_addresses[1].possible_proxy", mustBool}}},
+		{"possible_proxy number", mkBody("victims", ip(`"ip": "::1", "possible_proxy": 1`)),
+			[]wantErr{{"victims[0].ip_addresses[1].possible_proxy", mustBool}}},
+		{"possible_proxy misspelt", mkBody("suspects", ip(`"ip": "::1", "proxy": true`)),
+			[]wantErr{{"suspects[0].ip_addresses[1].proxy", "unknown field"}}},
 		{"event unknown", mkBody("victims", ip(`"ip": "::1", "event": "logout"`)),
 			[]wantErr{{"victims[0].ip_addresses[1].event", "must be one of login, registration, upload, message, purchase, other"}}},
 
@@ -485,7 +497,7 @@ func TestCanonical(t *testing.T) {
 	"content":[{"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","published_at":"2026-11-20T13:59:00+01:00","type":"text","url":"https://chat.example.net/m/1"}],
 	"victims":[{"minor":true,"country":"RO"},{"minor":false,"username":"anna"}],
 	"suspects":[{"phone":"+4915112345678","ip_addresses":[{"event":"login","seen_at":"2026-11-20T13:58:11Z","port":50312,"ip":"203.0.113.7"},
-	  {"port":0,"ip":"198.51.100.23"},{"event":"upload","ip":"2001:db8::1"}],
+	  {"port":0,"ip":"198.51.100.23","possible_proxy":false},{"possible_proxy":true,"event":"upload","ip":"2001:db8::1"}],
 	  "profile_url":"https://chat.example.net/u/991","username":"x","account_id":"u-991","country":"dE"}],
 	"locations":[{"description":"meeting point named in chat","country":"At"},{"description":"a hotel near the station","country":null}],
 	"aware_at":"2026-11-21T08:15:30.250Z","occurred_at":"2026-11-20T14:03:00+01:00",
@@ -536,6 +548,8 @@ var fuzzSeeds = []string{
 	mkBody(),
 	mkBody("victims", `[{}]`, "contact", `{}`),
 	mkBody("suspects", `[{"ip_addresses": [{"ip": "::ffff:1.2.3.4", "port": -0, "event": "other"}]}]`),
+	mkBody("suspects", `[{"ip_addresses": [{"ip": "100.64.0.1", "possible_proxy": true}, {"ip": "2a00::1", "possible_proxy": false}]}]`),
+	mkBody("victims", `[{"ip_addresses": [{"ip": "2001:db8::7", "possible_proxy": "true"}, {"ip": "::", "possible_proxy": null}]}]`),
 	mkBody("suspicion", `"\ud800 lone surrogate \u2028 \u0000"`),
 	mkBody("occurred_at", `"2026-11-20T14:03:00.5-00:00"`, "aware_at", `"2026-11-20T14:03:00,5Z"`),
 	mkBody("locations", `[{"country": "el"}, {"country": "", "description": ""}]`),

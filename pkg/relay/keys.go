@@ -60,7 +60,7 @@ func WritePseudonymKey(path string) error {
 // pseudonymKey finds the key that names notices in the log: the configured
 // file; for `dev`, a file under the data dir made on first start; otherwise
 // a key kept in NATS, made by the first process to start.
-func (r *Relay) pseudonymKey(ctx context.Context, js jetstream.JetStream) ([]byte, error) {
+func (r *Relay) pseudonymKey(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte, error) {
 	if path := r.opts.Config.Audit.PseudonymKey; path != "" {
 		return ReadPseudonymKey(path)
 	}
@@ -75,7 +75,7 @@ func (r *Relay) pseudonymKey(ctx context.Context, js jetstream.JetStream) ([]byt
 		"configure a key file so that nobody who can read NATS can also de-pseudonymise the log")
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: keysBucket,
 		Description: "relay keys (pseudonym key when no file is configured)", History: 1,
-		Storage: jetstream.FileStorage, Replicas: 1})
+		Storage: jetstream.FileStorage, Replicas: replicas})
 	if err != nil {
 		return nil, fmt.Errorf("keys bucket: %w", err)
 	}

@@ -6,8 +6,11 @@ import (
 	"strings"
 
 	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/services/audit"
+	"github.com/noticerelay/noticerelay/services/escalation"
 	"github.com/noticerelay/noticerelay/services/inbox"
 	"github.com/noticerelay/noticerelay/services/intake"
+	"github.com/noticerelay/noticerelay/services/push"
 	"github.com/noticerelay/noticerelay/services/routing"
 	"github.com/noticerelay/noticerelay/services/status"
 )
@@ -25,7 +28,10 @@ var modules = []module{
 	{status.Name, "status projection and GET /v1/notices/{id}", func(e *service.Env) service.Service { return status.New(e) }},
 	{routing.Name, "jurisdiction decisions and delivery queues", func(e *service.Env) service.Service { return routing.New(e) }},
 	{inbox.Name, "the authorities' inbox API", func(e *service.Env) service.Service { return inbox.New(e) }},
+	{push.Name, "webhook delivery to authorities that asked for it", func(e *service.Env) service.Service { return push.New(e) }},
+	{escalation.Name, "escalation of urgent deliveries left unacknowledged", func(e *service.Env) service.Service { return escalation.New(e) }},
 	{intake.Name, "the platforms' submission API", func(e *service.Env) service.Service { return intake.New(e) }},
+	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *service.Env) service.Service { return audit.New(e) }},
 }
 
 // ServiceNames lists the names `serve --services` accepts.

@@ -81,7 +81,12 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		}
 	}()
 	if o.Embedded {
-		r.server, err = embedded.Start(embedded.Options{DataDir: o.DataDir, Listen: o.Config.NATS.Listen, DefaultSync: o.DefaultSync})
+		var storeKey string
+		if storeKey, err = r.storeKey(); err != nil {
+			return nil, err
+		}
+		r.server, err = embedded.Start(embedded.Options{DataDir: o.DataDir, Listen: o.Config.NATS.Listen, DefaultSync: o.DefaultSync,
+			StoreKey: storeKey})
 		if err != nil {
 			return nil, err
 		}
@@ -123,8 +128,11 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		return nil, err
 	}
 
-	key, err := r.pseudonymKey(ectx, js)
+	key, err := r.pseudonymKey(ectx, js, replicas)
 	if err != nil {
+		return nil, err
+	}
+	if o.Config, err = r.devAuditKeys(o.Config); err != nil {
 		return nil, err
 	}
 

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,24 +28,50 @@ type Consumer struct {
 	Max      int
 	Log      *zap.Logger
 	Handle   BatchHandler
+	// JS, when set, bounds poison messages: one is tried PoisonAttempts
+	// times (default 5), then copied to the dead-letter stream with its
+	// reason and terminated (see Poisoned). Without JS a poison message is
+	// terminated at once.
+	JS             jetstream.JetStream
+	PoisonAttempts int
+	// Workers is how many batches are handled at once (default 1).
+	Workers int
 }
 
 // Run consumes until ctx is cancelled, then drains: it stops pulling,
 // processes the messages already buffered (so none waits out its ack wait
 // after a graceful restart) and returns. ready is closed once pulling.
+// With Workers > 1, that many batches are in hand at once, so that one
+// batch's processing overlaps another's wait for storage; handlers must
+// then be safe for concurrent use and must not rely on message order.
 func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
-	max := c.Max
-	if max <= 0 {
-		max = 128
+	size := c.Max
+	if size <= 0 {
+		size = 128
 	}
-	it, err := c.Consumer.Messages(jetstream.PullMaxMessages(2 * max))
+	workers := max(c.Workers, 1)
+	it, err := c.Consumer.Messages(jetstream.PullMaxMessages(2 * size * workers))
 	if err != nil {
 		return fault.E("consume "+c.Name, fault.Unavailable, err)
 	}
 	close(ready)
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
-	batch := make([]jetstream.Msg, 0, max)
+	// One reader gathers batches (the iterator is not shared), workers
+	// handle them.
+	jobs := make(chan []jetstream.Msg)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range jobs {
+				c.settle(context.WithoutCancel(ctx), batch, c.Handle(context.WithoutCancel(ctx), batch))
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(jobs)
 	for {
 		first, err := it.Next()
 		if err != nil {
@@ -54,20 +81,21 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 			c.Log.Warn("consume: next", zap.String("consumer", c.Name), zap.Error(err))
 			continue
 		}
-		batch = append(batch[:0], first)
-		for len(batch) < max {
+		batch := make([]jetstream.Msg, 1, size)
+		batch[0] = first
+		for len(batch) < size {
 			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
 			if err != nil {
 				break
 			}
 			batch = append(batch, m)
 		}
-		c.settle(batch, c.Handle(context.WithoutCancel(ctx), batch))
+		jobs <- batch
 	}
 }
 
 // settle acknowledges, naks or terminates each message by its error.
-func (c *Consumer) settle(batch []jetstream.Msg, errs []error) {
+func (c *Consumer) settle(ctx context.Context, batch []jetstream.Msg, errs []error) {
 	for i, m := range batch {
 		var err error
 		if i < len(errs) {
@@ -78,11 +106,17 @@ func (c *Consumer) settle(batch []jetstream.Msg, errs []error) {
 			if aerr := m.Ack(); aerr != nil {
 				c.Log.Warn("consume: ack", zap.String("consumer", c.Name), zap.Error(aerr))
 			}
+		case fault.Is(err, fault.Poison) && c.JS != nil:
+			Poisoned(ctx, c.JS, c.Log, m, c.Name, c.PoisonAttempts, err)
 		case fault.Is(err, fault.Poison):
 			c.Log.Error("consume: poison message terminated", zap.String("consumer", c.Name),
 				zap.String("subject", m.Subject()), zap.Error(err))
 			_ = m.TermWithReason(err.Error())
 		default:
+			if d, ok := IsLater(err); ok {
+				_ = m.NakWithDelay(d)
+				continue
+			}
 			n := uint64(1)
 			if md, merr := m.Metadata(); merr == nil {
 				n = md.NumDelivered

@@ -26,6 +26,11 @@ const (
 	Deliveries = "NR_DELIVERIES"
 	// StatusBucket is the key-value bucket of the status projection.
 	StatusBucket = "NR_STATUS"
+	// Checkpoints holds the audit log's signed checkpoints, in order, never
+	// deleted (see pkg/audit).
+	Checkpoints = "NR_CHECKPOINTS"
+	// CheckpointSubject is the subject of every checkpoint.
+	CheckpointSubject = "nr.audit.checkpoint"
 )
 
 // Subjects.
@@ -161,7 +166,19 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		AllowAtomicPublish:   true,
 		DenyDelete:           true,
 		DenyPurge:            true,
-	}}
+	}, {
+		Name:        Checkpoints,
+		Description: "signed checkpoints of the audit log (no personal data, never deleted)",
+		Subjects:    []string{CheckpointSubject},
+		Retention:   jetstream.LimitsPolicy,
+		MaxMsgSize:  64 << 10,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Duplicates:  dedup,
+		AllowDirect: true,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}, t.deadLetters()}
 }
 
 // Ensure creates or updates every stream and bucket; it is idempotent and

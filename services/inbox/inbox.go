@@ -17,7 +17,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
@@ -91,6 +90,9 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("inbox: %w", err)
 	}
 	for _, a := range s.env.Config.Authorities {
+		if a.Webhook() {
+			continue // the push service drains its queue (docs/delivery.md)
+		}
 		for _, p := range priorities {
 			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
 				Durable:       ConsumerName(a.ID, p),
@@ -137,6 +139,11 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		}
 		max = n
 	}
+	if a := s.env.Config.Authority(p.ID); a != nil && a.Webhook() {
+		httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusConflict, Title: "deliveries are pushed",
+			Detail: "this authority receives its deliveries by webhook, not from the inbox"})
+		return
+	}
 	out, err := s.take(r.Context(), p.ID, max)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
@@ -171,8 +178,8 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 	for _, m := range msgs {
 		d, err := delivery.Decode(m.Data())
 		if err != nil {
-			s.env.Log.Error("inbox: unreadable delivery terminated", zap.String("subject", m.Subject()), zap.Error(err))
-			_ = m.TermWithReason(err.Error())
+			stream.Poisoned(ctx, s.env.JS, s.env.Log, m, "inbox", s.env.Config.Deliveries.PoisonAttempts,
+				fault.E("inbox: unreadable delivery", fault.Poison, err))
 			continue
 		}
 		// A delivery handed out before may have been acknowledged since
@@ -199,7 +206,7 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		events = append(events, em)
 		leased = append(leased, m)
 		out = append(out, delivery.Out{ID: d.ID, NoticeID: d.NoticeID, Type: d.Type, Priority: d.Priority,
-			LeasedUntil: service.Timestamp(until), Notice: d.Notice})
+			LeasedUntil: service.Timestamp(until), Notice: d.Notice, Ciphertext: d.Ciphertext})
 	}
 	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
 		nakAll(leased)

@@ -17,8 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/noticerelay/noticerelay/pkg/config"
-	"github.com/noticerelay/noticerelay/pkg/country"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
@@ -34,37 +32,6 @@ const Name = "routing"
 // consumerName is the durable consumer of the notice stream.
 const consumerName = "routing"
 
-// Router decides recipients the way the running relay does.
-type Router struct {
-	rules     jurisdiction.Rules
-	platforms map[string]jurisdiction.Platform
-}
-
-// NewRouter builds the router of a configuration.
-func NewRouter(c *config.Config) *Router {
-	states, _ := country.MemberStates(c.MemberStates)
-	r := &Router{
-		rules:     jurisdiction.Rules{MemberStates: states, Authorities: map[string]string{}},
-		platforms: map[string]jurisdiction.Platform{},
-	}
-	for _, a := range c.Authorities {
-		r.rules.Authorities[a.Country] = a.ID
-	}
-	for _, p := range c.Platforms {
-		r.platforms[p.ID] = jurisdiction.Platform{
-			Establishment:       p.Establishment,
-			LegalRepresentative: p.LegalRepresentative,
-			Fallback:            p.Fallback,
-		}
-	}
-	return r
-}
-
-// Decide returns the decision for a notice of platform.
-func (r *Router) Decide(platform string, n *notice.Notice) jurisdiction.Decision {
-	return jurisdiction.Decide(r.rules, r.platforms[platform], n)
-}
-
 // Service is the routing service.
 type Service struct {
 	env     *service.Env
@@ -73,13 +40,14 @@ type Service struct {
 	notices jetstream.Stream
 	routed  *prometheus.CounterVec
 	wg      sync.WaitGroup
+	// sealer encrypts deliveries to authorities with an age recipient.
+	sealer *delivery.Sealer
 }
 
 // New returns the routing service.
 func New(env *service.Env) *Service {
 	s := &Service{
-		env:    env,
-		router: NewRouter(env.Config),
+		env: env,
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticerelay_routing_processed_total",
 			Help: "Notices and withdrawals routed, by kind and outcome.",
@@ -110,7 +78,14 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routing: creating consumer: %w", err)
 	}
-	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 128, Log: s.env.Log, Handle: s.handle}
+	if s.sealer, err = delivery.NewSealer(s.env.Config); err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	if s.router, err = NewRouter(s.env.Config, s.env.Log); err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 128, Workers: 2, Log: s.env.Log, Handle: s.handle,
+		JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
 	ready := make(chan struct{})
 	errc := make(chan error, 1)
 	s.wg.Add(1)
@@ -202,8 +177,11 @@ func (s *Service) route(data []byte) outputs {
 	}
 	d := s.router.Decide(rec.Platform, n)
 	if len(d.Recipients) == 0 {
+		// Never dropped: the notice stays stored and is tried again until
+		// the configuration gives it a recipient (Europol, as last resort).
 		s.env.Log.Error("routing: no authority can receive this notice; configure Europol (country EU)",
 			zap.String("notice", rec.ID))
+		return outputs{err: fault.Errorf("routing", fault.Unavailable, "notice %s has no recipient in this configuration", rec.ID)}
 	}
 	base := event.Event{Notice: s.env.Pseudonyms.Notice(rec.ID), Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
 	var o outputs
@@ -223,7 +201,7 @@ func (s *Service) route(data []byte) outputs {
 	for _, r := range d.Recipients {
 		fw := delivery.Forwarded{ID: rec.ID, Platform: rec.Platform, ReceivedAt: rec.ReceivedAt, Notice: n,
 			Grounds: r.Grounds, CoRecipients: coRecipients(d, r.Authority)}
-		m, err := deliveryMessage(rec.ID, r.Authority, event.KindNotice, string(d.Priority), rec.BodySHA256, fw)
+		m, err := s.deliveryMessage(rec.ID, r.Authority, event.KindNotice, string(d.Priority), rec.BodySHA256, fw)
 		if err != nil {
 			return outputs{err: err}
 		}
@@ -278,7 +256,7 @@ func (s *Service) withdraw(ctx context.Context, data []byte) outputs {
 		fw := delivery.Forwarded{ID: wd.NoticeID, Platform: wd.Platform, ReceivedAt: receivedAt, Notice: withdrawn,
 			Grounds: r.Grounds, CoRecipients: coRecipients(*d, r.Authority),
 			Withdrawal: &delivery.Withdrawal{Reason: wd.Reason, RequestedAt: wd.RequestedAt}}
-		dm, err := deliveryMessage(wd.NoticeID, r.Authority, event.KindWithdrawal, string(d.Priority), dec.BodySHA256, fw)
+		dm, err := s.deliveryMessage(wd.NoticeID, r.Authority, event.KindWithdrawal, string(d.Priority), dec.BodySHA256, fw)
 		if err != nil {
 			return outputs{err: err}
 		}
@@ -305,14 +283,18 @@ func coRecipients(d jurisdiction.Decision, except string) []delivery.CoRecipient
 	return out
 }
 
-func deliveryMessage(noticeID, authority, kind, priority, bodySHA256 string, fw delivery.Forwarded) (stream.Message, error) {
+func (s *Service) deliveryMessage(noticeID, authority, kind, priority, bodySHA256 string, fw delivery.Forwarded) (stream.Message, error) {
 	body, err := json.Marshal(fw)
 	if err != nil {
 		return stream.Message{}, fault.E("routing: encoding delivery", fault.Poison, err)
 	}
 	id := notice.DeliveryID(noticeID, authority, kind)
-	data, err := json.Marshal(delivery.Delivery{V: delivery.Version, ID: id, NoticeID: noticeID,
-		Type: kind, Priority: priority, Platform: fw.Platform, BodySHA256: bodySHA256, Notice: body})
+	dl := delivery.Delivery{V: delivery.Version, ID: id, NoticeID: noticeID,
+		Type: kind, Priority: priority, Platform: fw.Platform, BodySHA256: bodySHA256, Notice: body}
+	if err := s.sealer.Seal(authority, &dl); err != nil {
+		return stream.Message{}, fault.E("routing", fault.Poison, err)
+	}
+	data, err := json.Marshal(dl)
 	if err != nil {
 		return stream.Message{}, fault.E("routing: encoding delivery", fault.Poison, err)
 	}

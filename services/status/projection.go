@@ -32,6 +32,9 @@ type Recipient struct {
 	// Times of the notice delivery and of the withdrawal delivery.
 	Notice     Steps `json:"notice"`
 	Withdrawal Steps `json:"withdrawal"`
+	// EscalatedAt is when the urgent notice delivery passed its deadline
+	// unacknowledged (deliveries.urgent_deadline).
+	EscalatedAt string `json:"escalated_at,omitempty"`
 }
 
 // Steps are the times a delivery reached each step.
@@ -72,7 +75,13 @@ func (p *Projection) Apply(e *event.Event) {
 		}
 	case event.Withdrawn:
 		earliest(&p.WithdrawnAt, at)
+	case event.Escalated:
+		earliest(&p.recipient(e.Recipient).EscalatedAt, at)
 	case event.Queued, event.Delivered, event.Acknowledged:
+		if e.Kind == event.KindEscalation {
+			// The escalation target's copy: not a recipient of the notice.
+			break
+		}
 		r := p.recipient(e.Recipient)
 		steps := &r.Notice
 		if e.Kind == event.KindWithdrawal {
@@ -132,6 +141,7 @@ type RecipientView struct {
 	QueuedAt       string                `json:"queued_at,omitempty"`
 	DeliveredAt    string                `json:"delivered_at,omitempty"`
 	AcknowledgedAt string                `json:"acknowledged_at,omitempty"`
+	EscalatedAt    string                `json:"escalated_at,omitempty"`
 }
 
 // View renders p for its platform. The notice is acknowledged once every
@@ -162,7 +172,8 @@ func (p *Projection) View() View {
 	}
 	for _, r := range p.Recipients {
 		rv := RecipientView{Authority: r.Authority, Country: r.Country, Grounds: r.Grounds,
-			QueuedAt: r.Notice.QueuedAt, DeliveredAt: r.Notice.DeliveredAt, AcknowledgedAt: r.Notice.AcknowledgedAt}
+			QueuedAt: r.Notice.QueuedAt, DeliveredAt: r.Notice.DeliveredAt, AcknowledgedAt: r.Notice.AcknowledgedAt,
+			EscalatedAt: r.EscalatedAt}
 		if rv.Grounds == nil {
 			rv.Grounds = []jurisdiction.Ground{}
 		}

@@ -5,6 +5,8 @@ package status
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,7 +86,8 @@ func (s *Service) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("status: creating consumer %s: %w", c.name, err)
 		}
-		loop := &stream.Consumer{Name: c.name, Consumer: cons, Max: 256, Log: s.env.Log, Handle: c.handle}
+		loop := &stream.Consumer{Name: c.name, Consumer: cons, Max: 256, Workers: 2, Log: s.env.Log, Handle: c.handle,
+			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
 		ready := make(chan struct{})
 		errc := make(chan error, 1)
 		s.wg.Add(1)
@@ -232,7 +235,16 @@ func (s *Service) fold(ctx context.Context, c *change) (stream.Message, error) {
 	h := nats.Header{}
 	h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
 	return stream.Message{Subject: stream.StatusKeySubject(c.key),
-		ID: c.key + "@" + strconv.FormatUint(rev, 10), Data: data, Header: h}, nil
+		ID: projectionWriteID(c.key, rev, data), Data: data, Header: h}, nil
+}
+
+// projectionWriteID names a conditional write by key, base revision and
+// content: a retry of the same write is a duplicate, while a competing
+// write from the same base (another status process) is not mistaken for
+// one — it fails the revision check and is folded again.
+func projectionWriteID(key string, rev uint64, data []byte) string {
+	sum := sha256.Sum256(data)
+	return key + "@" + strconv.FormatUint(rev, 10) + "@" + hex.EncodeToString(sum[:8])
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,290 @@
+package audit
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/noticerelay/noticerelay/pkg/event"
+)
+
+// ReplayOptions say what state to rebuild.
+type ReplayOptions struct {
+	// At is the moment whose state is rebuilt: events timed after it are
+	// ignored.
+	At time.Time
+	// Retention is how long notice bodies are kept (retention.notices).
+	Retention time.Duration
+	// BodyGone, when not nil, says whether the body of the notice with this
+	// pseudonym is no longer stored (known only against a running relay).
+	BodyGone func(pseudonym string) bool
+	// Progress, when not nil, is called now and then with the leaves read.
+	Progress func(leaves uint64)
+}
+
+// Durations summarises the times from acceptance to a step, in seconds.
+type Durations struct {
+	Count  int     `json:"count"`
+	Median float64 `json:"median_s"`
+	P95    float64 `json:"p95_s"`
+}
+
+// Row is the statistics of one authority (or "all") and priority.
+type Row struct {
+	Authority      string    `json:"authority"`
+	Priority       string    `json:"priority"`
+	Queued         int       `json:"queued"`
+	Delivered      int       `json:"delivered"`
+	Acknowledged   int       `json:"acknowledged"`
+	Withdrawn      int       `json:"withdrawn"`
+	ToQueued       Durations `json:"to_queued"`
+	ToDelivered    Durations `json:"to_delivered"`
+	ToAcknowledged Durations `json:"to_acknowledged"`
+}
+
+// ExpiredBody is a notice whose body the relay no longer keeps.
+type ExpiredBody struct {
+	Notice     string `json:"notice"`
+	AcceptedAt string `json:"accepted_at"`
+	// Why is "retention" (accepted longer ago than retention.notices) or
+	// "gone" (the body is no longer stored).
+	Why string `json:"why"`
+}
+
+// Replay is the lifecycle of every notice rebuilt from the log.
+type Replay struct {
+	At        string        `json:"at"`
+	Leaves    uint64        `json:"leaves"`
+	Accepted  int           `json:"accepted"`
+	Rejected  int           `json:"rejected"`
+	Withdrawn int           `json:"withdrawn"`
+	Rows      []Row         `json:"rows"`
+	Expired   []ExpiredBody `json:"expired_bodies"`
+}
+
+type recipientLife struct {
+	queued, delivered, acked time.Time
+}
+
+type noticeLife struct {
+	accepted   time.Time
+	priority   string
+	withdrawn  bool
+	recipients map[string]*recipientLife
+}
+
+// RunReplay rebuilds each notice's lifecycle from the leaves.
+func RunReplay(ctx context.Context, leaves Leaves, o ReplayOptions) (*Replay, error) {
+	notices := map[string]*noticeLife{}
+	var order []string
+	r := &Replay{At: o.At.UTC().Format(time.RFC3339)}
+	get := func(p string) *noticeLife {
+		n, ok := notices[p]
+		if !ok {
+			n = &noticeLife{recipients: map[string]*recipientLife{}}
+			notices[p] = n
+			order = append(order, p)
+		}
+		return n
+	}
+	err := leaves.Each(ctx, func(i uint64, data []byte) error {
+		r.Leaves = i + 1
+		if o.Progress != nil && (i+1)%(1<<16) == 0 {
+			o.Progress(i + 1)
+		}
+		e, err := event.Decode(data)
+		if err != nil {
+			return fmt.Errorf("leaf %d: %w", i, err)
+		}
+		if e.Time.After(o.At) {
+			return nil
+		}
+		if e.Type == event.Rejected {
+			r.Rejected++
+			return nil
+		}
+		n := get(e.Notice)
+		if e.Priority != "" {
+			n.priority = e.Priority
+		}
+		switch e.Type {
+		case event.Accepted:
+			n.accepted = e.Time
+		case event.Withdrawn:
+			n.withdrawn = true
+		case event.Queued, event.Delivered, event.Acknowledged:
+			if e.Kind != "" && e.Kind != event.KindNotice {
+				return nil
+			}
+			rl := n.recipients[e.Recipient]
+			if rl == nil {
+				rl = &recipientLife{}
+				n.recipients[e.Recipient] = rl
+			}
+			switch e.Type {
+			case event.Queued:
+				rl.queued = e.Time
+			case event.Delivered:
+				rl.delivered = e.Time
+			case event.Acknowledged:
+				rl.acked = e.Time
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ authority, priority string }
+	type acc struct {
+		row           Row
+		toQ, toD, toA []float64
+	}
+	rows := map[key]*acc{}
+	add := func(k key, rl *recipientLife, n *noticeLife) {
+		a := rows[k]
+		if a == nil {
+			a = &acc{row: Row{Authority: k.authority, Priority: k.priority}}
+			rows[k] = a
+		}
+		since := func(t time.Time) float64 { return t.Sub(n.accepted).Seconds() }
+		if !rl.queued.IsZero() {
+			a.row.Queued++
+			a.toQ = append(a.toQ, since(rl.queued))
+		}
+		if !rl.delivered.IsZero() {
+			a.row.Delivered++
+			a.toD = append(a.toD, since(rl.delivered))
+		}
+		if !rl.acked.IsZero() {
+			a.row.Acknowledged++
+			a.toA = append(a.toA, since(rl.acked))
+		}
+		if n.withdrawn {
+			a.row.Withdrawn++
+		}
+	}
+	for _, p := range order {
+		n := notices[p]
+		if n.accepted.IsZero() {
+			continue // its acceptance is after At
+		}
+		r.Accepted++
+		if n.withdrawn {
+			r.Withdrawn++
+		}
+		for authority, rl := range n.recipients {
+			add(key{authority, n.priority}, rl, n)
+			add(key{"all", n.priority}, rl, n)
+		}
+		switch {
+		case o.Retention > 0 && o.At.Sub(n.accepted) > o.Retention:
+			r.Expired = append(r.Expired, ExpiredBody{Notice: p, AcceptedAt: n.accepted.UTC().Format(time.RFC3339Nano), Why: "retention"})
+		case o.BodyGone != nil && o.BodyGone(p):
+			r.Expired = append(r.Expired, ExpiredBody{Notice: p, AcceptedAt: n.accepted.UTC().Format(time.RFC3339Nano), Why: "gone"})
+		}
+	}
+	for _, a := range rows {
+		a.row.ToQueued, a.row.ToDelivered, a.row.ToAcknowledged = summarise(a.toQ), summarise(a.toD), summarise(a.toA)
+		r.Rows = append(r.Rows, a.row)
+	}
+	slices.SortFunc(r.Rows, func(a, b Row) int {
+		if (a.Authority == "all") != (b.Authority == "all") {
+			if a.Authority == "all" {
+				return 1
+			}
+			return -1
+		}
+		if c := strings.Compare(a.Authority, b.Authority); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Priority, a.Priority) // urgent before normal
+	})
+	if r.Rows == nil {
+		r.Rows = []Row{}
+	}
+	if r.Expired == nil {
+		r.Expired = []ExpiredBody{}
+	}
+	return r, nil
+}
+
+// summarise gives the count, median and 95th percentile (nearest rank).
+func summarise(s []float64) Durations {
+	if len(s) == 0 {
+		return Durations{}
+	}
+	slices.Sort(s)
+	rank := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(s)))) - 1
+		return math.Round(s[max(i, 0)]*1000) / 1000
+	}
+	return Durations{Count: len(s), Median: rank(0.5), P95: rank(0.95)}
+}
+
+// WriteJSON writes the replay as JSON.
+func (r *Replay) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteCSV writes the statistics table as CSV, one row per authority and
+// priority (the expired bodies are in the JSON and text output).
+func (r *Replay) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"authority", "priority", "queued", "delivered", "acknowledged", "withdrawn",
+		"to_queued_median_s", "to_queued_p95_s", "to_delivered_median_s", "to_delivered_p95_s",
+		"to_acknowledged_median_s", "to_acknowledged_p95_s"})
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	for _, row := range r.Rows {
+		_ = cw.Write([]string{row.Authority, row.Priority, strconv.Itoa(row.Queued), strconv.Itoa(row.Delivered),
+			strconv.Itoa(row.Acknowledged), strconv.Itoa(row.Withdrawn),
+			f(row.ToQueued.Median), f(row.ToQueued.P95), f(row.ToDelivered.Median), f(row.ToDelivered.P95),
+			f(row.ToAcknowledged.Median), f(row.ToAcknowledged.P95)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteText writes the replay for people.
+func (r *Replay) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "as of %s: %d leaves; %d notices accepted, %d rejected submissions, %d withdrawn\n\n",
+		r.At, r.Leaves, r.Accepted, r.Rejected, r.Withdrawn)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AUTHORITY\tPRIORITY\tQUEUED\tDELIVERED\tACKED\tWITHDRAWN\tTO QUEUED (MEDIAN / P95)\tTO DELIVERED\tTO ACKED")
+	d := func(x Durations) string {
+		if x.Count == 0 {
+			return "-"
+		}
+		return human(x.Median) + " / " + human(x.P95)
+	}
+	for _, row := range r.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", row.Authority, row.Priority, row.Queued, row.Delivered,
+			row.Acknowledged, row.Withdrawn, d(row.ToQueued), d(row.ToDelivered), d(row.ToAcknowledged))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nnotice bodies expired: %d of %d\n", len(r.Expired), r.Accepted)
+	for i, e := range r.Expired {
+		if i == 50 {
+			fmt.Fprintf(w, "  ... and %d more (--json lists all)\n", len(r.Expired)-i)
+			break
+		}
+		fmt.Fprintf(w, "  %s  accepted %s  (%s)\n", e.Notice, e.AcceptedAt, e.Why)
+	}
+	return nil
+}
+
+func human(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+}

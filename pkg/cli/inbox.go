@@ -1,0 +1,408 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/natsauth"
+	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+const inboxUsage = `noticerelay inbox pull: the police-side client.
+
+  noticerelay inbox pull --url URL --token TOKEN [--identity AGE_KEY_FILE] --out DIR [--once]
+  noticerelay inbox pull --nats URL --creds FILE --authority ID [--identity AGE_KEY_FILE] --out DIR [--once]
+
+Fetches deliveries (urgent first), decrypts them with the identity when
+they are sealed, writes each as DIR/<delivery id>.json (written to a temporary
+file, fsynced, renamed, directory fsynced), and only then acknowledges it.
+With --once it stops when the queue is empty; otherwise it polls.
+`
+
+func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "pull" {
+		fmt.Fprint(stderr, inboxUsage)
+		return ExitUsage
+	}
+	fs := newFlags("inbox pull", stderr)
+	url := fs.String("url", "", "relay base URL (HTTP inbox)")
+	token := fs.String("token", os.Getenv("NR_TOKEN"), "the authority's bearer token (default $NR_TOKEN)")
+	natsURL := fs.String("nats", "", "NATS URL, to consume the authority's durable consumers directly")
+	creds := fs.String("creds", "", "with --nats: a NATS .creds file, or a file holding user:password")
+	authority := fs.String("authority", "", "with --nats: the authority id (names its consumers)")
+	identity := fs.String("identity", "", "age identity file that opens sealed deliveries")
+	out := fs.String("out", "", "directory to write deliveries to (required)")
+	once := fs.Bool("once", false, "stop when the queue is empty")
+	max := fs.Int("max", 100, "deliveries per fetch (1 to 100)")
+	interval := fs.Duration("interval", 2*time.Second, "poll interval when the queue is empty")
+	if code := parse(fs, args[1:]); code >= 0 {
+		return code
+	}
+	switch {
+	case *out == "":
+		fmt.Fprintln(stderr, "noticerelay inbox pull: --out is required")
+		return ExitUsage
+	case (*url == "") == (*natsURL == ""):
+		fmt.Fprintln(stderr, "noticerelay inbox pull: give either --url (with --token) or --nats (with --authority)")
+		return ExitUsage
+	case *url != "" && *token == "":
+		fmt.Fprintln(stderr, "noticerelay inbox pull: --token is required with --url")
+		return ExitUsage
+	case *natsURL != "" && *authority == "":
+		fmt.Fprintln(stderr, "noticerelay inbox pull: --authority is required with --nats")
+		return ExitUsage
+	case *max < 1 || *max > 100:
+		fmt.Fprintln(stderr, "noticerelay inbox pull: --max must be 1 to 100")
+		return ExitUsage
+	}
+	p := &puller{out: *out, stdout: stdout, stderr: stderr}
+	if *identity != "" {
+		f, err := os.Open(*identity)
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay inbox pull: --identity: %v\n", err)
+			return ExitUsage
+		}
+		p.identities, err = age.ParseIdentities(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay inbox pull: --identity: %v\n", err)
+			return ExitUsage
+		}
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		fmt.Fprintf(stderr, "noticerelay inbox pull: %v\n", err)
+		return ExitFailure
+	}
+	var src source
+	if *url != "" {
+		src = &httpSource{base: strings.TrimRight(*url, "/"), token: *token, max: *max, client: &http.Client{Timeout: 60 * time.Second}}
+	} else {
+		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *max, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay inbox pull: %v\n", err)
+			return ExitFailure
+		}
+		defer ns.close()
+		src = ns
+	}
+	failed := false
+	for {
+		n, err := p.round(ctx, src)
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay inbox pull: %v\n", err)
+			failed = true
+		}
+		if *once && (n == 0 || err != nil) {
+			break
+		}
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(*interval):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if failed {
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// item is one fetched delivery, with what acknowledges it.
+type item struct {
+	out delivery.Out
+	ack func(context.Context) error
+}
+
+// source is where deliveries come from: the HTTP inbox or NATS.
+type source interface {
+	fetch(ctx context.Context) ([]item, error)
+	// ackAll acknowledges items already written, together when it can.
+	ackAll(ctx context.Context, items []item) error
+}
+
+type puller struct {
+	out            string
+	identities     []age.Identity
+	stdout, stderr io.Writer
+}
+
+// round fetches once, writes every delivery it can, and acknowledges
+// exactly those written. It returns how many it fetched.
+func (p *puller) round(ctx context.Context, src source) (int, error) {
+	items, err := src.fetch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var done []item
+	var errs []error
+	for _, it := range items {
+		if err := p.write(it.out); err != nil {
+			errs = append(errs, fmt.Errorf("delivery %s: %w (not acknowledged)", it.out.ID, err))
+			continue
+		}
+		done = append(done, it)
+		fmt.Fprintf(p.stdout, "%s %s %s\n", it.out.ID, it.out.Priority, it.out.Type)
+	}
+	if len(done) > 0 {
+		if err := src.ackAll(ctx, done); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(items), errors.Join(errs...)
+}
+
+// Pulled is a delivery as the client writes it: the delivery with its
+// notice in clear.
+type Pulled struct {
+	ID       string          `json:"id"`
+	NoticeID string          `json:"notice_id"`
+	Type     string          `json:"type"`
+	Priority string          `json:"priority"`
+	Notice   json.RawMessage `json:"notice"`
+}
+
+// write stores one delivery durably as DIR/<id>.json.
+func (p *puller) write(o delivery.Out) error {
+	if !notice.ValidID(o.ID) {
+		return fmt.Errorf("not a delivery id: %q", o.ID)
+	}
+	body := o.Notice
+	if o.Ciphertext != "" {
+		if len(p.identities) == 0 {
+			return errors.New("the delivery is sealed: give --identity")
+		}
+		var err error
+		if body, err = delivery.Open(o.Ciphertext, p.identities...); err != nil {
+			return err
+		}
+	}
+	data, err := json.MarshalIndent(Pulled{ID: o.ID, NoticeID: o.NoticeID, Type: o.Type, Priority: o.Priority, Notice: body}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileDurably(filepath.Join(p.out, o.ID+".json"), append(data, '\n'))
+}
+
+// writeFileDurably writes data to path so that after it returns the file
+// survives a crash: temporary file, fsync, rename, fsync of the directory.
+func writeFileDurably(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".pull-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	if err := errors.Join(werr, serr, f.Close()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	serr = d.Sync()
+	return errors.Join(serr, d.Close())
+}
+
+// httpSource is the relay's HTTP inbox.
+type httpSource struct {
+	base, token string
+	max         int
+	client      *http.Client
+}
+
+func (h *httpSource) do(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, h.base+path, rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	return data, resp.StatusCode, err
+}
+
+func (h *httpSource) fetch(ctx context.Context) ([]item, error) {
+	data, code, err := h.do(ctx, http.MethodGet, fmt.Sprintf("/v1/inbox?max=%d", h.max), nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET /v1/inbox: %w", err)
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("GET /v1/inbox: HTTP %d: %s", code, bytes.TrimSpace(data))
+	}
+	var in struct {
+		Deliveries []delivery.Out `json:"deliveries"`
+	}
+	if err := json.Unmarshal(data, &in); err != nil {
+		return nil, fmt.Errorf("GET /v1/inbox: %w", err)
+	}
+	items := make([]item, len(in.Deliveries))
+	for i, d := range in.Deliveries {
+		items[i] = item{out: d}
+	}
+	return items, nil
+}
+
+func (h *httpSource) ackAll(ctx context.Context, items []item) error {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.out.ID
+	}
+	body, _ := json.Marshal(map[string][]string{"ids": ids})
+	data, code, err := h.do(ctx, http.MethodPost, "/v1/inbox/ack", body)
+	if err != nil {
+		return fmt.Errorf("POST /v1/inbox/ack: %w", err)
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("POST /v1/inbox/ack: HTTP %d: %s", code, bytes.TrimSpace(data))
+	}
+	var res struct {
+		Results []struct {
+			ID     string `json:"id"`
+			Status int    `json:"status"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("POST /v1/inbox/ack: %w", err)
+	}
+	var errs []error
+	for _, r := range res.Results {
+		if r.Status != http.StatusNoContent {
+			errs = append(errs, fmt.Errorf("ack %s: HTTP %d", r.ID, r.Status))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// natsSource consumes the authority's durable consumers directly, with a
+// reply prefix of its own (the permissions allow no other).
+type natsSource struct {
+	nc        *nats.Conn
+	consumers []jetstream.Consumer
+	max       int
+}
+
+func natsAuth(creds string) (nats.Option, error) {
+	data, err := os.ReadFile(creds)
+	if err != nil {
+		return nil, fmt.Errorf("--creds: %w", err)
+	}
+	if bytes.Contains(data, []byte("BEGIN NATS USER JWT")) {
+		return nats.UserCredentials(creds), nil
+	}
+	user, pass, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
+	if !ok {
+		return nil, fmt.Errorf("--creds: %s is neither a .creds file nor user:password", creds)
+	}
+	return nats.UserInfo(user, pass), nil
+}
+
+func newNATSSource(ctx context.Context, url, creds, authority string, max int, stderr io.Writer) (*natsSource, error) {
+	opts := []nats.Option{nats.Name("noticerelay-inbox-pull " + authority),
+		nats.CustomInboxPrefix(natsauth.InboxPrefix(authority)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			fmt.Fprintf(stderr, "noticerelay inbox pull: nats: %v\n", err)
+		})}
+	if creds != "" {
+		o, err := natsAuth(creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s := &natsSource{nc: nc, max: max}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, p := range delivery.Priorities() {
+		c, err := js.Consumer(cctx, stream.Deliveries, delivery.ConsumerName(authority, p))
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("consumer %s: %w", delivery.ConsumerName(authority, p), err)
+		}
+		s.consumers = append(s.consumers, c)
+	}
+	return s, nil
+}
+
+func (s *natsSource) close() { _ = s.nc.Drain() }
+
+func (s *natsSource) fetch(context.Context) ([]item, error) {
+	var items []item
+	for _, c := range s.consumers { // urgent first
+		if len(items) >= s.max {
+			break
+		}
+		batch, err := c.FetchNoWait(s.max - len(items))
+		if err != nil {
+			return nil, err
+		}
+		for m := range batch.Messages() {
+			d, err := delivery.Decode(m.Data())
+			if err != nil {
+				// Not ours to judge: leave it for the relay's redelivery.
+				_ = m.Nak()
+				return items, fmt.Errorf("unreadable delivery on %s: %w", m.Subject(), err)
+			}
+			items = append(items, item{out: d.Out(), ack: func(ctx context.Context) error { return m.DoubleAck(ctx) }})
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return items, err
+		}
+	}
+	return items, nil
+}
+
+func (s *natsSource) ackAll(ctx context.Context, items []item) error {
+	var errs []error
+	for _, it := range items {
+		if err := it.ack(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("ack %s: %w", it.out.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}

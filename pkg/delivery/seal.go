@@ -1,0 +1,122 @@
+package delivery
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+// Sealer encrypts deliveries to the authorities that have an age
+// recipient, before they enter a queue: from then on neither NATS, its
+// operators, the relay's logs nor a dead-letter copy can read them.
+type Sealer struct {
+	recipients map[string]age.Recipient
+}
+
+// NewSealer returns the sealer of a configuration's authorities.
+func NewSealer(c *config.Config) (*Sealer, error) {
+	s := &Sealer{recipients: map[string]age.Recipient{}}
+	for _, a := range c.Authorities {
+		if a.AgeRecipient == "" {
+			continue
+		}
+		r, err := age.ParseX25519Recipient(a.AgeRecipient)
+		if err != nil {
+			return nil, fmt.Errorf("authority %s: age_recipient: %w", a.ID, err)
+		}
+		s.recipients[a.ID] = r
+	}
+	return s, nil
+}
+
+// Seal encrypts d's notice to authority's recipient, if it has one: the
+// notice moves into Ciphertext (armored age) and Notice is cleared. The
+// delivery's own fields (ids, type, priority, platform, body hash) stay
+// readable: the relay needs them to record events and order the queue,
+// and they hold no personal data.
+func (s *Sealer) Seal(authority string, d *Delivery) error {
+	r, ok := s.recipients[authority]
+	if !ok || len(d.Notice) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	w, err := age.Encrypt(aw, r)
+	if err != nil {
+		return fmt.Errorf("sealing delivery %s: %w", d.ID, err)
+	}
+	if _, err := w.Write(d.Notice); err != nil {
+		return fmt.Errorf("sealing delivery %s: %w", d.ID, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("sealing delivery %s: %w", d.ID, err)
+	}
+	if err := aw.Close(); err != nil {
+		return fmt.Errorf("sealing delivery %s: %w", d.ID, err)
+	}
+	d.Ciphertext, d.Notice = buf.String(), nil
+	return nil
+}
+
+// Open decrypts an armored age ciphertext with the authority's identities
+// and returns the forwarded notice (JSON).
+func Open(ciphertext string, identities ...age.Identity) ([]byte, error) {
+	r, err := age.Decrypt(armor.NewReader(strings.NewReader(ciphertext)), identities...)
+	if err != nil {
+		return nil, fmt.Errorf("opening ciphertext: %w", err)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("opening ciphertext: %w", err)
+	}
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("opening ciphertext: the plaintext is not JSON")
+	}
+	return data, nil
+}
+
+// Out is d as an authority receives it.
+func (d *Delivery) Out() Out {
+	return Out{ID: d.ID, NoticeID: d.NoticeID, Type: d.Type, Priority: d.Priority, Notice: d.Notice, Ciphertext: d.Ciphertext}
+}
+
+// Message is d stored in authority's queue: subject and message id follow
+// from the delivery id, so storing it twice is a no-op.
+func (d *Delivery) Message(authority string) (stream.Message, error) {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return stream.Message{}, fmt.Errorf("encoding delivery %s: %w", d.ID, err)
+	}
+	return stream.Message{Subject: stream.DeliverySubject(authority, d.Priority, d.ID), ID: d.ID, Data: data}, nil
+}
+
+// Escalation says that an urgent delivery to another authority stayed
+// unacknowledged past its deadline, and that this authority is re-notified.
+type Escalation struct {
+	// From is the authority that did not acknowledge in time.
+	From string `json:"from"`
+	// Delivery is the id of the unacknowledged delivery.
+	Delivery string `json:"delivery"`
+	// QueuedAt and Deadline say when it was queued and when it was due.
+	QueuedAt string `json:"queued_at"`
+	Deadline string `json:"deadline"`
+}
+
+// Priorities returns the priorities in the order every path hands
+// deliveries out: urgent first.
+func Priorities() []string { return []string{"urgent", "normal"} }
+
+// ConsumerName is the durable consumer of authority's queue of priority,
+// shared by every path that drains it: the inbox, the push service, and
+// authorities consuming from NATS directly.
+func ConsumerName(authority, priority string) string {
+	return "inbox-" + authority + "-" + priority
+}

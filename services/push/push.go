@@ -1,0 +1,322 @@
+// Package push delivers to the authorities that asked for a webhook: it
+// drains each one's queue (urgent before normal) through the same durable
+// consumers the inbox would use, POSTs every delivery signed with the
+// authority's secret (pkg/webhook), and records the receiver's 2xx as the
+// authority's receipt, the way the inbox records an acknowledgement. A
+// failed POST is retried with exponential backoff and jitter by
+// redelivery from JetStream, so a retry survives restarts; a delivery
+// that exhausts its budget moves to the dead-letter stream, with an event
+// and a metric, until `noticerelay deliveries redrive` sends it again.
+package push
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+	"github.com/noticerelay/noticerelay/pkg/webhook"
+)
+
+// Name is the service's name in `serve --services` and in events.
+const Name = "push"
+
+// idleWait is how long a worker waits for a normal delivery before it
+// looks for urgent ones again: the most an urgent delivery waits behind
+// an idle wait.
+const idleWait = 250 * time.Millisecond
+
+// Service is the push service.
+type Service struct {
+	env      *service.Env
+	settings config.WebhookSettings
+	client   *http.Client
+	events   jetstream.Stream
+	targets  []*target
+	wg       sync.WaitGroup
+
+	attempts *prometheus.CounterVec
+	dead     *prometheus.CounterVec
+}
+
+// target is one webhook authority.
+type target struct {
+	authority string
+	url       string
+	secret    []byte
+	consumers []jetstream.Consumer // in delivery.Priorities order
+}
+
+// New returns the push service.
+func New(env *service.Env) *Service {
+	s := &Service{
+		env:      env,
+		settings: env.Config.Deliveries.Webhook,
+		client: &http.Client{
+			// A redirect is an answer, not a receipt: the configured URL
+			// is the only one a delivery may go to.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticerelay_push_attempts_total",
+			Help: "Webhook POSTs, by authority and outcome (ok, failed).",
+		}, []string{"authority", "outcome"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticerelay_push_dead_lettered_total",
+			Help: "Deliveries moved to the dead-letter stream after exhausting their retry budget, by authority.",
+		}, []string{"authority"}),
+	}
+	env.Metrics.MustRegister(s.attempts, s.dead)
+	return s
+}
+
+// Start creates the webhook authorities' consumers and starts one worker
+// per authority.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	for _, a := range s.env.Config.Authorities {
+		if !a.Webhook() {
+			continue
+		}
+		secret := os.Getenv(a.Delivery.SecretEnv)
+		if len(secret) < 16 {
+			return fmt.Errorf("push: authority %s: environment variable %s must hold the webhook secret", a.ID, a.Delivery.SecretEnv)
+		}
+		t := &target{authority: a.ID, url: a.Delivery.URL, secret: []byte(secret)}
+		for _, p := range delivery.Priorities() {
+			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
+				Durable:       delivery.ConsumerName(a.ID, p),
+				Description:   fmt.Sprintf("%s deliveries of %s (pushed to its webhook)", p, a.ID),
+				FilterSubject: stream.DeliveryFilter(a.ID, p),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       time.Duration(s.settings.Timeout) + 30*time.Second,
+				MaxDeliver:    -1,
+				MaxAckPending: 10000,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+			})
+			if err != nil {
+				return fmt.Errorf("push: creating consumer for %s: %w", a.ID, err)
+			}
+			t.consumers = append(t.consumers, c)
+		}
+		s.targets = append(s.targets, t)
+	}
+	for _, t := range s.targets {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.run(ctx, t)
+		}()
+	}
+	return nil
+}
+
+// Wait blocks until every worker has stopped.
+func (s *Service) Wait() { s.wg.Wait() }
+
+// run pushes t's deliveries one at a time, urgent ones first, until ctx is
+// cancelled. One at a time keeps the order and bounds the load on the
+// receiver; a failing delivery does not block the others, since it waits
+// for its retry in JetStream, not here.
+func (s *Service) run(ctx context.Context, t *target) {
+	for ctx.Err() == nil {
+		m, err := next(t)
+		if err != nil {
+			s.env.Log.Warn("push: fetch", zap.String("authority", t.authority), zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if m == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = m.Nak() // shutting down: let the next process have it now
+			return
+		}
+		s.deliver(ctx, t, m)
+	}
+}
+
+// next returns t's next delivery: an urgent one if any is waiting, else a
+// normal one (waiting up to idleWait for it), else nil.
+func next(t *target) (jetstream.Msg, error) {
+	for i, c := range t.consumers {
+		var batch jetstream.MessageBatch
+		var err error
+		if i == len(t.consumers)-1 {
+			batch, err = c.Fetch(1, jetstream.FetchMaxWait(idleWait))
+		} else {
+			batch, err = c.FetchNoWait(1)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for m := range batch.Messages() {
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// deliver POSTs one delivery and settles its message.
+func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
+	d, err := delivery.Decode(m.Data())
+	if err != nil {
+		if stream.Poisoned(ctx, s.env.JS, s.env.Log, m, Name, s.env.Config.Deliveries.PoisonAttempts,
+			fault.E("push: unreadable delivery", fault.Poison, err)) {
+			s.dead.WithLabelValues(t.authority).Inc()
+		}
+		return
+	}
+	attempt := uint64(1)
+	if md, err := m.Metadata(); err == nil {
+		attempt = md.NumDelivered
+	}
+	ack := s.receiptEvent(d, t.authority, event.Acknowledged)
+	switch _, err := stream.Get(ctx, s.events, ack.Subject()); {
+	case err == nil:
+		_ = m.Ack() // received before (a crash between receipt and ack)
+		return
+	case !fault.Is(err, fault.NotFound):
+		s.env.Log.Warn("push: reading receipt", zap.String("delivery", d.ID), zap.Error(err))
+		_ = m.NakWithDelay(stream.Backoff(attempt))
+		return
+	}
+	body, err := json.Marshal(d.Out())
+	if err != nil {
+		stream.Poisoned(ctx, s.env.JS, s.env.Log, m, Name, s.env.Config.Deliveries.PoisonAttempts,
+			fault.E("push: encoding delivery", fault.Poison, err))
+		return
+	}
+	err = s.post(ctx, t, d.ID, attempt, body)
+	if err == nil {
+		s.attempts.WithLabelValues(t.authority, "ok").Inc()
+		s.received(ctx, t, d, m)
+		return
+	}
+	s.attempts.WithLabelValues(t.authority, "failed").Inc()
+	if ctx.Err() != nil {
+		_ = m.Nak()
+		return
+	}
+	if attempt < uint64(s.settings.MaxAttempts) {
+		wait := s.backoff(attempt)
+		s.env.Log.Warn("push: delivery failed; will retry", zap.String("authority", t.authority),
+			zap.String("delivery", d.ID), zap.Uint64("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		_ = m.NakWithDelay(wait)
+		return
+	}
+	s.deadLetter(ctx, t, d, m, fmt.Sprintf("webhook: %d attempts failed, last: %v", attempt, err))
+}
+
+// received records the receipt of d (delivered and acknowledged events,
+// exactly as the inbox does) and only then acks the message: a crash in
+// between makes the next worker find the receipt and ack without a POST.
+func (s *Service) received(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg) {
+	var msgs []stream.Message
+	for _, typ := range []event.Type{event.Delivered, event.Acknowledged} {
+		ev := s.receiptEvent(d, t.authority, typ)
+		em, err := ev.Message()
+		if err != nil {
+			s.env.Log.Error("push: encoding receipt", zap.Error(err))
+			_ = m.Nak()
+			return
+		}
+		msgs = append(msgs, em)
+	}
+	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, msgs)); err != nil {
+		// The receiver has it; it will get it again and must dedupe by id.
+		s.env.Log.Warn("push: recording receipt failed; will deliver again", zap.String("delivery", d.ID), zap.Error(err))
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		s.env.Log.Warn("push: ack", zap.String("delivery", d.ID), zap.Error(err))
+	}
+}
+
+// deadLetter moves d to the dead-letter stream, records the event and
+// terminates the message; if the copy cannot be stored, d is retried later.
+func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg, reason string) {
+	if err := stream.DeadLetter(ctx, s.env.JS, m, "push", reason); err != nil {
+		s.env.Log.Error("push: storing dead letter failed; will retry", zap.String("delivery", d.ID), zap.Error(err))
+		_ = m.NakWithDelay(time.Duration(s.settings.MaxBackoff))
+		return
+	}
+	ev := s.receiptEvent(d, t.authority, event.DeadLettered)
+	if em, err := ev.Message(); err == nil {
+		if _, err := stream.Publish(ctx, s.env.JS, em); err != nil && !fault.Is(err, fault.Exists) {
+			s.env.Log.Error("push: recording dead_lettered event", zap.String("delivery", d.ID), zap.Error(err))
+		}
+	}
+	s.dead.WithLabelValues(t.authority).Inc()
+	s.env.Log.Error("push: delivery dead-lettered; `noticerelay deliveries redrive` sends it again",
+		zap.String("authority", t.authority), zap.String("delivery", d.ID), zap.String("reason", reason))
+	_ = m.TermWithReason(reason)
+}
+
+// post sends one signed attempt; nil means the receiver answered 2xx.
+func (s *Service) post(ctx context.Context, t *target, id string, attempt uint64, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.settings.Timeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "noticerelay-push/1")
+	req.Header.Set(webhook.HeaderDelivery, id)
+	req.Header.Set(webhook.HeaderAttempt, fmt.Sprint(attempt))
+	webhook.Sign(req.Header, t.secret, s.env.Now(), body)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("POST: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// backoff is the wait before attempt+1: Backoff doubling per attempt up to
+// MaxBackoff, with jitter (half fixed, half random) so that many failed
+// deliveries do not retry in step.
+func (s *Service) backoff(attempt uint64) time.Duration {
+	d := time.Duration(s.settings.Backoff)
+	max := time.Duration(s.settings.MaxBackoff)
+	for i := uint64(1); i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// receiptEvent is an event of type t about d for authority.
+func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
+	return event.Event{Type: t, Notice: s.env.Pseudonyms.Notice(d.NoticeID), Time: s.env.Now(), Actor: Name, Platform: d.Platform,
+		BodySHA256: d.BodySHA256, Priority: d.Priority, Recipient: authority, Kind: d.Type, Delivery: d.ID}
+}

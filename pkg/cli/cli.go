@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -132,6 +133,25 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		cfg = c
 		printDemo(stdout, cfg, tokens, *data)
+		return run(ctx, relay.Options{Config: cfg, Embedded: true, DataDir: *data, Log: logger(stderr, true)}, stdout, stderr,
+			func(r *relay.Relay) error {
+				path := filepath.Join(*data, config.DemoConfigFile)
+				c := *r.Config()
+				if c.Audit.PseudonymKey == "" {
+					c.Audit.PseudonymKey = filepath.Join(*data, "keys", "pseudonym.key")
+				}
+				for _, p := range []*string{&c.Audit.SigningKey, &c.Audit.PseudonymKey} {
+					if abs, err := filepath.Abs(*p); err == nil && *p != "" {
+						*p = abs
+					}
+				}
+				if err := config.WriteYAML(path, &c); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "noticerelay dev: NATS on nats://%s; configuration for the tools in %s\n"+
+					"  e.g. noticerelay audit verify --config %s\n", config.DemoNATSListen, path, path)
+				return nil
+			})
 	}
 	return run(ctx, relay.Options{Config: cfg, Embedded: true, DataDir: *data, Log: logger(stderr, true)}, stdout, stderr)
 }
@@ -139,6 +159,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func printDemo(w io.Writer, c *config.Config, tokens map[string]string, data string) {
 	fmt.Fprintf(w, "noticerelay dev: demo configuration (tokens kept in %s/%s)\n", data, config.DemoTokensFile)
 	fmt.Fprintf(w, "  platform  %-12s %s\n", config.DemoPlatform, tokens["NR_PLATFORM_TOKEN"])
+	fmt.Fprintf(w, "  auditor   %-12s %s\n", config.DemoAuditor, tokens["NR_AUDITOR_TOKEN"])
 	var lines []string
 	for _, a := range c.Authorities {
 		lines = append(lines, fmt.Sprintf("  authority %-12s %-2s %s", a.ID, a.Country, tokens["NR_TOKEN_"+a.Country]))
@@ -178,12 +199,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // run starts the relay and keeps it up until ctx is cancelled.
-func run(ctx context.Context, o relay.Options, stdout, stderr io.Writer) int {
+func run(ctx context.Context, o relay.Options, stdout, stderr io.Writer, started ...func(*relay.Relay) error) int {
 	defer o.Log.Sync() //nolint:errcheck // nothing to do about a failed log flush
 	r, err := relay.Start(ctx, o)
 	if err != nil {
 		o.Log.Error("start failed", zap.Error(err))
 		return ExitFailure
+	}
+	for _, f := range started {
+		if err := f(r); err != nil {
+			o.Log.Error("start failed", zap.Error(err))
+			_ = r.Close()
+			return ExitFailure
+		}
 	}
 	fmt.Fprintf(stdout, "noticerelay: listening on http://%s\n", r.Addr())
 	code := ExitOK

@@ -10,12 +10,26 @@ import (
 	"sort"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/noticerelay/noticerelay/pkg/country"
 )
 
 // DemoTokensFile is the file under `dev`'s data dir that keeps the demo
 // tokens, so that they survive a restart and a shell can source them.
 const DemoTokensFile = "demo-tokens.env"
+
+// DemoNATSListen is where the demo's embedded NATS server accepts clients,
+// so that `noticerelay audit` and NATS consumers can reach it.
+const DemoNATSListen = "127.0.0.1:4222"
+
+// DemoAuditor is the id of the demo configuration's auditor.
+const DemoAuditor = "demo-auditor"
+
+// DemoConfigFile is the file under `dev`'s data dir that holds the demo
+// configuration with digests only, for the tools that take --config
+// (`noticerelay audit ...`, `noticerelay explain`).
+const DemoConfigFile = "demo-config.yaml"
 
 // DemoPlatform is the id of the demo configuration's platform.
 const DemoPlatform = "demo"
@@ -41,7 +55,7 @@ func Demo(dataDir string) (*Config, map[string]string, error) {
 	}
 	states := append(append([]string{}, country.EU27...), country.Europol)
 	sort.Strings(states)
-	vars := append([]string{"NR_PLATFORM_TOKEN"}, func() []string {
+	vars := append([]string{"NR_PLATFORM_TOKEN", "NR_AUDITOR_TOKEN"}, func() []string {
 		out := make([]string, len(states))
 		for i, cc := range states {
 			out[i] = "NR_TOKEN_" + cc
@@ -69,7 +83,7 @@ func Demo(dataDir string) (*Config, map[string]string, error) {
 		}
 	}
 	c := &Config{
-		NATS:         NATS{URL: "nats://127.0.0.1:4222"},
+		NATS:         NATS{URL: "nats://" + DemoNATSListen, Listen: DemoNATSListen},
 		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
 		MemberStates: "EU27",
 		Platforms: []Platform{{ID: DemoPlatform, Name: "Demo Platform Ltd", Establishment: "IE",
@@ -83,6 +97,7 @@ func Demo(dataDir string) (*Config, map[string]string, error) {
 		c.Authorities = append(c.Authorities, Authority{ID: DemoAuthority(cc), Country: cc, Name: name,
 			Tokens: []Token{Digest(tokens["NR_TOKEN_"+cc])}})
 	}
+	c.Auditors = []Auditor{{ID: DemoAuditor, Tokens: []Token{Digest(tokens["NR_AUDITOR_TOKEN"])}}}
 	if err := c.fill(); err != nil {
 		return nil, nil, err
 	}
@@ -111,4 +126,64 @@ func readEnv(path string) (map[string]string, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// WriteYAML writes c as a configuration file (token digests only) that
+// Load accepts, atomically.
+func WriteYAML(path string, c *Config) error {
+	type platform struct {
+		ID                  string   `yaml:"id"`
+		Name                string   `yaml:"name"`
+		Tokens              []string `yaml:"tokens"`
+		Establishment       string   `yaml:"establishment,omitempty"`
+		LegalRepresentative string   `yaml:"legal_representative,omitempty"`
+		Fallback            []string `yaml:"fallback,omitempty"`
+	}
+	type authority struct {
+		ID      string   `yaml:"id"`
+		Country string   `yaml:"country"`
+		Name    string   `yaml:"name"`
+		Tokens  []string `yaml:"tokens"`
+	}
+	type auditor struct {
+		ID     string   `yaml:"id"`
+		Tokens []string `yaml:"tokens"`
+	}
+	digests := func(ts []Token) []string {
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = t.String()
+		}
+		return out
+	}
+	doc := struct {
+		NATS         map[string]string `yaml:"nats"`
+		HTTP         HTTP              `yaml:"http"`
+		MemberStates string            `yaml:"member_states"`
+		Platforms    []platform        `yaml:"platforms"`
+		Authorities  []authority       `yaml:"authorities"`
+		Auditors     []auditor         `yaml:"auditors,omitempty"`
+		Audit        Audit             `yaml:"audit"`
+	}{NATS: map[string]string{"url": c.NATS.URL}, HTTP: c.HTTP, MemberStates: c.MemberStates, Audit: c.Audit}
+	if c.NATS.Listen != "" {
+		doc.NATS["listen"] = c.NATS.Listen
+	}
+	for _, p := range c.Platforms {
+		doc.Platforms = append(doc.Platforms, platform{p.ID, p.Name, digests(p.Tokens), p.Establishment, p.LegalRepresentative, p.Fallback})
+	}
+	for _, a := range c.Authorities {
+		doc.Authorities = append(doc.Authorities, authority{a.ID, a.Country, a.Name, digests(a.Tokens)})
+	}
+	for _, a := range c.Auditors {
+		doc.Auditors = append(doc.Auditors, auditor{a.ID, digests(a.Tokens)})
+	}
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("encoding configuration: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append([]byte("# Written by `noticerelay dev` for the demo: token digests only.\n"), data...), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
 }

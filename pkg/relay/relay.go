@@ -58,7 +58,8 @@ type Relay struct {
 	ready    atomic.Bool
 	cancel   context.CancelFunc
 	served   chan error
-	closed   chan struct{} // closed when the NATS connection has closed
+	closed   chan struct{}  // closed when the NATS connection has closed
+	cfg      *config.Config // the configuration in force (with dev's keys)
 }
 
 // Start starts the relay and returns once every service is serving.
@@ -135,6 +136,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	if o.Config, err = r.devAuditKeys(o.Config); err != nil {
 		return nil, err
 	}
+	r.cfg = o.Config
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -245,6 +247,9 @@ func (r *Relay) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Config is the configuration in force, with the keys `dev` made.
+func (r *Relay) Config() *config.Config { return r.cfg }
 
 // Conn is the relay's NATS connection (for tests and tooling in-process).
 func (r *Relay) Conn() *nats.Conn { return r.nc }

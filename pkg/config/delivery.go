@@ -15,11 +15,14 @@ const (
 	ModeInbox = "inbox"
 	// ModeWebhook: the relay pushes each delivery to the authority's URL.
 	ModeWebhook = "webhook"
+	// ModeNATS: the authority consumes its queue from NATS directly; every
+	// ack it sends there is recorded as its receipt.
+	ModeNATS = "nats"
 )
 
 // Delivery says how an authority receives its deliveries.
 type Delivery struct {
-	// Mode is inbox (default) or webhook.
+	// Mode is inbox (default), nats or webhook.
 	Mode string `yaml:"mode"`
 	// URL receives the POSTs of a webhook authority.
 	URL string `yaml:"url"`
@@ -31,6 +34,9 @@ type Delivery struct {
 
 // Webhook reports whether the authority's deliveries are pushed.
 func (a *Authority) Webhook() bool { return a.Delivery.Mode == ModeWebhook }
+
+// ConsumesNATS reports whether the authority acknowledges on NATS directly.
+func (a *Authority) ConsumesNATS() bool { return a.Delivery.Mode == ModeNATS }
 
 // Deliveries tunes how deliveries travel, whatever the authority's mode.
 type Deliveries struct {
@@ -100,7 +106,7 @@ func checkDelivery(c *Config, p *problems) {
 		switch a.Delivery.Mode {
 		case "":
 			a.Delivery.Mode = ModeInbox
-		case ModeInbox:
+		case ModeInbox, ModeNATS:
 		case ModeWebhook:
 			u, err := url.Parse(a.Delivery.URL)
 			if a.Delivery.URL == "" {
@@ -115,7 +121,7 @@ func checkDelivery(c *Config, p *problems) {
 				p.add(f+".delivery.secret_env", "environment variable %s must hold a secret of at least 16 characters", a.Delivery.SecretEnv)
 			}
 		default:
-			p.add(f+".delivery.mode", "must be inbox or webhook, not %q", a.Delivery.Mode)
+			p.add(f+".delivery.mode", "must be inbox, nats or webhook, not %q", a.Delivery.Mode)
 		}
 		if a.Escalation != "" {
 			switch {

@@ -93,6 +93,14 @@ func ServicePermissions() map[string][]string {
 			directGet("KV_"+stream.StatusBucket, stream.Notices)...),
 		"inbox": append(queues("nr.event.>", dead), directGet(stream.Events, stream.Deliveries)...),
 		"push":  append(queues("nr.event.>", dead), directGet(stream.Events, stream.Deliveries)...),
+		"receipts": append(append([]string{"nr.event.>", dead},
+			consumerAPI(stream.Receipts, "receipts")...), directGet(stream.Deliveries)...),
+		// The audit service reads the log with ordered (ephemeral) consumers.
+		"audit": append([]string{stream.CheckpointSubject,
+			"$JS.API.CONSUMER.CREATE." + stream.Events + ".>", "$JS.API.CONSUMER.DELETE." + stream.Events + ".>",
+			"$JS.API.CONSUMER.INFO." + stream.Events + ".>", "$JS.API.CONSUMER.MSG.NEXT." + stream.Events + ".>",
+			"$JS.ACK." + stream.Events + ".>"},
+			directGet(stream.Events, stream.Checkpoints)...),
 		"escalation": append(append([]string{"nr.event.>", "nr.delivery.>", dead},
 			consumerAPI(stream.Events, "escalation")...), directGet(stream.Events, stream.Notices, stream.Deliveries)...),
 	}
@@ -134,7 +142,11 @@ authorization {
 	b.WriteString("    # Relay services: one user each, only what that service uses.\n")
 	for _, s := range services {
 		user := "relay-" + s
-		writeUser(&b, user, perms[s], []string{"_INBOX.>"})
+		sub := []string{"_INBOX.>"}
+		if s == "audit" {
+			sub = append(sub, "nr.audit.checkpoint.request") // checkpoints on demand
+		}
+		writeUser(&b, user, perms[s], sub)
 	}
 	b.WriteString("    # Authorities: each reaches its own two durable consumers and nothing else.\n")
 	for _, a := range authorities {

@@ -11,6 +11,7 @@ import (
 	"github.com/noticerelay/noticerelay/services/inbox"
 	"github.com/noticerelay/noticerelay/services/intake"
 	"github.com/noticerelay/noticerelay/services/push"
+	"github.com/noticerelay/noticerelay/services/receipts"
 	"github.com/noticerelay/noticerelay/services/routing"
 	"github.com/noticerelay/noticerelay/services/status"
 )
@@ -29,6 +30,7 @@ var modules = []module{
 	{routing.Name, "jurisdiction decisions and delivery queues", func(e *service.Env) service.Service { return routing.New(e) }},
 	{inbox.Name, "the authorities' inbox API", func(e *service.Env) service.Service { return inbox.New(e) }},
 	{push.Name, "webhook delivery to authorities that asked for it", func(e *service.Env) service.Service { return push.New(e) }},
+	{receipts.Name, "receipts for acks sent on NATS directly", func(e *service.Env) service.Service { return receipts.New(e) }},
 	{escalation.Name, "escalation of urgent deliveries left unacknowledged", func(e *service.Env) service.Service { return escalation.New(e) }},
 	{intake.Name, "the platforms' submission API", func(e *service.Env) service.Service { return intake.New(e) }},
 	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *service.Env) service.Service { return audit.New(e) }},

@@ -162,6 +162,10 @@ const (
 	insufficientResource = "insufficient resources"
 )
 
+// Classify gives a JetStream or NATS error its fault kind, for callers that
+// use the JetStream API directly.
+func Classify(op string, err error) error { return classify(op, err) }
+
 // classify gives a JetStream or NATS error its fault kind.
 func classify(op string, err error) error {
 	var api *jetstream.APIError

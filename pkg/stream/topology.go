@@ -29,6 +29,12 @@ const (
 	// Checkpoints holds the audit log's signed checkpoints, in order, never
 	// deleted (see pkg/audit).
 	Checkpoints = "NR_CHECKPOINTS"
+	// Receipts captures the ack advisories of the delivery consumers of
+	// authorities that consume from NATS directly (no personal data:
+	// stream, consumer and sequence numbers).
+	Receipts = "NR_RECEIPTS"
+	// ReceiptsSubjects are the ack advisories of the delivery stream.
+	ReceiptsSubjects = "$JS.EVENT.METRIC.CONSUMER.ACK." + Deliveries + ".>"
 	// CheckpointSubject is the subject of every checkpoint.
 	CheckpointSubject = "nr.audit.checkpoint"
 )
@@ -178,7 +184,17 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		AllowDirect: true,
 		DenyDelete:  true,
 		DenyPurge:   true,
-	}, t.deadLetters()}
+	}, t.deadLetters(), {
+		Name:        Receipts,
+		Description: "ack advisories of authorities that consume from NATS directly, until recorded as receipts",
+		Subjects:    []string{ReceiptsSubjects},
+		Retention:   jetstream.WorkQueuePolicy,
+		MaxAge:      t.Retention,
+		MaxMsgSize:  64 << 10,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Duplicates:  dedup,
+	}}
 }
 
 // Ensure creates or updates every stream and bucket; it is idempotent and

@@ -103,6 +103,9 @@ func (s *Service) Start(ctx context.Context) error {
 				MaxDeliver:    -1,
 				MaxAckPending: 10000,
 				DeliverPolicy: jetstream.DeliverAllPolicy,
+				// An authority that acks on NATS directly: every ack raises
+				// an advisory, captured in NR_RECEIPTS (services/receipts).
+				SampleFrequency: sampling(a.ConsumesNATS()),
 			})
 			if err != nil {
 				return fmt.Errorf("inbox: creating consumer for %s: %w", a.ID, err)
@@ -379,4 +382,13 @@ func (s *Service) find(ctx context.Context, authority, id string) (*delivery.Del
 		return d, nil
 	}
 	return nil, fault.Errorf("inbox", fault.NotFound, "no delivery %s", id)
+}
+
+// sampling is the ack sampling of a consumer: all acks for an authority
+// that consumes from NATS directly, none otherwise.
+func sampling(nats bool) string {
+	if nats {
+		return "100%"
+	}
+	return ""
 }

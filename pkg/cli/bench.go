@@ -189,31 +189,32 @@ type benchNotice struct {
 	countries int
 }
 
-func makeNotices(n int, states []string, seed uint64) []benchNotice {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	filler := strings.Repeat("The account contacted several users with offers of work abroad and asked for passport scans. ", 20)
-	out := make([]benchNotice, n)
-	for i := range out {
-		k := 1 + rng.IntN(min(3, len(states)))
-		perm := rng.Perm(len(states))[:k]
-		m := map[string]any{
-			"reference":       fmt.Sprintf("BENCH-%d-%08d", seed, i),
-			"category":        "human_trafficking",
-			"exploitation":    "labour",
-			"imminent_threat": rng.IntN(10) == 0,
-			"suspicion":       filler[:1500+rng.IntN(100)],
-			"occurred_at":     "2026-11-20T14:03:00+01:00",
-			"contact":         map[string]any{"name": "Trust & Safety", "email": "tns@example.net"},
-		}
-		roles := []string{"locations", "suspects", "victims"}
-		for j, p := range perm {
-			m[roles[j]] = []any{map[string]any{"country": states[p]}}
-		}
-		body, _ := json.Marshal(m)
-		out[i] = benchNotice{ref: m["reference"].(string), body: body, countries: k}
+// makeNotice generates notice i of a run: deterministic from (seed, i), so
+// that a run needs no memory for the notices it has not sent yet.
+func makeNotice(i int, states []string, seed uint64) benchNotice {
+	rng := rand.New(rand.NewPCG(seed, uint64(i)))
+	k := 1 + rng.IntN(min(3, len(states)))
+	perm := rng.Perm(len(states))[:k]
+	m := map[string]any{
+		"reference":       fmt.Sprintf("BENCH-%d-%08d", seed, i),
+		"category":        "human_trafficking",
+		"exploitation":    "labour",
+		"imminent_threat": rng.IntN(10) == 0,
+		"suspicion":       benchFiller[:1500+rng.IntN(100)],
+		"occurred_at":     "2026-11-20T14:03:00+01:00",
+		"contact":         map[string]any{"name": "Trust & Safety", "email": "tns@example.net"},
 	}
-	return out
+	roles := []string{"locations", "suspects", "victims"}
+	for j, p := range perm {
+		m[roles[j]] = []any{map[string]any{"country": states[p]}}
+	}
+	body, _ := json.Marshal(m)
+	return benchNotice{ref: m["reference"].(string), body: body, countries: k}
 }
+
+// benchFiller makes a notice about 2 KB, like a real one with a paragraph
+// of explanation.
+var benchFiller = strings.Repeat("The account contacted several users with offers of work abroad and asked for passport scans. ", 20)
 
 func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResult, error) {
 	t, err := startBenchRelay(ctx, o)
@@ -230,7 +231,6 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	if o.duration > 0 {
 		total = 1 << 24 // bounded by time
 	}
-	notices := makeNotices(min(total, 1<<20), states, o.seed)
 
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
@@ -294,14 +294,10 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	var next atomic.Int64
 	take := func() (benchNotice, bool) {
 		i := next.Add(1) - 1
-		if loadCtx.Err() != nil || int(i) >= min(total, len(notices)) {
+		if loadCtx.Err() != nil || int(i) >= total {
 			return benchNotice{}, false
 		}
-		n := notices[i]
-		if o.duration > 0 && int(i) >= len(notices) {
-			return benchNotice{}, false
-		}
-		return n, true
+		return makeNotice(int(i), states, o.seed), true
 	}
 	var load sync.WaitGroup
 	if o.rate > 0 {
@@ -544,10 +540,7 @@ func stageTimes(ctx context.Context, js jetstream.JetStream) map[string][2]float
 	if err != nil {
 		return nil
 	}
-	type steps struct {
-		QueuedAt, DeliveredAt, AcknowledgedAt string
-	}
-	var p struct {
+	type projection struct {
 		ReceivedAt string `json:"received_at"`
 		Recipients []struct {
 			Notice struct {
@@ -560,6 +553,7 @@ func stageTimes(ctx context.Context, js jetstream.JetStream) map[string][2]float
 	var routed, waited, acked []time.Duration
 	parse := func(s string) time.Time { t, _ := time.Parse(time.RFC3339Nano, s); return t }
 	for k := range keys.Keys() {
+		var p projection
 		e, err := kv.Get(ctx, k)
 		if err != nil || json.Unmarshal(e.Value(), &p) != nil {
 			continue

@@ -60,6 +60,7 @@ type Relay struct {
 	served   chan error
 	closed   chan struct{}  // closed when the NATS connection has closed
 	cfg      *config.Config // the configuration in force (with dev's keys)
+	commits  *stream.GroupCommit
 }
 
 // Start starts the relay and returns once every service is serving.
@@ -112,6 +113,8 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	r.commits = stream.NewGroupCommit(js)
+	js = r.commits
 	replicas := o.Config.NATS.Replicas
 	if replicas == 0 {
 		replicas = 1
@@ -231,6 +234,9 @@ func (r *Relay) Close() error {
 	}
 	for _, s := range r.services {
 		s.Wait()
+	}
+	if r.commits != nil {
+		r.commits.Close()
 	}
 	if r.nc != nil {
 		if err := r.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

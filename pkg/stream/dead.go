@@ -48,10 +48,7 @@ const DeadFilter = deadPrefix + ">"
 
 // deadLetters is the configuration of the dead-letter stream.
 func (t Topology) deadLetters() jetstream.StreamConfig {
-	dedup := t.DedupWindow
-	if dedup == 0 {
-		dedup = 2 * time.Minute
-	}
+	dedup := t.dedup()
 	return jetstream.StreamConfig{
 		Name:                 Dead,
 		Description:          "dead letters: messages given up on, with the reason (personal data, retention-limited)",

@@ -69,27 +69,39 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Message) []err
 		}
 		groups[name] = append(groups[name], i)
 	}
+	gc, _ := js.(*GroupCommit)
 	var wg sync.WaitGroup
 	for _, name := range order {
 		idx := groups[name]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if name != "" && len(idx) >= minAtomicBatch {
-				for start := 0; start < len(idx); start += maxAtomicBatch {
-					chunk := idx[start:min(start+maxAtomicBatch, len(idx))]
-					if publishAtomic(ctx, js, ms, chunk) == nil {
-						continue
-					}
-					publishPipelined(ctx, js, ms, chunk, errs)
-				}
+			if c := gc.committer(name); c != nil {
+				c.commit(ctx, ms, idx, errs)
 				return
 			}
-			publishPipelined(ctx, js, ms, idx, errs)
+			store(ctx, js, ms, idx, errs)
 		}()
 	}
 	wg.Wait()
 	return errs
+}
+
+// store writes ms[idx...] to one stream: as atomic batches when there are
+// enough of them and the stream takes them, pipelined otherwise or when
+// the server refuses a batch.
+func store(ctx context.Context, js jetstream.JetStream, ms []Message, idx []int, errs []error) {
+	if len(idx) >= minAtomicBatch && atomicStreamOf(ms[idx[0]].Subject) != "" {
+		for start := 0; start < len(idx); start += maxAtomicBatch {
+			chunk := idx[start:min(start+maxAtomicBatch, len(idx))]
+			if len(chunk) >= minAtomicBatch && publishAtomic(ctx, js, ms, chunk) == nil {
+				continue
+			}
+			publishPipelined(ctx, js, ms, chunk, errs)
+		}
+		return
+	}
+	publishPipelined(ctx, js, ms, idx, errs)
 }
 
 // Atomic batch sizes: below minAtomicBatch pipelining is faster; the
@@ -98,6 +110,132 @@ const (
 	minAtomicBatch = 64
 	maxAtomicBatch = 500
 )
+
+// GroupCommit is a JetStream context whose PublishAll gathers what
+// concurrent callers (every service of the process) send to one stream and
+// stores it together: while one batch is being fsynced, the next gathers.
+// Each caller still gets the outcome of each of its own messages. One
+// committer per stream also bounds the atomic batches in flight, each of
+// which the single-node server stages in a store with its own block buffer.
+type GroupCommit struct {
+	jetstream.JetStream
+	streams map[string]*committer
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewGroupCommit starts a committer for each stream that takes atomic
+// batches. Close stops them.
+func NewGroupCommit(js jetstream.JetStream) *GroupCommit {
+	g := &GroupCommit{JetStream: js, streams: map[string]*committer{}, stop: make(chan struct{})}
+	for _, name := range []string{Notices, Events, Deliveries, "KV_" + StatusBucket} {
+		c := &committer{js: js, queue: make(chan *commitRequest, 1024)}
+		g.streams[name] = c
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			c.run(g.stop)
+		}()
+	}
+	return g
+}
+
+// Close stops the committers once the requests already queued are stored.
+func (g *GroupCommit) Close() {
+	close(g.stop)
+	g.wg.Wait()
+}
+
+func (g *GroupCommit) committer(stream string) *committer {
+	if g == nil || stream == "" {
+		return nil
+	}
+	return g.streams[stream]
+}
+
+type committer struct {
+	js    jetstream.JetStream
+	queue chan *commitRequest
+}
+
+type commitRequest struct {
+	ctx  context.Context
+	ms   []Message
+	idx  []int
+	errs []error
+	done chan struct{}
+}
+
+// commit hands ms[idx...] to the committer and waits for their outcome.
+func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error) {
+	r := &commitRequest{ctx: ctx, ms: ms, idx: idx, errs: errs, done: make(chan struct{})}
+	select {
+	case c.queue <- r:
+	case <-ctx.Done():
+		for _, i := range idx {
+			errs[i] = fault.E("publish", fault.Unavailable, ctx.Err())
+		}
+		return
+	}
+	<-r.done // the committer answers every request it takes, promptly
+}
+
+// run stores gathered requests until stop, then what is still queued.
+func (c *committer) run(stop <-chan struct{}) {
+	var batch []*commitRequest
+	for {
+		var first *commitRequest
+		select {
+		case first = <-c.queue:
+		case <-stop:
+			for {
+				select {
+				case r := <-c.queue:
+					c.flush([]*commitRequest{r})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+		n := len(first.idx)
+	gather:
+		for n < maxAtomicBatch {
+			select {
+			case r := <-c.queue:
+				batch = append(batch, r)
+				n += len(r.idx)
+			default:
+				break gather
+			}
+		}
+		c.flush(batch)
+	}
+}
+
+// flush stores the messages of several requests as one group.
+func (c *committer) flush(batch []*commitRequest) {
+	var all []Message
+	for _, r := range batch {
+		for _, i := range r.idx {
+			all = append(all, r.ms[i])
+		}
+	}
+	idx := make([]int, len(all))
+	for i := range idx {
+		idx[i] = i
+	}
+	errs := make([]error, len(all))
+	store(context.Background(), c.js, all, idx, errs)
+	k := 0
+	for _, r := range batch {
+		for _, i := range r.idx {
+			r.errs[i] = errs[k]
+			k++
+		}
+		close(r.done)
+	}
+}
 
 // publishAtomic commits ms[idx...] as one atomic batch.
 func publishAtomic(ctx context.Context, js jetstream.JetStream, ms []Message, idx []int) error {

@@ -111,16 +111,24 @@ type Topology struct {
 	DedupWindow time.Duration
 }
 
+// dedup is the duplicate window: short, because every stream that must
+// refuse a repeated message does so for good by its subject (one message per
+// subject); the window only spares a quick retry its error, and its index
+// costs memory per message.
+func (t Topology) dedup() time.Duration {
+	if t.DedupWindow == 0 {
+		return 10 * time.Second
+	}
+	return t.DedupWindow
+}
+
 // Streams returns the stream configurations.
 func (t Topology) Streams() []jetstream.StreamConfig {
 	maxBytes := t.NoticeMaxBytes
 	if maxBytes == 0 {
 		maxBytes = -1
 	}
-	dedup := t.DedupWindow
-	if dedup == 0 {
-		dedup = 2 * time.Minute
-	}
+	dedup := t.dedup()
 	return []jetstream.StreamConfig{{
 		Name:                 Notices,
 		Description:          "notice bodies and withdrawal requests (personal data, retention-limited)",
@@ -216,13 +224,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		return fmt.Errorf("creating bucket %s: %w", StatusBucket, err)
 	}
 	// The bucket's stream takes atomic batches too, for the projection's
-	// group commits.
+	// group commits, and has the same short duplicate window.
 	kvs, err := js.Stream(ctx, "KV_"+StatusBucket)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", StatusBucket, err)
 	}
-	if cfg := kvs.CachedInfo().Config; !cfg.AllowAtomicPublish {
-		cfg.AllowAtomicPublish = true
+	if cfg := kvs.CachedInfo().Config; !cfg.AllowAtomicPublish || cfg.Duplicates != t.dedup() {
+		cfg.AllowAtomicPublish, cfg.Duplicates = true, t.dedup()
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("bucket %s: allowing atomic batches: %w", StatusBucket, err)
 		}

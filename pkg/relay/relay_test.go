@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -8,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 const wait = 20 * time.Second
@@ -250,5 +254,38 @@ func TestRestartKeepsNoticesAndState(t *testing.T) {
 	r.Restart()
 	if st := r.Status("examplenet", id); st["status"] != "acknowledged" || st["priority"] != "urgent" {
 		t.Fatalf("after second restart: %v", st)
+	}
+}
+
+// Idempotency outlives the body: once a notice's body has expired, the same
+// reference is still answered from its reference record (200 for the same
+// body, 409 for another) and is not routed again.
+func TestIdempotencyOutlivesRetention(t *testing.T) {
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.Retention.Notices = config.Duration(2 * time.Second)
+	}})
+	n := relaytest.Notice("EXPIRE-1", false, "AT", "", "")
+	id := r.Submit("examplenet", n)
+	ds := r.InboxUntil("at-police", 1, wait)
+	r.Ack("at-police", ds[0].ID)
+	relaytest.Eventually(t, wait, "the body to expire", func() bool {
+		js, _ := jetstream.New(r.Conn())
+		s, err := js.Stream(context.Background(), stream.Notices)
+		if err != nil {
+			return false
+		}
+		_, err = s.GetLastMsgForSubject(context.Background(), stream.NoticeSubject(id))
+		return err != nil
+	})
+	if again := r.Do("POST", "/v1/notices", "platform:examplenet", n); again.Status != http.StatusOK || again.Map()["id"] != id {
+		t.Fatalf("same body after expiry: %s", again)
+	}
+	n["suspicion"] = "another text"
+	if c := r.Do("POST", "/v1/notices", "platform:examplenet", n); c.Status != http.StatusConflict {
+		t.Fatalf("other body after expiry: %s", c)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if more := r.Inbox("at-police", 10); len(more) != 0 {
+		t.Fatalf("routed again: %+v", more)
 	}
 }

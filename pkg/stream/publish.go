@@ -77,7 +77,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Message) []err
 		go func() {
 			defer wg.Done()
 			if c := gc.committer(name); c != nil {
-				c.commit(ctx, ms, idx, errs)
+				c.commit(ctx, ms, idx, errs, false)
 				return
 			}
 			store(ctx, js, ms, idx, errs)
@@ -104,10 +104,11 @@ func store(ctx context.Context, js jetstream.JetStream, ms []Message, idx []int,
 	publishPipelined(ctx, js, ms, idx, errs)
 }
 
-// Atomic batch sizes: below minAtomicBatch pipelining is faster; the
+// Atomic batch sizes: below minAtomicBatch pipelining is faster (an atomic
+// batch costs the single-node server several fsyncs of its own); the
 // maximum stays below the server's default limit of 1,000 messages.
 const (
-	minAtomicBatch = 64
+	minAtomicBatch = 24
 	maxAtomicBatch = 500
 )
 
@@ -159,16 +160,17 @@ type committer struct {
 }
 
 type commitRequest struct {
-	ctx  context.Context
-	ms   []Message
-	idx  []int
-	errs []error
-	done chan struct{}
+	ctx      context.Context
+	ms       []Message
+	idx      []int
+	errs     []error
+	together bool // all or nothing
+	done     chan struct{}
 }
 
 // commit hands ms[idx...] to the committer and waits for their outcome.
-func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error) {
-	r := &commitRequest{ctx: ctx, ms: ms, idx: idx, errs: errs, done: make(chan struct{})}
+func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error, together bool) {
+	r := &commitRequest{ctx: ctx, ms: ms, idx: idx, errs: errs, together: together, done: make(chan struct{})}
 	select {
 	case c.queue <- r:
 	case <-ctx.Done():
@@ -213,28 +215,85 @@ func (c *committer) run(stop <-chan struct{}) {
 	}
 }
 
-// flush stores the messages of several requests as one group.
+// flush stores the messages of several requests as one group: one atomic
+// batch when there are enough messages or a request must be stored all or
+// nothing. If the server refuses the batch (a message in it exists already),
+// each all-or-nothing request is tried again as a batch of its own and the
+// other messages are published one by one, so that each gets its answer.
 func (c *committer) flush(batch []*commitRequest) {
 	var all []Message
+	together := false
 	for _, r := range batch {
+		together = together || r.together
 		for _, i := range r.idx {
 			all = append(all, r.ms[i])
 		}
 	}
-	idx := make([]int, len(all))
+	ctx := context.Background()
+	if (together || len(all) >= minAtomicBatch) && len(all) <= maxAtomicBatch {
+		idx := make([]int, len(all))
+		for i := range idx {
+			idx[i] = i
+		}
+		if publishAtomic(ctx, c.js, all, idx) == nil {
+			for _, r := range batch {
+				close(r.done)
+			}
+			return
+		}
+	}
+	var loose []Message
+	for _, r := range batch {
+		if r.together {
+			if err := publishAtomic(ctx, c.js, r.ms, r.idx); err != nil {
+				err = classify("publish "+r.ms[r.idx[0]].Subject, err)
+				for _, i := range r.idx {
+					r.errs[i] = err
+				}
+			}
+			continue
+		}
+		for _, i := range r.idx {
+			loose = append(loose, r.ms[i])
+		}
+	}
+	idx := make([]int, len(loose))
 	for i := range idx {
 		idx[i] = i
 	}
-	errs := make([]error, len(all))
-	store(context.Background(), c.js, all, idx, errs)
+	errs := make([]error, len(loose))
+	store(ctx, c.js, loose, idx, errs)
 	k := 0
 	for _, r := range batch {
-		for _, i := range r.idx {
-			r.errs[i] = errs[k]
-			k++
+		if !r.together {
+			for _, i := range r.idx {
+				r.errs[i] = errs[k]
+				k++
+			}
 		}
 		close(r.done)
 	}
+}
+
+// PublishTogether stores ms, all bound for one stream, all or nothing: one
+// atomic batch (gathered with what other callers send meanwhile when js is
+// a GroupCommit). The error is that of the batch: fault.Exists when one of
+// the messages exists already, and then none of them was stored.
+func PublishTogether(ctx context.Context, js jetstream.JetStream, ms []Message) error {
+	idx := make([]int, len(ms))
+	for i := range idx {
+		idx[i] = i
+	}
+	errs := make([]error, len(ms))
+	gc, _ := js.(*GroupCommit)
+	if c := gc.committer(atomicStreamOf(ms[0].Subject)); c != nil {
+		c.commit(ctx, ms, idx, errs, true)
+		return errs[0]
+	}
+	if err := publishAtomic(ctx, js, ms, idx); err != nil {
+		return classify("publish "+ms[0].Subject, err)
+	}
+	return nil
 }
 
 // publishAtomic commits ms[idx...] as one atomic batch.
@@ -245,7 +304,9 @@ func publishAtomic(ctx context.Context, js jetstream.JetStream, ms []Message, id
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := jetstreamext.PublishMsgBatch(ctx, js, batch)
+	// No ack of the first message: the whole batch goes in one round trip
+	// (a refused batch is published again message by message anyway).
+	_, err := jetstreamext.PublishMsgBatch(ctx, js, batch, jetstreamext.BatchFlowControl{AckFirst: false})
 	return err
 }
 
@@ -294,6 +355,7 @@ const (
 	codeWrongLastSeq     = 10071 // JSStreamWrongLastSequenceErrF
 	codeNoMessageFound   = 10037
 	codeMsgIDInProcess   = 10158 // JSStreamDuplicateMessageConflict: same id being stored now
+	codeBatchDuplicate   = 10201 // JSAtomicPublishContainsDuplicateMessage: an id seen in the window
 	perSubjectExceeded   = "maximum messages per subject exceeded"
 	maxBytesExceeded     = "maximum bytes exceeded"
 	maxMessagesExceeded  = "maximum messages exceeded"
@@ -309,7 +371,8 @@ func classify(op string, err error) error {
 	var api *jetstream.APIError
 	if errors.As(err, &api) {
 		switch {
-		case api.ErrorCode == codeStoreFailed && strings.Contains(api.Description, perSubjectExceeded):
+		case api.ErrorCode == codeStoreFailed && strings.Contains(api.Description, perSubjectExceeded),
+			api.ErrorCode == codeBatchDuplicate:
 			return fault.E(op, fault.Exists, err)
 		case strings.Contains(api.Description, maxBytesExceeded),
 			strings.Contains(api.Description, maxMessagesExceeded),

@@ -42,6 +42,7 @@ const (
 // Subjects.
 const (
 	noticePrefix   = "nr.notice."
+	refPrefix      = "nr.ref."
 	withdrawPrefix = "nr.withdraw."
 	eventPrefix    = "nr.event."
 	deliveryPrefix = "nr.delivery."
@@ -49,6 +50,11 @@ const (
 
 // NoticeSubject is where the body of notice id is stored.
 func NoticeSubject(id string) string { return noticePrefix + id }
+
+// RefSubject is where the reference record of notice id is stored: what
+// (platform, reference) was accepted with, kept for good so that
+// idempotency outlives the body.
+func RefSubject(id string) string { return refPrefix + id }
 
 // WithdrawSubject is where the withdrawal request of notice id is stored.
 func WithdrawSubject(id string) string { return withdrawPrefix + id }
@@ -81,7 +87,8 @@ func EventSubject(parts ...string) string {
 // takes atomic batches; "" otherwise.
 func atomicStreamOf(subject string) string {
 	switch {
-	case strings.HasPrefix(subject, noticePrefix), strings.HasPrefix(subject, withdrawPrefix):
+	case strings.HasPrefix(subject, noticePrefix), strings.HasPrefix(subject, withdrawPrefix),
+		strings.HasPrefix(subject, refPrefix):
 		return Notices
 	case strings.HasPrefix(subject, eventPrefix):
 		return Events
@@ -116,10 +123,14 @@ type Topology struct {
 // subject); the window only spares a quick retry its error, and its index
 // costs memory per message.
 func (t Topology) dedup() time.Duration {
-	if t.DedupWindow == 0 {
-		return 10 * time.Second
+	d := t.DedupWindow
+	if d == 0 {
+		d = 10 * time.Second
 	}
-	return t.DedupWindow
+	if t.Retention > 0 && t.Retention < d {
+		d = t.Retention // the server wants it within the streams' max age
+	}
+	return d
 }
 
 // Streams returns the stream configurations.
@@ -131,10 +142,10 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 	dedup := t.dedup()
 	return []jetstream.StreamConfig{{
 		Name:                 Notices,
-		Description:          "notice bodies and withdrawal requests (personal data, retention-limited)",
-		Subjects:             []string{noticePrefix + "*", withdrawPrefix + "*"},
+		Description:          "notice bodies and withdrawal requests (personal data, expire by message TTL) and reference records (kept)",
+		Subjects:             []string{noticePrefix + "*", withdrawPrefix + "*", refPrefix + "*"},
 		Retention:            jetstream.LimitsPolicy,
-		MaxAge:               t.Retention,
+		AllowMsgTTL:          true,
 		MaxBytes:             maxBytes,
 		MaxMsgsPerSubject:    1,
 		Discard:              jetstream.DiscardNew,

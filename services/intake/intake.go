@@ -12,12 +12,13 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -42,10 +43,6 @@ type Service struct {
 	inFlight chan struct{}
 	answers  *prometheus.CounterVec
 	latency  prometheus.Histogram
-	// queue feeds the group committers.
-	queue     chan *commitRequest
-	batchSize prometheus.Histogram
-	wg        sync.WaitGroup
 }
 
 // New returns the intake service.
@@ -63,17 +60,11 @@ func New(env *service.Env) *Service {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 	}
-	s.queue = make(chan *commitRequest, env.Config.Limits.MaxInFlight)
-	s.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "noticerelay_intake_commit_batch_size",
-		Help:    "Notices stored per group commit.",
-		Buckets: prometheus.ExponentialBuckets(1, 2, 9),
-	})
-	env.Metrics.MustRegister(s.answers, s.latency, s.batchSize)
+	env.Metrics.MustRegister(s.answers, s.latency)
 	return s
 }
 
-// Start registers the routes and starts the group committers.
+// Start registers the routes.
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	if s.notices, err = s.env.Stream(ctx, stream.Notices); err != nil {
@@ -82,21 +73,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
-	for range committers {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.committer(ctx)
-		}()
-	}
 	s.env.Mux.HandleFunc("POST /v1/notices", s.submit)
 	s.env.Mux.HandleFunc("POST /v1/notices/{id}/withdraw", s.withdraw)
 	return nil
 }
 
-// Wait blocks until the committers have stopped. The relay shuts the HTTP
-// server down first, so no request is left waiting for them.
-func (s *Service) Wait() { s.wg.Wait() }
+// Wait returns at once: intake works only inside requests.
+func (s *Service) Wait() {}
 
 // Accepted is the answer to a stored submission.
 type Accepted struct {
@@ -177,19 +160,27 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 // store makes rec durable, unless (platform, reference) was stored before:
 // then the same body answers 200 with the first answer, another body 409.
 func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int, error) {
-	if prev, err := s.previous(ctx, rec.ID); err != nil || prev != nil {
-		return s.same(prev, rec, err)
-	}
-	data, err := json.Marshal(rec)
+	// No read first: a new notice is stored at once, its reference record
+	// and its body together (all or nothing). The reference record is kept
+	// for good, so a second submission of (platform, reference) is refused
+	// by the stream whenever it comes, and only then is anything read.
+	body, err := json.Marshal(rec)
 	if err != nil {
 		return nil, 0, fault.E("intake: encoding record", fault.Internal, err)
 	}
-	err = s.commit(ctx, stream.Message{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: data})
+	ref, err := json.Marshal(notice.Ref{V: notice.RecordVersion, ID: rec.ID, Platform: rec.Platform,
+		Reference: rec.Reference, ReceivedAt: rec.ReceivedAt, BodySHA256: rec.BodySHA256})
+	if err != nil {
+		return nil, 0, fault.E("intake: encoding reference record", fault.Internal, err)
+	}
+	err = stream.PublishTogether(ctx, s.env.JS, []stream.Message{
+		{Subject: stream.RefSubject(rec.ID), ID: "ref-" + rec.ID, Data: ref},
+		{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: body, Header: s.retentionTTL()},
+	})
 	if fault.Is(err, fault.Exists) {
-		// A concurrent submission of the same reference won the race.
 		prev, err := s.previous(ctx, rec.ID)
 		if err == nil && prev == nil {
-			// Its write is not readable yet: the platform retries.
+			// A concurrent submission's write is not readable yet.
 			err = fault.Errorf("intake", fault.Unavailable, "a submission of reference %q is being stored right now", rec.Reference)
 		}
 		return s.same(prev, rec, err)
@@ -200,10 +191,31 @@ func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int
 	return &Accepted{ID: rec.ID, Reference: rec.Reference, Status: "accepted", ReceivedAt: rec.ReceivedAt}, http.StatusAccepted, nil
 }
 
+// retentionTTL makes a message of personal data expire after the retention.
+func (s *Service) retentionTTL() nats.Header {
+	h := nats.Header{}
+	h.Set(jetstream.MsgTTLHeader, strconv.FormatInt(int64(time.Duration(s.env.Config.Retention.Notices).Seconds()), 10))
+	return h
+}
+
 // previous returns what was stored for notice id before: the body, or the
 // accepted event once the body has expired. Both nil: never stored.
 func (s *Service) previous(ctx context.Context, id string) (*notice.Record, error) {
-	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
+	m, err := stream.Get(ctx, s.notices, stream.RefSubject(id))
+	if err == nil {
+		ref, err := notice.DecodeRef(m.Data)
+		if err != nil {
+			return nil, fault.E("intake", fault.Internal, err)
+		}
+		return &notice.Record{ID: id, Platform: ref.Platform, Reference: ref.Reference,
+			ReceivedAt: ref.ReceivedAt, BodySHA256: ref.BodySHA256}, nil
+	}
+	if !fault.Is(err, fault.NotFound) {
+		return nil, err
+	}
+	// Stored before reference records existed: the body, or once it has
+	// expired the accepted event.
+	m, err = stream.Get(ctx, s.notices, stream.NoticeSubject(id))
 	if err == nil {
 		rec, _, err := notice.DecodeRecord(m.Data)
 		return rec, err
@@ -222,8 +234,6 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	if err != nil {
 		return nil, err
 	}
-	// The body has expired: the event keeps its hash and platform; the
-	// reference is the caller's own.
 	return &notice.Record{ID: id, Platform: ev.Platform, BodySHA256: ev.BodySHA256, ReceivedAt: service.Timestamp(ev.Time)}, nil
 }
 
@@ -352,7 +362,8 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, s.env.Log, fault.E("intake: encoding withdrawal", fault.Internal, err))
 		return
 	}
-	_, err = stream.Publish(r.Context(), s.env.JS, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id, Data: data})
+	_, err = stream.Publish(r.Context(), s.env.JS, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id,
+		Data: data, Header: s.retentionTTL()})
 	if err != nil && !fault.Is(err, fault.Exists) {
 		httpapi.Error(w, s.env.Log, err)
 		return

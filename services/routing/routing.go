@@ -67,13 +67,14 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("routing: %w", err)
 	}
 	cons, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Notices, jetstream.ConsumerConfig{
-		Durable:       consumerName,
-		Description:   "routes each stored notice and withdrawal to its recipients",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       10 * time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: 4096,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Durable:        consumerName,
+		Description:    "routes each stored notice and withdrawal to its recipients",
+		FilterSubjects: []string{stream.NoticeSubject("*"), stream.WithdrawSubject("*")},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        10 * time.Second,
+		MaxDeliver:     -1,
+		MaxAckPending:  4096,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return fmt.Errorf("routing: creating consumer: %w", err)
@@ -84,7 +85,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.router, err = NewRouter(s.env.Config, s.env.Log); err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
-	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 128, Workers: 2, Log: s.env.Log, Handle: s.handle,
+	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 256, Workers: 2, Log: s.env.Log, Handle: s.handle,
 		JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
 	ready := make(chan struct{})
 	errc := make(chan error, 1)

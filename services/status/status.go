@@ -86,7 +86,7 @@ func (s *Service) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("status: creating consumer %s: %w", c.name, err)
 		}
-		loop := &stream.Consumer{Name: c.name, Consumer: cons, Max: 256, Workers: 2, Log: s.env.Log, Handle: c.handle,
+		loop := &stream.Consumer{Name: c.name, Consumer: cons, Max: 512, Workers: 2, Log: s.env.Log, Handle: c.handle,
 			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
 		ready := make(chan struct{})
 		errc := make(chan error, 1)

@@ -73,6 +73,14 @@ func (d *Directory) Lookup(token string) (Principal, bool) {
 	return found, ok == 1
 }
 
+// Known reports whether r carries a valid token of any role: a caller the
+// relay knows but who asks for something that is not theirs gets 404, not 401.
+func (d *Directory) Known(r *http.Request) bool {
+	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	_, ok := d.Lookup(strings.TrimSpace(token))
+	return ok
+}
+
 // FromRequest authenticates r's "Authorization: Bearer" header as a
 // principal of role.
 func (d *Directory) FromRequest(r *http.Request, role Role) (Principal, bool) {

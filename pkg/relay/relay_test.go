@@ -124,7 +124,7 @@ func TestIsolation(t *testing.T) {
 	if resp := r.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:othernet", map[string]string{"reason": "x"}); resp.Status != http.StatusNotFound {
 		t.Errorf("other platform's withdrawal: %s", resp)
 	}
-	if resp := r.Do("GET", "/v1/notices/"+id, "authority:de-bka", nil); resp.Status != http.StatusUnauthorized {
+	if resp := r.Do("GET", "/v1/notices/"+id, "authority:de-bka", nil); resp.Status != http.StatusNotFound {
 		t.Errorf("authority token on platform API: %s", resp)
 	}
 	ds := r.InboxUntil("de-bka", 1, wait)

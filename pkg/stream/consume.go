@@ -101,6 +101,10 @@ func (c *Consumer) settle(ctx context.Context, batch []jetstream.Msg, errs []err
 		if i < len(errs) {
 			err = errs[i]
 		}
+		if fault.Is(err, fault.TooLarge) {
+			// Larger than NATS carries: it never will be, so it is poison.
+			err = fault.E("consume", fault.Poison, err)
+		}
 		switch {
 		case err == nil || fault.Is(err, fault.Exists):
 			if aerr := m.Ack(); aerr != nil {

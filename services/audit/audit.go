@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -207,7 +208,7 @@ func (s *Service) proof(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
-	id := r.URL.Query().Get("notice")
+	id := strings.ToLower(r.URL.Query().Get("notice"))
 	var pseudonym string
 	switch {
 	case uuidPattern.MatchString(id):

@@ -250,6 +250,11 @@ func projectionWriteID(key string, rev uint64, data []byte) string {
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	caller, ok := s.env.Auth.FromRequest(r, auth.Platform)
 	if !ok {
+		if s.env.Auth.Known(r) {
+			// Contract: any caller other than the submitting platform gets 404.
+			httpapi.NotFound(w, "notice")
+			return
+		}
 		httpapi.Unauthorized(w)
 		return
 	}

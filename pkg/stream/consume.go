@@ -38,6 +38,24 @@ type Consumer struct {
 	Workers int
 }
 
+// Start runs the consumer in the background, counted in wg, and returns
+// once it is pulling, or with the error that kept it from starting.
+func (c *Consumer) Start(ctx context.Context, wg *sync.WaitGroup) error {
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errc <- c.Run(ctx, ready)
+	}()
+	select {
+	case <-ready:
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
 // Run consumes until ctx is cancelled, then drains: it stops pulling,
 // processes the messages already buffered (so none waits out its ack wait
 // after a graceful restart) and returns. ready is closed once pulling.

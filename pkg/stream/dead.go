@@ -48,24 +48,11 @@ const DeadFilter = deadPrefix + ">"
 
 // deadLetters is the configuration of the dead-letter stream.
 func (t Topology) deadLetters() jetstream.StreamConfig {
-	dedup := t.dedup()
-	return jetstream.StreamConfig{
-		Name:                 Dead,
-		Description:          "dead letters: messages given up on, with the reason (personal data, retention-limited)",
-		Subjects:             []string{deadPrefix + "*.*.*"},
-		Retention:            jetstream.LimitsPolicy,
-		MaxAge:               t.Retention,
-		MaxMsgsPerSubject:    1,
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		MaxMsgSize:           8 << 20,
-		Storage:              jetstream.FileStorage,
-		Replicas:             t.Replicas,
-		Duplicates:           dedup,
-		AllowDirect:          true,
-		DenyDelete:           true,
-		DenyPurge:            true,
-	}
+	c := t.unique(Dead, "dead letters: messages given up on, with the reason (personal data, retention-limited)",
+		[]string{deadPrefix + "*.*.*"}, 8<<20)
+	c.MaxAge = t.Retention
+	c.AllowAtomicPublish = false
+	return c
 }
 
 // DeadLetter stores a copy of m, with reason, in the dead-letter stream.

@@ -133,65 +133,45 @@ func (t Topology) dedup() time.Duration {
 	return d
 }
 
+// unique is the configuration shared by the streams in which every message
+// has a subject of its own and a second message on it is refused, for good:
+// the relay's lasting idempotency fence. Nothing is deleted or purged but by
+// the stream's own limits.
+func (t Topology) unique(name, description string, subjects []string, maxMsgSize int32) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:                 name,
+		Description:          description,
+		Subjects:             subjects,
+		Retention:            jetstream.LimitsPolicy,
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgSize:           maxMsgSize,
+		Storage:              jetstream.FileStorage,
+		Replicas:             t.Replicas,
+		Duplicates:           t.dedup(),
+		AllowDirect:          true,
+		AllowAtomicPublish:   true,
+		DenyDelete:           true,
+		DenyPurge:            true,
+	}
+}
+
 // Streams returns the stream configurations.
 func (t Topology) Streams() []jetstream.StreamConfig {
-	maxBytes := t.NoticeMaxBytes
-	if maxBytes == 0 {
-		maxBytes = -1
+	notices := t.unique(Notices, "notice bodies and withdrawal requests (personal data, expire by message TTL) and reference records (kept)",
+		[]string{noticePrefix + "*", withdrawPrefix + "*", refPrefix + "*"}, 4<<20)
+	notices.AllowMsgTTL = true
+	notices.MaxBytes = t.NoticeMaxBytes
+	if notices.MaxBytes == 0 {
+		notices.MaxBytes = -1
 	}
+	events := t.unique(Events, "lifecycle events (no personal data, never deleted)", []string{eventPrefix + ">"}, 1<<20)
+	deliveries := t.unique(Deliveries, "per-authority delivery queues (personal data, retention-limited)",
+		[]string{deliveryPrefix + "*.*.*"}, 4<<20)
+	deliveries.MaxAge = t.Retention
 	dedup := t.dedup()
-	return []jetstream.StreamConfig{{
-		Name:                 Notices,
-		Description:          "notice bodies and withdrawal requests (personal data, expire by message TTL) and reference records (kept)",
-		Subjects:             []string{noticePrefix + "*", withdrawPrefix + "*", refPrefix + "*"},
-		Retention:            jetstream.LimitsPolicy,
-		AllowMsgTTL:          true,
-		MaxBytes:             maxBytes,
-		MaxMsgsPerSubject:    1,
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		MaxMsgSize:           4 << 20,
-		Storage:              jetstream.FileStorage,
-		Replicas:             t.Replicas,
-		Duplicates:           dedup,
-		AllowDirect:          true,
-		AllowAtomicPublish:   true,
-		DenyDelete:           true,
-		DenyPurge:            true,
-	}, {
-		Name:                 Events,
-		Description:          "lifecycle events (no personal data, never deleted)",
-		Subjects:             []string{eventPrefix + ">"},
-		Retention:            jetstream.LimitsPolicy,
-		MaxMsgsPerSubject:    1,
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		MaxMsgSize:           1 << 20,
-		Storage:              jetstream.FileStorage,
-		Replicas:             t.Replicas,
-		Duplicates:           dedup,
-		AllowDirect:          true,
-		AllowAtomicPublish:   true,
-		DenyDelete:           true,
-		DenyPurge:            true,
-	}, {
-		Name:                 Deliveries,
-		Description:          "per-authority delivery queues (personal data, retention-limited)",
-		Subjects:             []string{deliveryPrefix + "*.*.*"},
-		Retention:            jetstream.LimitsPolicy,
-		MaxAge:               t.Retention,
-		MaxMsgsPerSubject:    1,
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		MaxMsgSize:           4 << 20,
-		Storage:              jetstream.FileStorage,
-		Replicas:             t.Replicas,
-		Duplicates:           dedup,
-		AllowDirect:          true,
-		AllowAtomicPublish:   true,
-		DenyDelete:           true,
-		DenyPurge:            true,
-	}, {
+	return []jetstream.StreamConfig{notices, events, deliveries, {
 		Name:        Checkpoints,
 		Description: "signed checkpoints of the audit log (no personal data, never deleted)",
 		Subjects:    []string{CheckpointSubject},

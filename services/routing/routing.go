@@ -87,19 +87,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 256, Workers: 2, Log: s.env.Log, Handle: s.handle,
 		JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		errc <- loop.Run(ctx, ready)
-	}()
-	select {
-	case <-ready:
-		return nil
-	case err := <-errc:
-		return err
-	}
+	return loop.Start(ctx, &s.wg)
 }
 
 // Wait blocks until the consumer has stopped.

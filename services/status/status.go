@@ -88,16 +88,7 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		loop := &stream.Consumer{Name: c.name, Consumer: cons, Max: 512, Workers: 2, Log: s.env.Log, Handle: c.handle,
 			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
-		ready := make(chan struct{})
-		errc := make(chan error, 1)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			errc <- loop.Run(ctx, ready)
-		}()
-		select {
-		case <-ready:
-		case err := <-errc:
+		if err := loop.Start(ctx, &s.wg); err != nil {
 			return err
 		}
 	}

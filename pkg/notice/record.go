@@ -57,13 +57,7 @@ type Ref struct {
 // DecodeRef parses a stored reference record.
 func DecodeRef(data []byte) (*Ref, error) {
 	var r Ref
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("decoding reference record: %w", err)
-	}
-	if r.V != RecordVersion {
-		return nil, fmt.Errorf("reference record version %d is not %d", r.V, RecordVersion)
-	}
-	return &r, nil
+	return &r, decode(data, "reference record", &r, &r.V)
 }
 
 // Withdrawal is a platform's request to withdraw a notice.
@@ -79,11 +73,8 @@ type Withdrawal struct {
 // DecodeRecord parses a stored record, refusing unknown versions.
 func DecodeRecord(data []byte) (*Record, *Notice, error) {
 	var r Record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, nil, fmt.Errorf("decoding notice record: %w", err)
-	}
-	if r.V != RecordVersion {
-		return nil, nil, fmt.Errorf("notice record version %d is not %d", r.V, RecordVersion)
+	if err := decode(data, "notice record", &r, &r.V); err != nil {
+		return nil, nil, err
 	}
 	var n Notice
 	if err := json.Unmarshal(r.Notice, &n); err != nil {
@@ -95,11 +86,17 @@ func DecodeRecord(data []byte) (*Record, *Notice, error) {
 // DecodeWithdrawal parses a stored withdrawal request.
 func DecodeWithdrawal(data []byte) (*Withdrawal, error) {
 	var w Withdrawal
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, fmt.Errorf("decoding withdrawal: %w", err)
+	return &w, decode(data, "withdrawal", &w, &w.V)
+}
+
+// decode parses a stored value of kind what into v, whose version field is
+// at version, refusing versions this code does not know.
+func decode(data []byte, what string, v any, version *int) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decoding %s: %w", what, err)
 	}
-	if w.V != RecordVersion {
-		return nil, fmt.Errorf("withdrawal version %d is not %d", w.V, RecordVersion)
+	if *version != RecordVersion {
+		return fmt.Errorf("%s version %d is not %d", what, *version, RecordVersion)
 	}
-	return &w, nil
+	return nil
 }

@@ -56,6 +56,7 @@ type benchOptions struct {
 	rate                                float64
 	duration                            time.Duration
 	fsync, data, cpuprofile, memprofile string
+	services                            string
 	seed                                uint64
 }
 
@@ -75,6 +76,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated notices")
+	fs.StringVar(&o.services, "services", "", "in-process: comma-separated services to run (default all), e.g. to measure what one costs")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -164,8 +166,12 @@ func startBenchRelay(ctx context.Context, o benchOptions) (*benchTarget, error) 
 		cleanup()
 		return nil, err
 	}
+	var services []string
+	if o.services != "" {
+		services = strings.Split(o.services, ",")
+	}
 	r, err := relay.Start(ctx, relay.Options{Config: cfg, Embedded: true, DataDir: data,
-		DefaultSync: o.fsync == "default", Log: zap.NewNop(), Listener: ln})
+		DefaultSync: o.fsync == "default", Log: zap.NewNop(), Listener: ln, Services: services})
 	if err != nil {
 		cleanup()
 		return nil, err

@@ -155,27 +155,23 @@ func (t *Tree) RootAt(size uint64) ([]byte, error) {
 
 // InclusionProof proves leaf index in the tree of the first size leaves.
 func (t *Tree) InclusionProof(index, size uint64) ([][]byte, error) {
-	if size > t.Size() {
-		return nil, fmt.Errorf("size %d is beyond the tree's %d leaves", size, t.Size())
-	}
 	n, err := proof.Inclusion(index, size)
-	if err != nil {
-		return nil, err
-	}
-	hs, err := t.hashes(n.IDs)
-	if err != nil {
-		return nil, err
-	}
-	return n.Rehash(hs, hasher.HashChildren)
+	return t.proof(n, err, size)
 }
 
 // ConsistencyProof proves that the tree of size2 leaves extends the tree of
 // size1 leaves.
 func (t *Tree) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
-	if size2 > t.Size() {
-		return nil, fmt.Errorf("size %d is beyond the tree's %d leaves", size2, t.Size())
-	}
 	n, err := proof.Consistency(size1, size2)
+	return t.proof(n, err, size2)
+}
+
+// proof fills in the hashes of the nodes a proof of the tree of size leaves
+// needs.
+func (t *Tree) proof(n proof.Nodes, err error, size uint64) ([][]byte, error) {
+	if size > t.Size() {
+		return nil, fmt.Errorf("size %d is beyond the tree's %d leaves", size, t.Size())
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -130,7 +130,10 @@ type GroupCommit struct {
 func NewGroupCommit(js jetstream.JetStream) *GroupCommit {
 	g := &GroupCommit{JetStream: js, streams: map[string]*committer{}, stop: make(chan struct{})}
 	for _, name := range []string{Notices, Events, Deliveries, "KV_" + StatusBucket} {
-		c := &committer{js: js, queue: make(chan *commitRequest, 1024)}
+		c := &committer{js: js, queue: make(chan *commitRequest, 1024), linger: backgroundLinger}
+		if name == Notices {
+			c.linger = 0 // a platform waits for this one
+		}
 		g.streams[name] = c
 		g.wg.Add(1)
 		go func() {
@@ -157,7 +160,15 @@ func (g *GroupCommit) committer(stream string) *committer {
 type committer struct {
 	js    jetstream.JetStream
 	queue chan *commitRequest
+	// linger is how long a flush waits for more once it has something:
+	// every flush costs fsyncs that the latency-critical notice stream's
+	// flushes queue behind on the disk, so the streams written in the
+	// background commit in fewer, larger batches.
+	linger time.Duration
 }
+
+// backgroundLinger is the linger of the streams no caller waits on directly.
+const backgroundLinger = 10 * time.Millisecond
 
 type commitRequest struct {
 	ctx      context.Context
@@ -201,15 +212,35 @@ func (c *committer) run(stop <-chan struct{}) {
 		}
 		batch = append(batch[:0], first)
 		n := len(first.idx)
+		var deadline <-chan time.Time
+		var timer *time.Timer
+		if c.linger > 0 {
+			timer = time.NewTimer(c.linger)
+			deadline = timer.C
+		}
 	gather:
 		for n < maxAtomicBatch {
 			select {
 			case r := <-c.queue:
 				batch = append(batch, r)
 				n += len(r.idx)
-			default:
+			case <-deadline:
 				break gather
+			default:
+				if deadline == nil {
+					break gather
+				}
+				select {
+				case r := <-c.queue:
+					batch = append(batch, r)
+					n += len(r.idx)
+				case <-deadline:
+					break gather
+				}
 			}
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		c.flush(batch)
 	}

@@ -167,6 +167,9 @@ type committer struct {
 	linger time.Duration
 }
 
+// flushTimeout bounds one flush.
+const flushTimeout = 30 * time.Second
+
 // backgroundLinger is the linger of the streams no caller waits on directly.
 const backgroundLinger = 10 * time.Millisecond
 
@@ -260,7 +263,10 @@ func (c *committer) flush(batch []*commitRequest) {
 			all = append(all, r.ms[i])
 		}
 	}
-	ctx := context.Background()
+	// Not the callers' contexts: the group is theirs together. A bound
+	// instead, so a dead connection fails the callers rather than hang them.
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
 	if (together || len(all) >= minAtomicBatch) && len(all) <= maxAtomicBatch {
 		idx := make([]int, len(all))
 		for i := range idx {

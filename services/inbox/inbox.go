@@ -166,9 +166,7 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		if err != nil {
 			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
 		}
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
+		msgs = append(msgs, receive(ctx, batch)...)
 		if err := batch.Error(); err != nil && len(msgs) == 0 {
 			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
 		}
@@ -391,4 +389,30 @@ func sampling(nats bool) string {
 		return "100%"
 	}
 	return ""
+}
+
+// fetchWait bounds how long a request waits for the server's answer to a
+// fetch; the answer of a no-wait fetch normally comes at once.
+const fetchWait = 10 * time.Second
+
+// receive collects a no-wait fetch's messages, but gives up on a server
+// that does not answer: a message that arrives later stays leased to nobody
+// and is handed out again when its lease ends.
+func receive(ctx context.Context, batch jetstream.MessageBatch) []jetstream.Msg {
+	var out []jetstream.Msg
+	timer := time.NewTimer(fetchWait)
+	defer timer.Stop()
+	for {
+		select {
+		case m, ok := <-batch.Messages():
+			if !ok {
+				return out
+			}
+			out = append(out, m)
+		case <-timer.C:
+			return out
+		case <-ctx.Done():
+			return out
+		}
+	}
 }

@@ -84,7 +84,7 @@ func ServicePermissions() map[string][]string {
 		return out
 	}
 	perms := map[string][]string{
-		"intake": append([]string{"nr.notice.*", "nr.withdraw.*", "nr.ref.*", "nr.event.*.rejected"},
+		"intake": append([]string{"nr.notice.*", "nr.withdraw.*", "nr.event.*.rejected"},
 			directGet(stream.Notices, stream.Events)...),
 		"routing": append(append([]string{"nr.event.>", "nr.delivery.>", dead},
 			consumerAPI(stream.Notices, "routing")...), directGet(stream.Notices, stream.Events)...),

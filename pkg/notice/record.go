@@ -42,24 +42,6 @@ type Record struct {
 	Notice     json.RawMessage `json:"notice"`
 }
 
-// Ref is the reference record of a notice: what (platform, reference) was
-// accepted with. It is kept for good (the body expires), so that
-// idempotency lasts for good: the same reference again is answered from it.
-type Ref struct {
-	V          int    `json:"v"`
-	ID         string `json:"id"`
-	Platform   string `json:"platform"`
-	Reference  string `json:"reference"`
-	ReceivedAt string `json:"received_at"`
-	BodySHA256 string `json:"body_sha256"`
-}
-
-// DecodeRef parses a stored reference record.
-func DecodeRef(data []byte) (*Ref, error) {
-	var r Ref
-	return &r, decode(data, "reference record", &r, &r.V)
-}
-
 // Withdrawal is a platform's request to withdraw a notice.
 type Withdrawal struct {
 	V           int    `json:"v"`

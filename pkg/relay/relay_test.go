@@ -274,8 +274,8 @@ func TestIdempotencyOutlivesRetention(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		_, err = s.GetLastMsgForSubject(context.Background(), stream.NoticeSubject(id))
-		return err != nil
+		m, err := s.GetLastMsgForSubject(context.Background(), stream.NoticeSubject(id))
+		return err == nil && m.Header.Get(stream.MarkerHeader) != "" // only the marker is left
 	})
 	if again := r.Do("POST", "/v1/notices", "platform:examplenet", n); again.Status != http.StatusOK || again.Map()["id"] != id {
 		t.Fatalf("same body after expiry: %s", again)

@@ -99,16 +99,23 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 			c.Log.Warn("consume: next", zap.String("consumer", c.Name), zap.Error(err))
 			continue
 		}
-		batch := make([]jetstream.Msg, 1, size)
-		batch[0] = first
-		for len(batch) < size {
-			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
-			if err != nil {
-				break
+		batch := make([]jetstream.Msg, 0, size)
+		for m := first; m != nil; {
+			if m.Headers().Get(MarkerHeader) != "" {
+				_ = m.Ack() // a delete marker: nothing to process
+			} else {
+				batch = append(batch, m)
 			}
-			batch = append(batch, m)
+			m = nil
+			if len(batch) < size {
+				if next, err := it.Next(jetstream.NextMaxWait(time.Millisecond)); err == nil {
+					m = next
+				}
+			}
 		}
-		jobs <- batch
+		if len(batch) > 0 {
+			jobs <- batch
+		}
 	}
 }
 

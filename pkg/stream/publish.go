@@ -77,7 +77,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Message) []err
 		go func() {
 			defer wg.Done()
 			if c := gc.committer(name); c != nil {
-				c.commit(ctx, ms, idx, errs, false)
+				c.commit(ctx, ms, idx, errs)
 				return
 			}
 			store(ctx, js, ms, idx, errs)
@@ -174,17 +174,16 @@ const flushTimeout = 30 * time.Second
 const backgroundLinger = 10 * time.Millisecond
 
 type commitRequest struct {
-	ctx      context.Context
-	ms       []Message
-	idx      []int
-	errs     []error
-	together bool // all or nothing
-	done     chan struct{}
+	ctx  context.Context
+	ms   []Message
+	idx  []int
+	errs []error
+	done chan struct{}
 }
 
 // commit hands ms[idx...] to the committer and waits for their outcome.
-func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error, together bool) {
-	r := &commitRequest{ctx: ctx, ms: ms, idx: idx, errs: errs, together: together, done: make(chan struct{})}
+func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error) {
+	r := &commitRequest{ctx: ctx, ms: ms, idx: idx, errs: errs, done: make(chan struct{})}
 	select {
 	case c.queue <- r:
 	case <-ctx.Done():
@@ -249,88 +248,33 @@ func (c *committer) run(stop <-chan struct{}) {
 	}
 }
 
-// flush stores the messages of several requests as one group: one atomic
-// batch when there are enough messages or a request must be stored all or
-// nothing. If the server refuses the batch (a message in it exists already),
-// each all-or-nothing request is tried again as a batch of its own and the
-// other messages are published one by one, so that each gets its answer.
+// flush stores the messages of several requests as one group (see store)
+// and gives each request the outcome of each of its messages.
 func (c *committer) flush(batch []*commitRequest) {
 	var all []Message
-	together := false
 	for _, r := range batch {
-		together = together || r.together
 		for _, i := range r.idx {
 			all = append(all, r.ms[i])
 		}
 	}
+	idx := make([]int, len(all))
+	for i := range idx {
+		idx[i] = i
+	}
+	errs := make([]error, len(all))
 	// Not the callers' contexts: the group is theirs together. A bound
 	// instead, so a dead connection fails the callers rather than hang them.
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
-	if (together || len(all) >= minAtomicBatch) && len(all) <= maxAtomicBatch {
-		idx := make([]int, len(all))
-		for i := range idx {
-			idx[i] = i
-		}
-		if publishAtomic(ctx, c.js, all, idx) == nil {
-			for _, r := range batch {
-				close(r.done)
-			}
-			return
-		}
-	}
-	var loose []Message
-	for _, r := range batch {
-		if r.together {
-			if err := publishAtomic(ctx, c.js, r.ms, r.idx); err != nil {
-				err = classify("publish "+r.ms[r.idx[0]].Subject, err)
-				for _, i := range r.idx {
-					r.errs[i] = err
-				}
-			}
-			continue
-		}
-		for _, i := range r.idx {
-			loose = append(loose, r.ms[i])
-		}
-	}
-	idx := make([]int, len(loose))
-	for i := range idx {
-		idx[i] = i
-	}
-	errs := make([]error, len(loose))
-	store(ctx, c.js, loose, idx, errs)
+	store(ctx, c.js, all, idx, errs)
 	k := 0
 	for _, r := range batch {
-		if !r.together {
-			for _, i := range r.idx {
-				r.errs[i] = errs[k]
-				k++
-			}
+		for _, i := range r.idx {
+			r.errs[i] = errs[k]
+			k++
 		}
 		close(r.done)
 	}
-}
-
-// PublishTogether stores ms, all bound for one stream, all or nothing: one
-// atomic batch (gathered with what other callers send meanwhile when js is
-// a GroupCommit). The error is that of the batch: fault.Exists when one of
-// the messages exists already, and then none of them was stored.
-func PublishTogether(ctx context.Context, js jetstream.JetStream, ms []Message) error {
-	idx := make([]int, len(ms))
-	for i := range idx {
-		idx[i] = i
-	}
-	errs := make([]error, len(ms))
-	gc, _ := js.(*GroupCommit)
-	if c := gc.committer(atomicStreamOf(ms[0].Subject)); c != nil {
-		c.commit(ctx, ms, idx, errs, true)
-		return errs[0]
-	}
-	if err := publishAtomic(ctx, js, ms, idx); err != nil {
-		return classify("publish "+ms[0].Subject, err)
-	}
-	return nil
 }
 
 // publishAtomic commits ms[idx...] as one atomic batch.
@@ -449,6 +393,10 @@ func Get(ctx context.Context, s jetstream.Stream, subject string) (*jetstream.Ra
 	m, err := s.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
 		return nil, classify("get "+subject, err)
+	}
+	if m.Header.Get(MarkerHeader) != "" {
+		// What was there has expired; only its marker is left.
+		return nil, fault.Errorf("get "+subject, fault.NotFound, "expired")
 	}
 	return m, nil
 }

@@ -42,7 +42,6 @@ const (
 // Subjects.
 const (
 	noticePrefix   = "nr.notice."
-	refPrefix      = "nr.ref."
 	withdrawPrefix = "nr.withdraw."
 	eventPrefix    = "nr.event."
 	deliveryPrefix = "nr.delivery."
@@ -50,11 +49,6 @@ const (
 
 // NoticeSubject is where the body of notice id is stored.
 func NoticeSubject(id string) string { return noticePrefix + id }
-
-// RefSubject is where the reference record of notice id is stored: what
-// (platform, reference) was accepted with, kept for good so that
-// idempotency outlives the body.
-func RefSubject(id string) string { return refPrefix + id }
 
 // WithdrawSubject is where the withdrawal request of notice id is stored.
 func WithdrawSubject(id string) string { return withdrawPrefix + id }
@@ -87,8 +81,7 @@ func EventSubject(parts ...string) string {
 // takes atomic batches; "" otherwise.
 func atomicStreamOf(subject string) string {
 	switch {
-	case strings.HasPrefix(subject, noticePrefix), strings.HasPrefix(subject, withdrawPrefix),
-		strings.HasPrefix(subject, refPrefix):
+	case strings.HasPrefix(subject, noticePrefix), strings.HasPrefix(subject, withdrawPrefix):
 		return Notices
 	case strings.HasPrefix(subject, eventPrefix):
 		return Events
@@ -105,6 +98,13 @@ const statusPrefix = "$KV." + StatusBucket + "."
 
 // StatusKeySubject is the subject of key in the status bucket.
 func StatusKeySubject(key string) string { return statusPrefix + key }
+
+// MarkerTTL is how long the delete marker of an expired body keeps its
+// subject taken.
+const MarkerTTL = 100 * 365 * 24 * time.Hour
+
+// MarkerHeader is set on a delete marker the server leaves on a subject.
+const MarkerHeader = "Nats-Marker-Reason"
 
 // Topology is the set of streams the relay needs, sized by configuration.
 type Topology struct {
@@ -159,9 +159,16 @@ func (t Topology) unique(name, description string, subjects []string, maxMsgSize
 
 // Streams returns the stream configurations.
 func (t Topology) Streams() []jetstream.StreamConfig {
-	notices := t.unique(Notices, "notice bodies and withdrawal requests (personal data, expire by message TTL) and reference records (kept)",
-		[]string{noticePrefix + "*", withdrawPrefix + "*", refPrefix + "*"}, 4<<20)
+	notices := t.unique(Notices, "notice bodies and withdrawal requests (personal data, expire by message TTL; a marker stays)",
+		[]string{noticePrefix + "*", withdrawPrefix + "*"}, 4<<20)
+	// A body expires by its message TTL and leaves a delete marker on its
+	// subject for a century: the subject stays taken, so a resubmission of
+	// (platform, reference) is refused however late, with no second record
+	// to write. The server requires roll-ups allowed (and purges not denied)
+	// for markers; no relay user may send either.
 	notices.AllowMsgTTL = true
+	notices.SubjectDeleteMarkerTTL = MarkerTTL
+	notices.AllowRollup, notices.DenyPurge = true, false
 	notices.MaxBytes = t.NoticeMaxBytes
 	if notices.MaxBytes == 0 {
 		notices.MaxBytes = -1

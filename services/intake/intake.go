@@ -160,23 +160,17 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 // store makes rec durable, unless (platform, reference) was stored before:
 // then the same body answers 200 with the first answer, another body 409.
 func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int, error) {
-	// No read first: a new notice is stored at once, its reference record
-	// and its body together (all or nothing). The reference record is kept
-	// for good, so a second submission of (platform, reference) is refused
-	// by the stream whenever it comes, and only then is anything read.
+	// No read first: a new notice is stored at once (concurrent ones meet
+	// in the notice stream's committer). Its subject is its id, taken for
+	// good (by the body, then by the marker it leaves when it expires), so a
+	// second submission of (platform, reference) is refused by the stream
+	// whenever it comes, and only then is anything read.
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return nil, 0, fault.E("intake: encoding record", fault.Internal, err)
 	}
-	ref, err := json.Marshal(notice.Ref{V: notice.RecordVersion, ID: rec.ID, Platform: rec.Platform,
-		Reference: rec.Reference, ReceivedAt: rec.ReceivedAt, BodySHA256: rec.BodySHA256})
-	if err != nil {
-		return nil, 0, fault.E("intake: encoding reference record", fault.Internal, err)
-	}
-	err = stream.PublishTogether(ctx, s.env.JS, []stream.Message{
-		{Subject: stream.RefSubject(rec.ID), ID: "ref-" + rec.ID, Data: ref},
-		{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: body, Header: s.retentionTTL()},
-	})
+	err = stream.PublishAll(ctx, s.env.JS, []stream.Message{
+		{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: body, Header: s.retentionTTL()}})[0]
 	if fault.Is(err, fault.Exists) {
 		prev, err := s.previous(ctx, rec.ID)
 		if err == nil && prev == nil {
@@ -201,21 +195,7 @@ func (s *Service) retentionTTL() nats.Header {
 // previous returns what was stored for notice id before: the body, or the
 // accepted event once the body has expired. Both nil: never stored.
 func (s *Service) previous(ctx context.Context, id string) (*notice.Record, error) {
-	m, err := stream.Get(ctx, s.notices, stream.RefSubject(id))
-	if err == nil {
-		ref, err := notice.DecodeRef(m.Data)
-		if err != nil {
-			return nil, fault.E("intake", fault.Internal, err)
-		}
-		return &notice.Record{ID: id, Platform: ref.Platform, Reference: ref.Reference,
-			ReceivedAt: ref.ReceivedAt, BodySHA256: ref.BodySHA256}, nil
-	}
-	if !fault.Is(err, fault.NotFound) {
-		return nil, err
-	}
-	// Stored before reference records existed: the body, or once it has
-	// expired the accepted event.
-	m, err = stream.Get(ctx, s.notices, stream.NoticeSubject(id))
+	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
 	if err == nil {
 		rec, _, err := notice.DecodeRecord(m.Data)
 		return rec, err
@@ -223,6 +203,8 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	if !fault.Is(err, fault.NotFound) {
 		return nil, err
 	}
+	// The body has expired: the accepted event keeps its hash and platform;
+	// the reference is the caller's own.
 	m, err = stream.Get(ctx, s.events, stream.EventSubject(s.env.Pseudonyms.Notice(id), string(event.Accepted)))
 	if fault.Is(err, fault.NotFound) {
 		return nil, nil

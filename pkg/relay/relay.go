@@ -109,6 +109,12 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if mp := r.nc.MaxPayload(); mp < 2<<20 {
+		// A 1 MiB notice plus its envelope does not fit: such notices
+		// would be refused with 413 until max_payload is raised.
+		r.log.Warn("the NATS server's max_payload is below 2 MiB; set max_payload: 8MB so that notices up to 1 MiB fit",
+			zap.Int64("max_payload", mp))
+	}
 	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)

@@ -222,24 +222,22 @@ func (c *committer) run(stop <-chan struct{}) {
 		}
 	gather:
 		for n < maxAtomicBatch {
-			select {
-			case r := <-c.queue:
-				batch = append(batch, r)
-				n += len(r.idx)
-			case <-deadline:
-				break gather
-			default:
-				if deadline == nil {
+			var r *commitRequest
+			if deadline == nil { // take only what is waiting
+				select {
+				case r = <-c.queue:
+				default:
 					break gather
 				}
+			} else { // wait for more until the deadline
 				select {
-				case r := <-c.queue:
-					batch = append(batch, r)
-					n += len(r.idx)
+				case r = <-c.queue:
 				case <-deadline:
 					break gather
 				}
 			}
+			batch = append(batch, r)
+			n += len(r.idx)
 		}
 		if timer != nil {
 			timer.Stop()

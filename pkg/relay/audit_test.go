@@ -50,16 +50,7 @@ func auditCLI(t *testing.T, args ...string) (int, string) {
 // anything from the notice body; any change to the export is found.
 func TestAuditLog(t *testing.T) {
 	r, vkey := startAudited(t)
-	n, markers := markedNotice("AUDIT-REF-1")
-	id := r.Submit("examplenet", n)
-	markers = append(markers, id)
-	for _, a := range []string{"de-bka", "at-police", "fr-police"} {
-		ds := r.InboxUntil(a, 1, wait)
-		r.Ack(a, ds[0].ID)
-	}
-	r.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:examplenet", map[string]string{"reason": "MARKREASONX"})
-	markers = append(markers, "MARKREASONX")
-	relaytest.Eventually(t, wait, "withdrawn", func() bool { return r.Status("examplenet", id)["status"] == "withdrawn" })
+	id, markers := markedLife(t, r, "AUDIT-REF-1")
 	r.Submit("othernet", relaytest.Notice("AUDIT-REF-2", false, "NL", "", ""))
 
 	// HTTP: the checkpoint is public; proofs need an auditor's token.

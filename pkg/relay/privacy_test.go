@@ -41,19 +41,27 @@ func markedNotice(ref string) (map[string]any, []string) {
 	return n, markers
 }
 
-// No lifecycle event holds any value from a notice body, nor its id or
-// reference: every marker is absent from the events stream, byte for byte.
-func TestEventsHoldNoPersonalData(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Options{})
-	n, markers := markedNotice("PRIVACY-REF-77")
+// markedLife takes a marked notice through its whole life: submitted,
+// delivered to and acknowledged by its three recipients, withdrawn. It
+// returns the notice id and every marker, the id and reason included.
+func markedLife(t *testing.T, r *relaytest.Relay, ref string) (string, []string) {
+	t.Helper()
+	n, markers := markedNotice(ref)
 	id := r.Submit("examplenet", n)
-	markers = append(markers, id)
 	for _, a := range []string{"de-bka", "at-police", "fr-police"} {
 		ds := r.InboxUntil(a, 1, wait)
 		r.Ack(a, ds[0].ID)
 	}
 	r.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:examplenet", map[string]string{"reason": "MARKREASONX"})
-	markers = append(markers, "MARKREASONX")
+	relaytest.Eventually(t, wait, "withdrawn", func() bool { return r.Status("examplenet", id)["status"] == "withdrawn" })
+	return id, append(markers, id, "MARKREASONX")
+}
+
+// No lifecycle event holds any value from a notice body, nor its id or
+// reference: every marker is absent from the events stream, byte for byte.
+func TestEventsHoldNoPersonalData(t *testing.T) {
+	r := relaytest.Start(t, relaytest.Options{})
+	_, markers := markedLife(t, r, "PRIVACY-REF-77")
 	// A rejected submission with markers, too.
 	bad, _ := markedNotice("PRIVACY-REF-78")
 	bad["category"] = "MARKBADCATEGORYX"
@@ -61,7 +69,6 @@ func TestEventsHoldNoPersonalData(t *testing.T) {
 		t.Fatal(resp)
 	}
 	markers = append(markers, "MARKBADCATEGORYX", "PRIVACY-REF-78")
-	relaytest.Eventually(t, wait, "withdrawn", func() bool { return r.Status("examplenet", id)["status"] == "withdrawn" })
 
 	js, err := jetstream.New(r.Conn())
 	if err != nil {

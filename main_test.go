@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,10 +29,7 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "noticerelay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildRelay(t)
 	port := freePort(t)
 	cfg := filepath.Join(dir, "config.yaml")
 	authorities := map[string]string{"AT": "at-police", "DE": "de-bka", "FR": "fr-police", "EU": "europol"}
@@ -223,6 +222,157 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 	if ds, _ := inbox(client, base, "europol"); len(ds) != 0 {
 		t.Errorf("europol got %d deliveries", len(ds))
 	}
+}
+
+// TestBenchThroughKill runs `bench --url` against a real `dev` process,
+// kills the relay with SIGKILL in the middle of the run and restarts it on
+// the same data dir: the bench keeps going (platforms and authorities
+// retry) and its own books must show every accepted notice acknowledged by
+// each recipient it concerns, under one delivery id per pair.
+func TestBenchThroughKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := buildRelay(t)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfg := filepath.Join(dir, "config.yaml")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n  - id: p1\n    name: P1\n    tokens: [\"platform-token-p1-xxxx\"]\n    establishment: IE\nauthorities:\n", port)
+	var tokens []string
+	for _, cc := range []string{"AT", "DE", "FR", "PL"} {
+		id := strings.ToLower(cc) + "-police"
+		fmt.Fprintf(&b, "  - id: %s\n    country: %s\n    name: %s\n    tokens: [\"authority-token-%s\"]\n", id, cc, id, id)
+		tokens = append(tokens, cc+"=authority-token-"+id)
+	}
+	if err := os.WriteFile(cfg, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "dev", "--config", cfg, "--data", data)
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Get(base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return cmd
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("relay not ready")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	relay := start()
+	defer func() { _ = relay.Process.Signal(syscall.SIGTERM); _ = relay.Wait() }()
+
+	const notices = 3000
+	var out, errOut bytes.Buffer
+	benchCmd := exec.Command(bin, "bench", "--url", base, "--platform-token", "platform-token-p1-xxxx",
+		"--authority-tokens", strings.Join(tokens, ","), "--notices", fmt.Sprint(notices), "--clients", "16",
+		"--drain-timeout", "2m")
+	benchCmd.Stdout, benchCmd.Stderr = &out, &errOut
+	if err := benchCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill the relay once it has accepted a few hundred notices.
+	deadline := time.Now().Add(60 * time.Second)
+	for accepted202(base) < 300 {
+		if time.Now().After(deadline) {
+			t.Fatal("the bench did not get going")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := accepted202(base); got >= notices {
+		t.Fatalf("the relay accepted all %d notices before the kill", got)
+	}
+	_ = relay.Process.Signal(syscall.SIGKILL)
+	_ = relay.Wait()
+	time.Sleep(500 * time.Millisecond) // the bench meets a dead relay
+	relay = start()
+
+	if err := benchCmd.Wait(); err != nil {
+		t.Fatalf("bench: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	var res struct {
+		Notices, Deliveries, Lost, Misrouted int
+		Retried, Redelivered                 int
+		Dup                                  int `json:"duplicate_delivery_ids"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench output %q: %v", out.String(), err)
+	}
+	t.Logf("bench through a kill: %s", bytes.TrimSpace(out.Bytes()))
+	if res.Notices != notices || res.Lost != 0 || res.Misrouted != 0 || res.Dup != 0 {
+		t.Fatalf("after a kill -9: %+v, want all %d notices, nothing lost, misrouted or under two ids", res, notices)
+	}
+	if res.Retried == 0 {
+		t.Fatalf("the bench never met the dead relay: %+v", res)
+	}
+	if res.Deliveries < notices {
+		t.Fatalf("%d deliveries acknowledged for %d notices", res.Deliveries, notices)
+	}
+}
+
+// accepted202 reads how many notices the relay answered 202 since it
+// started, from its metrics; 0 when it cannot be reached.
+func accepted202(base string) int {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `noticerelay_intake_answers_total{status="202"} `); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int(f)
+		}
+	}
+	return 0
+}
+
+var relayBinary struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildRelay builds the noticerelay binary once for the tests of this
+// package.
+func buildRelay(t *testing.T) string {
+	t.Helper()
+	relayBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "noticerelay-bin-")
+		if err != nil {
+			relayBinary.err = err
+			return
+		}
+		relayBinary.path = filepath.Join(dir, "noticerelay")
+		relayBinary.out, relayBinary.err = exec.Command("go", "build", "-o", relayBinary.path, ".").CombinedOutput()
+	})
+	if relayBinary.err != nil {
+		t.Fatalf("build: %v\n%s", relayBinary.err, relayBinary.out)
+	}
+	return relayBinary.path
+}
+
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if relayBinary.path != "" {
+		_ = os.RemoveAll(filepath.Dir(relayBinary.path))
+	}
+	os.Exit(code)
 }
 
 type delivery struct {

@@ -43,6 +43,18 @@ type BenchResult struct {
 	Clients         int      `json:"clients"`
 	Rate            float64  `json:"rate,omitempty"`
 	Rejected        int      `json:"rejected"`
+	// Retried counts submissions sent again after no answer or a 503.
+	Retried int `json:"retried"`
+	// Redelivered counts hand-outs of a delivery already handed out (a
+	// lease that ended, or a relay that restarted before the ack).
+	Redelivered int `json:"redelivered"`
+	// The guarantees, checked by the run; each must be 0. Lost: (notice,
+	// recipient) pairs of accepted notices not acknowledged when the run
+	// ended. Misrouted: deliveries to an authority the notice does not
+	// concern. DuplicateDeliveryIDs: pairs handed out under a second id.
+	Lost                 int `json:"lost"`
+	Misrouted            int `json:"misrouted"`
+	DuplicateDeliveryIDs int `json:"duplicate_delivery_ids"`
 	// Stages (in-process runs) split accepted-to-acknowledged by the
 	// times the status projection recorded: received to queued (routing),
 	// queued to first handed out (waiting in the queue), handed out to
@@ -56,6 +68,7 @@ type benchOptions struct {
 	rate                                float64
 	duration                            time.Duration
 	fsync, data, cpuprofile, memprofile string
+	drainTimeout                        time.Duration
 	services                            string
 	seed                                uint64
 }
@@ -76,6 +89,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated notices")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "after the last submission, how long to wait for every delivery before counting the rest as lost")
 	fs.StringVar(&o.services, "services", "", "in-process: comma-separated services to run (default all), e.g. to measure what one costs")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -108,6 +122,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	line, _ := json.Marshal(res)
 	fmt.Fprintln(stdout, string(line))
+	if res.Lost > 0 || res.Misrouted > 0 || res.DuplicateDeliveryIDs > 0 {
+		fmt.Fprintf(stderr, "noticerelay bench: guarantees broken: %d lost, %d misrouted, %d handed out under a second delivery id\n",
+			res.Lost, res.Misrouted, res.DuplicateDeliveryIDs)
+		return ExitFailure
+	}
 	return ExitOK
 }
 
@@ -190,9 +209,9 @@ func startBenchRelay(ctx context.Context, o benchOptions) (*benchTarget, error) 
 // benchNotice is one generated notice: its body and the countries (each
 // with an authority) it concerns.
 type benchNotice struct {
-	ref       string
-	body      []byte
-	countries int
+	ref    string
+	body   []byte
+	states []string // the Member States it concerns: one recipient each
 }
 
 // makeNotice generates notice i of a run: deterministic from (seed, i), so
@@ -211,11 +230,13 @@ func makeNotice(i int, states []string, seed uint64) benchNotice {
 		"contact":         map[string]any{"name": "Trust & Safety", "email": "tns@example.net"},
 	}
 	roles := []string{"locations", "suspects", "victims"}
+	concerned := make([]string, 0, k)
 	for j, p := range perm {
 		m[roles[j]] = []any{map[string]any{"country": states[p]}}
+		concerned = append(concerned, states[p])
 	}
 	body, _ := json.Marshal(m)
-	return benchNotice{ref: m["reference"].(string), body: body, countries: k}
+	return benchNotice{ref: m["reference"].(string), body: body, states: concerned}
 }
 
 // benchFiller makes a notice about 2 KB, like a real one with a paragraph
@@ -243,15 +264,24 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	type acceptance struct {
 		at      time.Time
 		latency time.Duration
+		states  []string // the recipients it must reach, by country
 	}
+	// The books of the run, kept so that it also checks the guarantees:
+	// every accepted notice reaches each of its recipients, under one
+	// delivery id per (notice, recipient), also across a crash of the relay.
 	var (
 		mu        sync.Mutex
-		accepted  = map[string]acceptance{} // notice id -> when
-		firstSeen = map[string]time.Time{}  // delivery id -> when first handed out
+		accepted  = map[string]acceptance{} // notice id -> its acceptance
+		firstSeen = map[string]time.Time{}  // notice id|country -> when first handed out
+		idOf      = map[string]string{}     // notice id|country -> delivery id
+		ackedPair = map[string]bool{}       // notice id|country -> acknowledged
 		expected  atomic.Int64              // deliveries expected from accepted notices
-		acked     atomic.Int64
+		acked     atomic.Int64              // distinct (notice, recipient) pairs acknowledged
+		handouts  atomic.Int64
+		twoIDs    atomic.Int64
 		submitted atomic.Int64
 		rejected  atomic.Int64
+		retried   atomic.Int64
 		lastAck   atomic.Int64
 	)
 	submit := func(n benchNotice) {
@@ -265,7 +295,8 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 				if ctx.Err() != nil {
 					return
 				}
-				time.Sleep(50 * time.Millisecond)
+				retried.Add(1)
+				time.Sleep(50 * time.Millisecond) // the relay is down: retry, as a platform would
 				continue
 			}
 			var a struct{ ID string }
@@ -275,12 +306,18 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 			case http.StatusAccepted, http.StatusOK:
 				now := time.Now()
 				mu.Lock()
-				accepted[a.ID] = acceptance{at: now, latency: now.Sub(start)}
+				_, again := accepted[a.ID]
+				if !again {
+					accepted[a.ID] = acceptance{at: now, latency: now.Sub(start), states: n.states}
+				}
 				mu.Unlock()
-				expected.Add(int64(n.countries))
-				submitted.Add(1)
+				if !again {
+					expected.Add(int64(len(n.states)))
+					submitted.Add(1)
+				}
 				return
-			case http.StatusServiceUnavailable:
+			case http.StatusServiceUnavailable, http.StatusBadGateway:
+				retried.Add(1)
 				time.Sleep(100 * time.Millisecond) // back-pressure: retry, as a platform would
 			default:
 				rejected.Add(1)
@@ -355,28 +392,44 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	defer stopDrain()
 	var drain sync.WaitGroup
-	for _, tok := range t.authorities {
+	for cc, tok := range t.authorities {
 		drain.Add(1)
 		go func() {
 			defer drain.Done()
 			for drainCtx.Err() == nil {
-				ids, err := benchPull(drainCtx, client, t.url, tok)
-				if err != nil || len(ids) == 0 {
+				ds, err := benchPull(drainCtx, client, t.url, tok)
+				if err != nil || len(ds) == 0 {
 					time.Sleep(2 * time.Millisecond)
 					continue
 				}
 				now := time.Now()
+				handouts.Add(int64(len(ds)))
 				mu.Lock()
-				for _, id := range ids {
-					if key := id[0] + "|" + id[1]; firstSeen[key].IsZero() {
+				for _, d := range ds {
+					key := d.noticeID + "|" + cc
+					if prev, ok := idOf[key]; !ok {
+						idOf[key] = d.id
 						firstSeen[key] = now
+					} else if prev != d.id {
+						twoIDs.Add(1)
 					}
 				}
 				mu.Unlock()
-				if err := benchAck(drainCtx, client, t.url, tok, ids); err == nil {
-					acked.Add(int64(len(ids)))
-					lastAck.Store(time.Now().UnixNano())
+				done, err := benchAck(drainCtx, client, t.url, tok, ds)
+				if err != nil {
+					continue // handed out again once its lease ends
 				}
+				mu.Lock()
+				n := 0
+				for _, d := range done {
+					if key := d.noticeID + "|" + cc; !ackedPair[key] {
+						ackedPair[key] = true
+						n++
+					}
+				}
+				mu.Unlock()
+				acked.Add(int64(n))
+				lastAck.Store(time.Now().UnixNano())
 			}
 		}()
 	}
@@ -385,27 +438,77 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	if f, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	tick := time.NewTicker(time.Second)
+	// missing counts the (notice, recipient) pairs of accepted notices not
+	// yet acknowledged.
+	missing := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for id, a := range accepted {
+			for _, cc := range a.states {
+				if !ackedPair[id+"|"+cc] {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	// reconcile asks the relay for the status of notices still missing an
+	// acknowledgement: an ack the relay recorded just before it crashed has
+	// no answer, and the delivery is not handed out again.
+	reconcile := func() {
+		mu.Lock()
+		var ids []string
+		for id, a := range accepted {
+			for _, cc := range a.states {
+				if !ackedPair[id+"|"+cc] {
+					ids = append(ids, id)
+					break
+				}
+			}
+		}
+		mu.Unlock()
+		for _, id := range ids {
+			rs, err := benchStatus(ctx, client, t.url, t.platformToken, id)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			for _, cc := range accepted[id].states {
+				if key := id + "|" + cc; rs[cc] == "acknowledged" && !ackedPair[key] {
+					ackedPair[key] = true
+					acked.Add(1)
+				}
+			}
+			mu.Unlock()
+		}
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	loadFinished := false
-	for {
+	var loadDoneAt, reconciled time.Time
+	for ticks := 1; ; ticks++ {
 		select {
 		case <-loadDone:
-			loadFinished = true
+			loadFinished, loadDoneAt = true, time.Now()
 			loadDone = nil
 		case <-tick.C:
-			if tty {
+			if tty && ticks%10 == 0 {
 				fmt.Fprintf(stderr, "\r%6.0fs  accepted %d  acknowledged %d/%d deliveries   ",
 					time.Since(start).Seconds(), submitted.Load(), acked.Load(), expected.Load())
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if loadFinished && acked.Load() >= expected.Load() {
+		if loadFinished && acked.Load() >= expected.Load() && missing() == 0 {
 			break
 		}
-		if loadFinished && time.Since(start) > 30*time.Minute {
-			return nil, fmt.Errorf("only %d of %d deliveries acknowledged after 30 minutes", acked.Load(), expected.Load())
+		if loadFinished && time.Since(loadDoneAt) > o.drainTimeout {
+			break
+		}
+		if loadFinished && time.Since(time.Unix(0, lastAck.Load())) > 2*time.Second && time.Since(reconciled) > 2*time.Second {
+			reconcile()
+			reconciled = time.Now()
 		}
 	}
 	stopDrain()
@@ -415,7 +518,8 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	}
 	end := time.Unix(0, lastAck.Load())
 	res := &BenchResult{Notices: int(submitted.Load()), Deliveries: int(acked.Load()), Fsync: o.fsync,
-		Clients: o.clients, Rate: o.rate, Rejected: int(rejected.Load())}
+		Clients: o.clients, Rate: o.rate, Rejected: int(rejected.Load()),
+		Retried: int(retried.Load()), Redelivered: int(handouts.Load()) - len(idOf), DuplicateDeliveryIDs: int(twoIDs.Load())}
 	if o.url != "" {
 		res.Fsync = "remote"
 	}
@@ -424,14 +528,23 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		res.NoticesPerSec = float64(res.Notices) / res.Seconds
 	}
 	var acc, queued []time.Duration
-	for _, a := range accepted {
+	want := map[string]bool{}
+	for id, a := range accepted {
 		acc = append(acc, a.latency)
+		for _, cc := range a.states {
+			want[id+"|"+cc] = true
+			if !ackedPair[id+"|"+cc] {
+				res.Lost++
+			}
+		}
 	}
 	for key, seen := range firstSeen {
-		id, _, _ := strings.Cut(key, "|")
-		if a, ok := accepted[id]; ok {
-			queued = append(queued, max(0, seen.Sub(a.at)))
+		if !want[key] {
+			res.Misrouted++ // a recipient the notice does not concern, or an unknown notice
+			continue
 		}
+		id, _, _ := strings.Cut(key, "|")
+		queued = append(queued, max(0, seen.Sub(accepted[id].at)))
 	}
 	res.AcceptP50ms, res.AcceptP99ms = percentileMS(acc, 50), percentileMS(acc, 99)
 	res.QueuedP50ms, res.QueuedP99ms = percentileMS(queued, 50), percentileMS(queued, 99)
@@ -460,8 +573,11 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	return res, nil
 }
 
-// benchPull leases up to 100 deliveries and returns (notice id, delivery id) pairs.
-func benchPull(ctx context.Context, c *http.Client, base, token string) ([][2]string, error) {
+// benchDelivery is a delivery as the drainer sees it.
+type benchDelivery struct{ noticeID, id string }
+
+// benchPull leases up to 100 deliveries.
+func benchPull(ctx context.Context, c *http.Client, base, token string) ([]benchDelivery, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/inbox?max=100", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.Do(req)
@@ -482,17 +598,19 @@ func benchPull(ctx context.Context, c *http.Client, base, token string) ([][2]st
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, err
 	}
-	ids := make([][2]string, len(out.Deliveries))
+	ds := make([]benchDelivery, len(out.Deliveries))
 	for i, d := range out.Deliveries {
-		ids[i] = [2]string{d.NoticeID, d.ID}
+		ds[i] = benchDelivery{noticeID: d.NoticeID, id: d.ID}
 	}
-	return ids, nil
+	return ds, nil
 }
 
-func benchAck(ctx context.Context, c *http.Client, base, token string, ids [][2]string) error {
-	list := make([]string, len(ids))
-	for i, id := range ids {
-		list[i] = id[1]
+// benchAck acknowledges ds in one request and returns those the relay
+// recorded (204).
+func benchAck(ctx context.Context, c *http.Client, base, token string, ds []benchDelivery) ([]benchDelivery, error) {
+	list := make([]string, len(ds))
+	for i, d := range ds {
+		list[i] = d.id
 	}
 	body, _ := json.Marshal(map[string][]string{"ids": list})
 	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/inbox/ack", bytes.NewReader(body))
@@ -500,14 +618,64 @@ func benchAck(ctx context.Context, c *http.Client, base, token string, ids [][2]
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ack: %d", resp.StatusCode)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("ack: %d", resp.StatusCode)
 	}
-	return nil
+	var out struct {
+		Results []struct {
+			ID     string `json:"id"`
+			Status int    `json:"status"`
+		} `json:"results"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("ack: %w", err)
+	}
+	recorded := map[string]bool{}
+	for _, r := range out.Results {
+		if r.Status == http.StatusNoContent {
+			recorded[r.ID] = true
+		}
+	}
+	var done []benchDelivery
+	for _, d := range ds {
+		if recorded[d.id] {
+			done = append(done, d)
+		}
+	}
+	return done, nil
+}
+
+// benchStatus returns the status of each recipient of a notice, by country.
+func benchStatus(ctx context.Context, c *http.Client, base, token, id string) (map[string]string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/notices/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("status of %s: %d", id, resp.StatusCode)
+	}
+	var out struct {
+		Recipients []struct {
+			Country string `json:"country"`
+			Status  string `json:"status"`
+		} `json:"recipients"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", id, err)
+	}
+	rs := map[string]string{}
+	for _, r := range out.Recipients {
+		rs[r.Country] = r.Status
+	}
+	return rs, nil
 }
 
 func percentileMS(ds []time.Duration, p int) float64 {

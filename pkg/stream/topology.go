@@ -125,7 +125,7 @@ type Topology struct {
 func (t Topology) dedup() time.Duration {
 	d := t.DedupWindow
 	if d == 0 {
-		d = 10 * time.Second
+		d = 2 * time.Second
 	}
 	if t.Retention > 0 && t.Retention < d {
 		d = t.Retention // the server wants it within the streams' max age

@@ -66,6 +66,14 @@ func natsServer(t *testing.T) string {
 // port and returns its URL and the password of every user.
 func startShipped(t *testing.T) (string, map[string]string) {
 	t.Helper()
+	url, passwords, _ := startShippedWithLog(t)
+	return url, passwords
+}
+
+// startShippedWithLog is startShipped that also returns the path of the
+// server's log, which records every permissions violation.
+func startShippedWithLog(t *testing.T) (string, map[string]string, string) {
+	t.Helper()
 	bin := natsServer(t)
 	conf, err := os.ReadFile(shipped)
 	if err != nil {
@@ -114,7 +122,7 @@ func startShipped(t *testing.T) (string, map[string]string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return url, passwords
+	return url, passwords, filepath.Join(dir, "server.log")
 }
 
 // violations collects the asynchronous errors of a connection.

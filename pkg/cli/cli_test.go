@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -251,5 +252,45 @@ func TestDevWithPlainTokens(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("dev did not stop within 30s of cancel")
+	}
+}
+
+// TestBenchInProcess runs a small bench against an in-process relay: it
+// must drain every delivery and report its books and measurements.
+func TestBenchInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a relay under load")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code, stdout, stderr := run(ctx, "bench", "--notices", "300", "--clients", "16", "--authorities", "5")
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var res struct {
+		Notices, Deliveries, Lost, Misrouted, Rejected int
+		Dup                                            int                   `json:"duplicate_delivery_ids"`
+		PerSec                                         float64               `json:"notices_per_sec"`
+		AcceptP99                                      float64               `json:"accept_p99_ms"`
+		RSS                                            float64               `json:"peak_rss_mb"`
+		Writes                                         *float64              `json:"writes_per_notice"`
+		Stages                                         map[string][2]float64 `json:"stages"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("bench output %q: %v", stdout, err)
+	}
+	if res.Notices != 300 || res.Lost != 0 || res.Misrouted != 0 || res.Dup != 0 || res.Rejected != 0 {
+		t.Fatalf("bench books: %s", stdout)
+	}
+	// Each notice concerns one to three of the five Member States.
+	if res.Deliveries < 300 || res.Deliveries > 900 {
+		t.Errorf("%d deliveries for 300 notices", res.Deliveries)
+	}
+	if res.PerSec <= 0 || res.AcceptP99 <= 0 || res.RSS <= 0 || len(res.Stages) != 3 {
+		t.Errorf("measurements missing: %s", stdout)
+	}
+	// Body, events, deliveries and status: more than 8, fewer than 30.
+	if res.Writes == nil || *res.Writes < 8 || *res.Writes > 30 {
+		t.Errorf("writes per notice: %s", stdout)
 	}
 }

@@ -443,36 +443,29 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	if f, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	// missing counts the (notice, recipient) pairs of accepted notices not
-	// yet acknowledged.
-	missing := func() int {
+	// missing returns the accepted notices that some recipient has not
+	// acknowledged yet, and how many (notice, recipient) pairs that is.
+	missing := func() (ids []string, pairs int) {
 		mu.Lock()
 		defer mu.Unlock()
-		n := 0
 		for id, a := range accepted {
+			n := 0
 			for _, cc := range a.states {
 				if !ackedPair[id+"|"+cc] {
 					n++
 				}
 			}
+			if n > 0 {
+				ids, pairs = append(ids, id), pairs+n
+			}
 		}
-		return n
+		return ids, pairs
 	}
 	// reconcile asks the relay for the status of notices still missing an
 	// acknowledgement: an ack the relay recorded just before it crashed has
 	// no answer, and the delivery is not handed out again.
 	reconcile := func() {
-		mu.Lock()
-		var ids []string
-		for id, a := range accepted {
-			for _, cc := range a.states {
-				if !ackedPair[id+"|"+cc] {
-					ids = append(ids, id)
-					break
-				}
-			}
-		}
-		mu.Unlock()
+		ids, _ := missing()
 		for _, id := range ids {
 			rs, err := benchStatus(ctx, client, t.url, t.platformToken, id)
 			if err != nil {
@@ -505,8 +498,10 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if loadFinished && acked.Load() >= expected.Load() && missing() == 0 {
-			break
+		if loadFinished && acked.Load() >= expected.Load() {
+			if _, n := missing(); n == 0 {
+				break
+			}
 		}
 		if loadFinished && time.Since(loadDoneAt) > o.drainTimeout {
 			break
@@ -532,15 +527,13 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	if res.Seconds > 0 {
 		res.NoticesPerSec = float64(res.Notices) / res.Seconds
 	}
+	_, res.Lost = missing()
 	var acc, queued []time.Duration
 	want := map[string]bool{}
 	for id, a := range accepted {
 		acc = append(acc, a.latency)
 		for _, cc := range a.states {
 			want[id+"|"+cc] = true
-			if !ackedPair[id+"|"+cc] {
-				res.Lost++
-			}
 		}
 	}
 	for key, seen := range firstSeen {

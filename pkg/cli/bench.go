@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -289,13 +288,11 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		retried   atomic.Int64
 		lastAck   atomic.Int64
 	)
+	platform := &httpSource{base: t.url, token: t.platformToken, client: client}
 	submit := func(n benchNotice) {
 		start := time.Now()
-		for attempt := 0; ; attempt++ {
-			req, _ := http.NewRequestWithContext(ctx, "POST", t.url+"/v1/notices", bytes.NewReader(n.body))
-			req.Header.Set("Authorization", "Bearer "+t.platformToken)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
+		for {
+			data, code, err := platform.do(ctx, http.MethodPost, "/v1/notices", n.body)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -305,9 +302,8 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 				continue
 			}
 			var a struct{ ID string }
-			_ = json.NewDecoder(resp.Body).Decode(&a)
-			resp.Body.Close()
-			switch resp.StatusCode {
+			_ = json.Unmarshal(data, &a)
+			switch code {
 			case http.StatusAccepted, http.StatusOK:
 				now := time.Now()
 				mu.Lock()
@@ -401,33 +397,37 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		drain.Add(1)
 		go func() {
 			defer drain.Done()
+			inbox := &httpSource{base: t.url, token: tok, max: 100, client: client}
 			for drainCtx.Err() == nil {
-				ds, err := benchPull(drainCtx, client, t.url, tok)
-				if err != nil || len(ds) == 0 {
+				items, err := inbox.fetch(drainCtx)
+				if err != nil || len(items) == 0 {
 					time.Sleep(2 * time.Millisecond)
 					continue
 				}
 				now := time.Now()
-				handouts.Add(int64(len(ds)))
+				handouts.Add(int64(len(items)))
+				ids := make([]string, len(items))
 				mu.Lock()
-				for _, d := range ds {
-					key := d.noticeID + "|" + cc
+				for i, it := range items {
+					ids[i] = it.out.ID
+					key := it.out.NoticeID + "|" + cc
 					if prev, ok := idOf[key]; !ok {
-						idOf[key] = d.id
+						idOf[key] = it.out.ID
 						firstSeen[key] = now
-					} else if prev != d.id {
+					} else if prev != it.out.ID {
 						twoIDs.Add(1)
 					}
 				}
 				mu.Unlock()
-				done, err := benchAck(drainCtx, client, t.url, tok, ds)
+				statuses, err := inbox.ack(drainCtx, ids)
 				if err != nil {
 					continue // handed out again once its lease ends
 				}
 				mu.Lock()
 				n := 0
-				for _, d := range done {
-					if key := d.noticeID + "|" + cc; !ackedPair[key] {
+				for _, it := range items {
+					key := it.out.NoticeID + "|" + cc
+					if statuses[it.out.ID] == http.StatusNoContent && !ackedPair[key] {
 						ackedPair[key] = true
 						n++
 					}
@@ -467,7 +467,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	reconcile := func() {
 		ids, _ := missing()
 		for _, id := range ids {
-			rs, err := benchStatus(ctx, client, t.url, t.platformToken, id)
+			rs, err := benchStatus(ctx, platform, id)
 			if err != nil {
 				return
 			}
@@ -571,94 +571,14 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	return res, nil
 }
 
-// benchDelivery is a delivery as the drainer sees it.
-type benchDelivery struct{ noticeID, id string }
-
-// benchPull leases up to 100 deliveries.
-func benchPull(ctx context.Context, c *http.Client, base, token string) ([]benchDelivery, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/inbox?max=100", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("inbox: %d", resp.StatusCode)
-	}
-	var out struct {
-		Deliveries []struct {
-			ID       string `json:"id"`
-			NoticeID string `json:"notice_id"`
-		} `json:"deliveries"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, err
-	}
-	ds := make([]benchDelivery, len(out.Deliveries))
-	for i, d := range out.Deliveries {
-		ds[i] = benchDelivery{noticeID: d.NoticeID, id: d.ID}
-	}
-	return ds, nil
-}
-
-// benchAck acknowledges ds in one request and returns those the relay
-// recorded (204).
-func benchAck(ctx context.Context, c *http.Client, base, token string, ds []benchDelivery) ([]benchDelivery, error) {
-	list := make([]string, len(ds))
-	for i, d := range ds {
-		list[i] = d.id
-	}
-	body, _ := json.Marshal(map[string][]string{"ids": list})
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/inbox/ack", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("ack: %d", resp.StatusCode)
-	}
-	var out struct {
-		Results []struct {
-			ID     string `json:"id"`
-			Status int    `json:"status"`
-		} `json:"results"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("ack: %w", err)
-	}
-	recorded := map[string]bool{}
-	for _, r := range out.Results {
-		if r.Status == http.StatusNoContent {
-			recorded[r.ID] = true
-		}
-	}
-	var done []benchDelivery
-	for _, d := range ds {
-		if recorded[d.id] {
-			done = append(done, d)
-		}
-	}
-	return done, nil
-}
-
 // benchStatus returns the status of each recipient of a notice, by country.
-func benchStatus(ctx context.Context, c *http.Client, base, token, id string) (map[string]string, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/notices/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
+func benchStatus(ctx context.Context, platform *httpSource, id string) (map[string]string, error) {
+	data, code, err := platform.do(ctx, http.MethodGet, "/v1/notices/"+id, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("status of %s: %d", id, resp.StatusCode)
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("status of %s: HTTP %d", id, code)
 	}
 	var out struct {
 		Recipients []struct {
@@ -666,7 +586,7 @@ func benchStatus(ctx context.Context, c *http.Client, base, token, id string) (m
 			Status  string `json:"status"`
 		} `json:"recipients"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(data, &out); err != nil {
 		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}
 	rs := map[string]string{}

@@ -284,13 +284,29 @@ func (h *httpSource) ackAll(ctx context.Context, items []item) error {
 	for i, it := range items {
 		ids[i] = it.out.ID
 	}
+	statuses, err := h.ack(ctx, ids)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if st := statuses[id]; st != http.StatusNoContent {
+			errs = append(errs, fmt.Errorf("ack %s: HTTP %d", id, st))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ack acknowledges ids in one request and returns the status the relay
+// answered for each.
+func (h *httpSource) ack(ctx context.Context, ids []string) (map[string]int, error) {
 	body, _ := json.Marshal(map[string][]string{"ids": ids})
 	data, code, err := h.do(ctx, http.MethodPost, "/v1/inbox/ack", body)
 	if err != nil {
-		return fmt.Errorf("POST /v1/inbox/ack: %w", err)
+		return nil, fmt.Errorf("POST /v1/inbox/ack: %w", err)
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("POST /v1/inbox/ack: HTTP %d: %s", code, bytes.TrimSpace(data))
+		return nil, fmt.Errorf("POST /v1/inbox/ack: HTTP %d: %s", code, bytes.TrimSpace(data))
 	}
 	var res struct {
 		Results []struct {
@@ -299,15 +315,13 @@ func (h *httpSource) ackAll(ctx context.Context, items []item) error {
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(data, &res); err != nil {
-		return fmt.Errorf("POST /v1/inbox/ack: %w", err)
+		return nil, fmt.Errorf("POST /v1/inbox/ack: %w", err)
 	}
-	var errs []error
+	statuses := make(map[string]int, len(res.Results))
 	for _, r := range res.Results {
-		if r.Status != http.StatusNoContent {
-			errs = append(errs, fmt.Errorf("ack %s: HTTP %d", r.ID, r.Status))
-		}
+		statuses[r.ID] = r.Status
 	}
-	return errors.Join(errs...)
+	return statuses, nil
 }
 
 // natsSource consumes the authority's durable consumers directly, with a

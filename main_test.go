@@ -28,42 +28,9 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := t.TempDir()
-	bin := buildRelay(t)
-	port := freePort(t)
-	cfg := filepath.Join(dir, "config.yaml")
 	authorities := map[string]string{"AT": "at-police", "DE": "de-bka", "FR": "fr-police", "EU": "europol"}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n  - id: p1\n    name: P1\n    tokens: [\"platform-token-p1-xxxx\"]\n    establishment: IE\nauthorities:\n", port)
-	for cc, id := range authorities {
-		fmt.Fprintf(&b, "  - id: %s\n    country: %s\n    name: %s\n    tokens: [\"authority-token-%s\"]\n", id, cc, id, id)
-	}
-	if err := os.WriteFile(cfg, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "dev", "--config", cfg, "--data", data)
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			resp, err := http.Get(base + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return cmd
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("relay not ready")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	dev := newDev(t, authorities)
+	base, start := dev.base, dev.start
 	client := &http.Client{Timeout: 10 * time.Second}
 	type sub struct {
 		ref, want string
@@ -233,45 +200,14 @@ func TestBenchThroughKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := t.TempDir()
-	bin := buildRelay(t)
-	port := freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfg := filepath.Join(dir, "config.yaml")
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n  - id: p1\n    name: P1\n    tokens: [\"platform-token-p1-xxxx\"]\n    establishment: IE\nauthorities:\n", port)
+	authorities := map[string]string{"AT": "at-police", "DE": "de-police", "FR": "fr-police", "PL": "pl-police"}
+	dev := newDev(t, authorities)
+	base, bin := dev.base, dev.bin
 	var tokens []string
-	for _, cc := range []string{"AT", "DE", "FR", "PL"} {
-		id := strings.ToLower(cc) + "-police"
-		fmt.Fprintf(&b, "  - id: %s\n    country: %s\n    name: %s\n    tokens: [\"authority-token-%s\"]\n", id, cc, id, id)
+	for cc, id := range authorities {
 		tokens = append(tokens, cc+"=authority-token-"+id)
 	}
-	if err := os.WriteFile(cfg, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "dev", "--config", cfg, "--data", data)
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			resp, err := http.Get(base + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return cmd
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("relay not ready")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	relay := start()
+	relay := dev.start()
 	defer func() { _ = relay.Process.Signal(syscall.SIGTERM); _ = relay.Wait() }()
 
 	const notices = 3000
@@ -297,7 +233,7 @@ func TestBenchThroughKill(t *testing.T) {
 	_ = relay.Process.Signal(syscall.SIGKILL)
 	_ = relay.Wait()
 	time.Sleep(500 * time.Millisecond) // the bench meets a dead relay
-	relay = start()
+	relay = dev.start()
 
 	if err := benchCmd.Wait(); err != nil {
 		t.Fatalf("bench: %v\n%s%s", err, out.String(), errOut.String())
@@ -319,6 +255,56 @@ func TestBenchThroughKill(t *testing.T) {
 	}
 	if res.Deliveries < notices {
 		t.Fatalf("%d deliveries acknowledged for %d notices", res.Deliveries, notices)
+	}
+}
+
+// devProcess is `noticerelay dev` as the tests run it: the real binary,
+// on a data dir of its own, with platform p1 (token
+// platform-token-p1-xxxx), the authorities given (country to id, token
+// authority-token-<id>) and a 3 s lease.
+type devProcess struct {
+	t                    *testing.T
+	bin, cfg, data, base string
+}
+
+func newDev(t *testing.T, authorities map[string]string) *devProcess {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	d := &devProcess{t: t, bin: buildRelay(t), cfg: filepath.Join(dir, "config.yaml"), data: filepath.Join(dir, "data"),
+		base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n  - id: p1\n    name: P1\n    tokens: [\"platform-token-p1-xxxx\"]\n    establishment: IE\nauthorities:\n", port)
+	for cc, id := range authorities {
+		fmt.Fprintf(&b, "  - id: %s\n    country: %s\n    name: %s\n    tokens: [\"authority-token-%s\"]\n", id, cc, id, id)
+	}
+	if err := os.WriteFile(d.cfg, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// start runs the relay and returns once it is ready.
+func (d *devProcess) start() *exec.Cmd {
+	d.t.Helper()
+	cmd := exec.Command(d.bin, "dev", "--config", d.cfg, "--data", d.data)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(d.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd
+			}
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatal("relay not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

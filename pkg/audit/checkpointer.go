@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -198,9 +198,12 @@ func (c *Checkpointer) adoptLatest(ctx context.Context) error {
 func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failures := health.Streak{Log: c.log, What: "audit: checkpoint"}
 	for {
 		if _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("audit: checkpoint", zap.Error(err))
+			failures.Fail(err)
+		} else if err == nil {
+			failures.OK()
 		}
 		select {
 		case <-ctx.Done():

@@ -69,7 +69,13 @@ type NATS struct {
 // HTTP is the one listener for intake, inbox, status, health and metrics.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// StoreTimeout bounds how long a request waits for the store (NATS
+	// JetStream) before it answers 503 with Retry-After (default 5 s).
+	StoreTimeout Duration `yaml:"store_timeout"`
 }
+
+// DefaultStoreTimeout is http.store_timeout when it is not set.
+const DefaultStoreTimeout = 5 * time.Second
 
 // Platform is a hosting service that submits notices.
 type Platform struct {
@@ -403,6 +409,12 @@ func (c *Config) fill() error {
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.HTTP.StoreTimeout == 0 {
+		c.HTTP.StoreTimeout = Duration(DefaultStoreTimeout)
+	}
+	if d := time.Duration(c.HTTP.StoreTimeout); d < 100*time.Millisecond || d > 30*time.Second {
+		p.add("http.store_timeout", "must be between 100ms and 30s, not %s", d)
 	}
 	if c.MemberStates == "" {
 		c.MemberStates = "EU27"

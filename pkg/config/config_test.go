@@ -124,7 +124,7 @@ func TestDefaults(t *testing.T) {
 		{"defaults", "", func(c *config.Config) error {
 			want := config.Config{
 				NATS:         config.NATS{URL: "nats://127.0.0.1:4222"},
-				HTTP:         config.HTTP{Listen: "127.0.0.1:8080"},
+				HTTP:         config.HTTP{Listen: "127.0.0.1:8080", StoreTimeout: config.Duration(5 * time.Second)},
 				MemberStates: "EU27",
 				Retention:    config.Retention{Notices: config.Duration(720 * time.Hour)},
 				Inbox:        config.Inbox{Lease: config.Duration(60 * time.Second)},
@@ -145,9 +145,9 @@ func TestDefaults(t *testing.T) {
 			}
 			return nil
 		}},
-		{"explicit values win", "http:\n  listen: 0.0.0.0:9000\nmember_states: EEA\nretention:\n  notices: 7d\ninbox:\n  lease: 90s\nlimits:\n  max_in_flight: 10\n  notice_store_bytes: 1000\nnats:\n  replicas: 3\n",
+		{"explicit values win", "http:\n  listen: 0.0.0.0:9000\n  store_timeout: 2s\nmember_states: EEA\nretention:\n  notices: 7d\ninbox:\n  lease: 90s\nlimits:\n  max_in_flight: 10\n  notice_store_bytes: 1000\nnats:\n  replicas: 3\n",
 			func(c *config.Config) error {
-				if c.HTTP.Listen != "0.0.0.0:9000" || c.MemberStates != "EEA" || time.Duration(c.Retention.Notices) != 7*24*time.Hour ||
+				if c.HTTP.Listen != "0.0.0.0:9000" || time.Duration(c.HTTP.StoreTimeout) != 2*time.Second || c.MemberStates != "EEA" || time.Duration(c.Retention.Notices) != 7*24*time.Hour ||
 					time.Duration(c.Inbox.Lease) != 90*time.Second || c.Limits.MaxInFlight != 10 || c.Limits.NoticeStoreBytes != 1000 || c.NATS.Replicas != 3 {
 					return fmt.Errorf("got %+v", *c)
 				}
@@ -265,6 +265,9 @@ func TestRefused(t *testing.T) {
 		{name: "no authorities", edits: []edit{{base[strings.Index(base, "authorities:"):], "authorities: []\n"}}, field: "authorities", msg: "at least one"},
 		{name: "no platforms", edits: []edit{{base[strings.Index(base, "platforms:"):strings.Index(base, "authorities:")], ""}}, field: "platforms", msg: "at least one"},
 		{name: "negative max_in_flight", extra: "limits:\n  max_in_flight: -1\n", field: "limits.max_in_flight"},
+		{name: "store_timeout too short", edits: []edit{{"  store_timeout: 5s ", "  store_timeout: 10ms "}}, field: "http.store_timeout", msg: "between 100ms and 30s"},
+		{name: "store_timeout too long", edits: []edit{{"  store_timeout: 5s ", "  store_timeout: 1m "}}, field: "http.store_timeout", msg: "between 100ms and 30s"},
+		{name: "store_timeout negative", edits: []edit{{"  store_timeout: 5s ", "  store_timeout: -1s "}}, field: "http.store_timeout"},
 		{name: "negative notice_store_bytes", extra: "limits:\n  notice_store_bytes: -1\n", field: "limits.notice_store_bytes"},
 	}
 	for _, tt := range tests {

@@ -18,9 +18,10 @@ const (
 	NotFound                // no such thing, or not the caller's
 	Conflict                // the request contradicts stored state
 	Exists                  // the thing was stored before (idempotent no-op)
-	Unavailable             // temporarily unable (storage full, NATS down); retry later
+	Unavailable             // the store cannot answer now (NATS or JetStream down, no quorum, timeout); retry later
 	Poison                  // a stored message that can never be processed
 	TooLarge                // larger than the deployment can carry
+	Full                    // the store is at its configured limits; retry later
 )
 
 func (k Kind) String() string {
@@ -39,6 +40,8 @@ func (k Kind) String() string {
 		return "poison"
 	case TooLarge:
 		return "too large"
+	case Full:
+		return "full"
 	}
 	return "internal"
 }
@@ -91,7 +94,7 @@ func HTTPStatus(err error) int {
 		return http.StatusConflict
 	case Exists:
 		return http.StatusOK
-	case Unavailable:
+	case Unavailable, Full:
 		return http.StatusServiceUnavailable
 	case TooLarge:
 		return http.StatusRequestEntityTooLarge

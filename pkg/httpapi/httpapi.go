@@ -68,8 +68,13 @@ func Error(w http.ResponseWriter, log *zap.Logger, err error) {
 	p := Problem{Status: status}
 	switch fault.KindOf(err) {
 	case fault.Unavailable:
-		p.Detail = "the relay cannot store more right now; retry after the time in Retry-After"
-		log.Warn("unavailable", zap.Error(err))
+		// Not logged one by one: an outage would flood the log. The relay
+		// logs the store's state changes and counts the 503s (pkg/health).
+		p.Detail = "the relay's store (NATS JetStream) is unavailable; retry after the time in Retry-After"
+		log.Debug("store unavailable", zap.Error(err))
+	case fault.Full:
+		p.Detail = "the relay cannot store more right now: its store is full; retry after the time in Retry-After"
+		log.Debug("store full", zap.Error(err))
 	case fault.TooLarge:
 		p.Detail = "the notice is larger than this deployment's NATS max_payload allows"
 		log.Error("message larger than NATS max_payload; raise max_payload to at least 8MB", zap.Error(err))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/embedded"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/health"
+	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -61,6 +64,7 @@ type Relay struct {
 	closed   chan struct{}  // closed when the NATS connection has closed
 	cfg      *config.Config // the configuration in force (with dev's keys)
 	commits  *stream.GroupCommit
+	health   *health.Monitor
 }
 
 // Start starts the relay and returns once every service is serving.
@@ -75,8 +79,9 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{opts: o, log: o.Log, served: make(chan error, 1), closed: make(chan struct{})}
-	onClose := nats.ClosedHandler(func(*nats.Conn) { close(r.closed) })
+	r := &Relay{opts: o, log: o.Log, served: make(chan error, 1), closed: make(chan struct{}),
+		health: health.New(o.Log, stream.Notices, stream.Events, stream.Deliveries)}
+	connOpts := r.health.ConnOptions(func() { close(r.closed) })
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -92,12 +97,12 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		if err != nil {
 			return nil, err
 		}
-		r.nc, err = r.server.Connect("noticerelay", onClose)
+		r.nc, err = r.server.Connect("noticerelay", connOpts...)
 		if err == nil && o.Config.NATS.Listen != "" {
 			r.log.Info("embedded NATS accepting clients", zap.String("url", r.server.ClientURL()))
 		}
 	} else {
-		opts := []nats.Option{nats.Name("noticerelay"), nats.MaxReconnects(-1), onClose}
+		opts := append([]nats.Option{nats.Name("noticerelay"), nats.MaxReconnects(-1)}, connOpts...)
 		if o.Config.NATS.Creds != "" {
 			opts = append(opts, nats.UserCredentials(o.Config.NATS.Creds))
 		}
@@ -115,11 +120,15 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		r.log.Warn("the NATS server's max_payload is below 2 MiB; set max_payload: 8MB so that notices up to 1 MiB fit",
 			zap.Int64("max_payload", mp))
 	}
-	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// Every call to the store is bounded by http.store_timeout, so that no
+	// caller hangs on an outage (contract section 10).
+	storeTimeout := time.Duration(o.Config.HTTP.StoreTimeout)
+	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithDefaultTimeout(storeTimeout), jetstream.WithPublishAsyncTimeout(storeTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	r.commits = stream.NewGroupCommit(js)
+	r.commits = stream.NewGroupCommit(js, storeTimeout)
 	js = r.commits
 	replicas := o.Config.NATS.Replicas
 	if replicas == 0 {
@@ -166,6 +175,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", r.readyz)
+	r.health.Start(r.nc, js)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	r.ln = o.Listener
@@ -174,7 +184,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 			return nil, fmt.Errorf("http.listen %s: %w", o.Config.HTTP.Listen, err)
 		}
 	}
-	r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+	r.http = &http.Server{Handler: r.countRefusals(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: zap.NewStdLog(o.Log)}
 	go func() { r.served <- r.http.Serve(r.ln) }()
@@ -192,16 +202,51 @@ func names(ms []module) []string {
 }
 
 // readyz answers 200 once streams exist and every service is consuming,
-// and while the NATS connection is up.
+// and while JetStream answers (health.Monitor); 503 with the reason
+// otherwise.
 func (r *Relay) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
-	if !r.ready.Load() || !r.nc.IsConnected() {
+	reason := "starting or stopping"
+	ok := r.ready.Load()
+	if ok {
+		ok, reason = r.health.Ready()
+	}
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(httpapi.RetryAfter))
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready\n"))
+		_, _ = fmt.Fprintf(w, "not ready: %s\n", reason)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
 }
+
+// countRefusals counts every 503 for the health monitor's summaries: the
+// handlers do not log them one by one.
+func (r *Relay) countRefusals(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, req)
+		if sw.status == http.StatusServiceUnavailable && req.URL.Path != "/readyz" {
+			r.health.Refused()
+		}
+	})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Addr is the HTTP listener's address.
 func (r *Relay) Addr() string {
@@ -244,6 +289,7 @@ func (r *Relay) Close() error {
 	if r.commits != nil {
 		r.commits.Close()
 	}
+	r.health.Close()
 	if r.nc != nil {
 		if err := r.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, fmt.Errorf("nats drain: %w", err))

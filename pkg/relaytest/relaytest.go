@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
@@ -31,6 +33,7 @@ type Relay struct {
 	// Tokens maps "platform:<id>" and "authority:<id>" to plain tokens.
 	Tokens map[string]string
 	client *http.Client
+	opts   Options
 }
 
 // Options tune the relay under test.
@@ -41,6 +44,12 @@ type Options struct {
 	Config func(*config.Config)
 	// Services to run; empty runs all.
 	Services []string
+	// NATSURL, when set, connects the relay to that NATS server (as
+	// `serve` does) instead of embedding one, so a test can stop and
+	// restart the server under it.
+	NATSURL string
+	// Log, when set, receives the relay's logs besides the test's log.
+	Log zapcore.Core
 }
 
 // Platforms and authorities of the test configuration.
@@ -54,7 +63,7 @@ var (
 // test ends.
 func Start(t testing.TB, o Options) *Relay {
 	t.Helper()
-	r := &Relay{T: t, DataDir: o.DataDir, Tokens: map[string]string{}, client: &http.Client{Timeout: 30 * time.Second}}
+	r := &Relay{T: t, DataDir: o.DataDir, Tokens: map[string]string{}, client: &http.Client{Timeout: 30 * time.Second}, opts: o}
 	if r.DataDir == "" {
 		r.DataDir = t.TempDir()
 	}
@@ -69,6 +78,9 @@ func Start(t testing.TB, o Options) *Relay {
 		tok := "authority-token-" + id
 		r.Tokens["authority:"+id] = tok
 		c.Authorities = append(c.Authorities, config.Authority{ID: id, Country: cc, Name: id, Tokens: []config.Token{config.Digest(tok)}})
+	}
+	if o.NATSURL != "" {
+		c.NATS.URL = o.NATSURL
 	}
 	if o.Config != nil {
 		o.Config(c)
@@ -90,8 +102,12 @@ func (r *Relay) start(services []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rel, err := relay.Start(ctx, relay.Options{Config: r.Config, Embedded: true, DataDir: r.DataDir,
-		Services: services, Log: zaptest.NewLogger(r.T), Listener: ln})
+	log := zaptest.NewLogger(r.T)
+	if r.opts.Log != nil {
+		log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, r.opts.Log) }))
+	}
+	rel, err := relay.Start(ctx, relay.Options{Config: r.Config, Embedded: r.opts.NATSURL == "", DataDir: r.DataDir,
+		Services: services, Log: log, Listener: ln})
 	if err != nil {
 		r.T.Fatalf("starting relay: %v", err)
 	}

@@ -45,5 +45,12 @@ func (e *Env) Stream(ctx context.Context, name string) (jetstream.Stream, error)
 	return e.JS.Stream(ctx, name)
 }
 
+// StoreContext bounds the store calls of one request by
+// http.store_timeout: past it, the request answers 503 instead of hanging
+// on an outage (contract section 10).
+func (e *Env) StoreContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, time.Duration(e.Config.HTTP.StoreTimeout))
+}
+
 // Timestamp formats t the way every API answer does (RFC 3339, UTC, ms).
 func Timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }

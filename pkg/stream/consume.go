@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/health"
 )
 
 // BatchHandler processes messages and returns one error per message: nil
@@ -36,6 +37,10 @@ type Consumer struct {
 	PoisonAttempts int
 	// Workers is how many batches are handled at once (default 1).
 	Workers int
+
+	// unavailable logs a streak of batches the store could not take once,
+	// not once per message (contract section 10).
+	unavailable health.Streak
 }
 
 // Start runs the consumer in the background, counted in wg, and returns
@@ -67,6 +72,7 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 	if size <= 0 {
 		size = 128
 	}
+	c.unavailable.Log, c.unavailable.What = c.Log, "consume "+c.Name+": storing what messages caused"
 	workers := max(c.Workers, 1)
 	it, err := c.Consumer.Messages(jetstream.PullMaxMessages(2 * size * workers))
 	if err != nil {
@@ -121,6 +127,14 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 
 // settle acknowledges, naks or terminates each message by its error.
 func (c *Consumer) settle(ctx context.Context, batch []jetstream.Msg, errs []error) {
+	var unavailable error
+	defer func() {
+		if unavailable != nil {
+			c.unavailable.Fail(unavailable)
+		} else {
+			c.unavailable.OK()
+		}
+	}()
 	for i, m := range batch {
 		var err error
 		if i < len(errs) {
@@ -149,6 +163,11 @@ func (c *Consumer) settle(ctx context.Context, batch []jetstream.Msg, errs []err
 			n := uint64(1)
 			if md, merr := m.Metadata(); merr == nil {
 				n = md.NumDelivered
+			}
+			if fault.Is(err, fault.Unavailable) || fault.Is(err, fault.Full) {
+				unavailable = err
+				_ = m.NakWithDelay(Backoff(n))
+				continue
 			}
 			c.Log.Warn("consume: will retry", zap.String("consumer", c.Name),
 				zap.String("subject", m.Subject()), zap.Uint64("delivered", n), zap.Error(err))

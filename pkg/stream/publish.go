@@ -126,11 +126,12 @@ type GroupCommit struct {
 }
 
 // NewGroupCommit starts a committer for each stream that takes atomic
-// batches. Close stops them.
-func NewGroupCommit(js jetstream.JetStream) *GroupCommit {
+// batches. A caller waits at most timeout for the outcome of its messages
+// (fault.Unavailable after that). Close stops the committers.
+func NewGroupCommit(js jetstream.JetStream, timeout time.Duration) *GroupCommit {
 	g := &GroupCommit{JetStream: js, streams: map[string]*committer{}, stop: make(chan struct{})}
 	for _, name := range []string{Notices, Events, Deliveries, "KV_" + StatusBucket} {
-		c := &committer{js: js, queue: make(chan *commitRequest, 1024), linger: backgroundLinger}
+		c := &committer{js: js, queue: make(chan *commitRequest, 1024), linger: backgroundLinger, timeout: timeout}
 		if name == Notices {
 			c.linger = 0 // a platform waits for this one
 		}
@@ -165,35 +166,56 @@ type committer struct {
 	// flushes queue behind on the disk, so the streams written in the
 	// background commit in fewer, larger batches.
 	linger time.Duration
+	// timeout bounds one flush and a caller's wait for its outcome.
+	timeout time.Duration
 }
-
-// flushTimeout bounds one flush.
-const flushTimeout = 30 * time.Second
 
 // backgroundLinger is the linger of the streams no caller waits on directly.
 const backgroundLinger = 10 * time.Millisecond
 
 type commitRequest struct {
-	ctx  context.Context
 	ms   []Message
 	idx  []int
-	errs []error
+	errs []error // the outcome of ms[idx[j]] in errs[j], owned by the committer
 	done chan struct{}
 }
 
-// commit hands ms[idx...] to the committer and waits for their outcome.
+// commit hands ms[idx...] to the committer and waits for their outcome, at
+// most until ctx ends or the committer's timeout passes: a caller that
+// stops waiting learns nothing of whether its messages were stored, which
+// a retry with the same ids settles.
 func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error) {
-	r := &commitRequest{ctx: ctx, ms: ms, idx: idx, errs: errs, done: make(chan struct{})}
+	r := &commitRequest{ms: ms, idx: idx, errs: make([]error, len(idx)), done: make(chan struct{})}
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	giveUp := func(err error) {
+		for _, i := range idx {
+			errs[i] = fault.E("publish "+ms[i].Subject, fault.Unavailable, err)
+		}
+	}
 	select {
 	case c.queue <- r:
 	case <-ctx.Done():
-		for _, i := range idx {
-			errs[i] = fault.E("publish", fault.Unavailable, ctx.Err())
-		}
+		giveUp(ctx.Err())
+		return
+	case <-timer.C:
+		giveUp(errStoreTimeout)
 		return
 	}
-	<-r.done // the committer answers every request it takes, promptly
+	select {
+	case <-r.done:
+		for j, i := range idx {
+			errs[i] = r.errs[j]
+		}
+	case <-ctx.Done():
+		giveUp(ctx.Err())
+	case <-timer.C:
+		giveUp(errStoreTimeout)
+	}
 }
+
+// errStoreTimeout is why a caller stopped waiting for the store.
+var errStoreTimeout = errors.New("the store did not answer in time")
 
 // run stores gathered requests until stop, then what is still queued.
 func (c *committer) run(stop <-chan struct{}) {
@@ -262,13 +284,13 @@ func (c *committer) flush(batch []*commitRequest) {
 	errs := make([]error, len(all))
 	// Not the callers' contexts: the group is theirs together. A bound
 	// instead, so a dead connection fails the callers rather than hang them.
-	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	store(ctx, c.js, all, idx, errs)
 	k := 0
 	for _, r := range batch {
-		for _, i := range r.idx {
-			r.errs[i] = errs[k]
+		for j := range r.idx {
+			r.errs[j] = errs[k]
 			k++
 		}
 		close(r.done)
@@ -356,7 +378,7 @@ func classify(op string, err error) error {
 		case strings.Contains(api.Description, maxBytesExceeded),
 			strings.Contains(api.Description, maxMessagesExceeded),
 			strings.Contains(api.Description, insufficientResource):
-			return fault.E(op, fault.Unavailable, err)
+			return fault.E(op, fault.Full, err)
 		case api.ErrorCode == codeMsgIDInProcess:
 			// Another publish with this id is in flight (a concurrent
 			// retry); its outcome is not known yet: try again.

@@ -61,7 +61,7 @@ func count(t *testing.T, js jetstream.JetStream, name string) uint64 {
 // inside a batch of new ones.
 func TestGroupCommitAnswersEachCaller(t *testing.T) {
 	js := startJS(t, stream.Topology{Replicas: 1, Retention: time.Hour, DedupWindow: 200 * time.Millisecond})
-	gc := stream.NewGroupCommit(js)
+	gc := stream.NewGroupCommit(js, 30*time.Second)
 	defer gc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

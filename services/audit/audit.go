@@ -25,6 +25,7 @@ import (
 	auditlog "github.com/noticerelay/noticerelay/pkg/audit"
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -152,9 +153,12 @@ func (s *Service) catchUp(ctx context.Context) error {
 func (s *Service) follow(ctx context.Context) {
 	t := time.NewTicker(Interval)
 	defer t.Stop()
+	failures := health.Streak{Log: s.env.Log, What: "audit: reading the log"}
 	for {
 		if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
-			s.env.Log.Error("audit: reading the log", zap.Error(err))
+			failures.Fail(err)
+		} else if err == nil {
+			failures.OK()
 		}
 		select {
 		case <-ctx.Done():

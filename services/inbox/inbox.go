@@ -147,7 +147,9 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 			Detail: "this authority receives its deliveries by webhook, not from the inbox"})
 		return
 	}
-	out, err := s.take(r.Context(), p.ID, max)
+	ctx, cancel := s.env.StoreContext(r.Context())
+	defer cancel()
+	out, err := s.take(ctx, p.ID, max)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
@@ -162,13 +164,13 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		if len(msgs) >= max {
 			break
 		}
-		batch, err := c.FetchNoWait(max - len(msgs))
-		if err != nil {
-			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
+		got, err := s.fetch(ctx, c, max-len(msgs))
+		msgs = append(msgs, got...)
+		if err != nil && len(msgs) == 0 {
+			return nil, err
 		}
-		msgs = append(msgs, receive(ctx, batch)...)
-		if err := batch.Error(); err != nil && len(msgs) == 0 {
-			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
+		if err != nil {
+			break // hand out what was read; the rest waits for the next call
 		}
 	}
 	now := s.env.Now()
@@ -246,7 +248,9 @@ func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	status, err := s.ack(r.Context(), p.ID, []string{id})
+	ctx, cancel := s.env.StoreContext(r.Context())
+	defer cancel()
+	status, err := s.ack(ctx, p.ID, []string{id})
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
@@ -290,7 +294,9 @@ func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
 		httpapi.BadRequest(w, "invalid acknowledgement", httpapi.FieldError{Field: "ids", Message: "must list 1 to 100 delivery ids"})
 		return
 	}
-	status, err := s.ack(r.Context(), p.ID, req.IDs)
+	ctx, cancel := s.env.StoreContext(r.Context())
+	defer cancel()
+	status, err := s.ack(ctx, p.ID, req.IDs)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
@@ -391,17 +397,44 @@ func sampling(nats bool) string {
 	return ""
 }
 
-// fetchWait bounds how long a request waits for the server's answer to a
-// fetch; the answer of a no-wait fetch normally comes at once.
-const fetchWait = 10 * time.Second
+// noAnswer tells a fetch the server answered (at once, with messages or
+// "no messages") from one nats.go ended on its own after a second of
+// silence, without an error.
+const noAnswer = 750 * time.Millisecond
 
-// receive collects a no-wait fetch's messages, but gives up on a server
-// that does not answer: a message that arrives later stays leased to nobody
-// and is handed out again when its lease ends.
+// fetch leases up to n messages of c. A fetch the server did not answer is
+// an error, never an empty queue: an authority reading an empty inbox
+// would believe nothing waits (contract section 10).
+func (s *Service) fetch(ctx context.Context, c jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+	if !s.env.NC.IsConnected() {
+		// Not even sent: a request buffered for the reconnection would
+		// lease messages to an inbox nobody reads any more.
+		return nil, fault.Errorf("inbox: fetch", fault.Unavailable, "NATS connection lost")
+	}
+	start := time.Now()
+	batch, err := c.FetchNoWait(n)
+	if err != nil {
+		return nil, fault.E("inbox: fetch", fault.Unavailable, err)
+	}
+	msgs := receive(ctx, batch)
+	switch {
+	case len(msgs) > 0:
+		return msgs, nil
+	case batch.Error() != nil:
+		return nil, fault.E("inbox: fetch", fault.Unavailable, batch.Error())
+	case ctx.Err() != nil:
+		return nil, fault.E("inbox: fetch", fault.Unavailable, ctx.Err())
+	case time.Since(start) >= noAnswer:
+		return nil, fault.Errorf("inbox: fetch", fault.Unavailable, "JetStream did not answer within %v", time.Since(start).Round(time.Millisecond))
+	}
+	return nil, nil
+}
+
+// receive collects a no-wait fetch's messages, but gives up when ctx ends
+// (http.store_timeout): a message that arrives later stays leased to
+// nobody and is handed out again when its lease ends.
 func receive(ctx context.Context, batch jetstream.MessageBatch) []jetstream.Msg {
 	var out []jetstream.Msg
-	timer := time.NewTimer(fetchWait)
-	defer timer.Stop()
 	for {
 		select {
 		case m, ok := <-batch.Messages():
@@ -409,8 +442,6 @@ func receive(ctx context.Context, batch jetstream.MessageBatch) []jetstream.Msg 
 				return out
 			}
 			out = append(out, m)
-		case <-timer.C:
-			return out
 		case <-ctx.Done():
 			return out
 		}

@@ -141,7 +141,9 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 		BodySHA256: sum,
 		Notice:     canonical,
 	}
-	ans, status, err := s.store(r.Context(), &rec)
+	ctx, cancel := s.env.StoreContext(r.Context())
+	defer cancel()
+	ans, status, err := s.store(ctx, &rec)
 	if err != nil {
 		if fault.Is(err, fault.Conflict) {
 			s.reject(r.Context(), p.ID, "reference_conflict")
@@ -328,7 +330,9 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("is required: 1 to %d characters", maxReason)})
 		return
 	}
-	prev, err := s.previous(r.Context(), id)
+	ctx, cancel := s.env.StoreContext(r.Context())
+	defer cancel()
+	prev, err := s.previous(ctx, id)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
@@ -344,7 +348,7 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, s.env.Log, fault.E("intake: encoding withdrawal", fault.Internal, err))
 		return
 	}
-	_, err = stream.Publish(r.Context(), s.env.JS, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id,
+	_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id,
 		Data: data, Header: s.retentionTTL()})
 	if err != nil && !fault.Is(err, fault.Exists) {
 		httpapi.Error(w, s.env.Log, err)

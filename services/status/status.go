@@ -254,7 +254,9 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.NotFound(w, "notice")
 		return
 	}
-	p, err := s.projection(r.Context(), id)
+	ctx, cancel := s.env.StoreContext(r.Context())
+	defer cancel()
+	p, err := s.projection(ctx, id)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return

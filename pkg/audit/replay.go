@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -21,6 +22,13 @@ type ReplayOptions struct {
 	// At is the moment whose state is rebuilt: events timed after it are
 	// ignored.
 	At time.Time
+	// Since, when not zero, leaves out notices accepted and submissions
+	// rejected before it.
+	Since time.Time
+	// UrgentDeadline is deliveries.urgent_deadline: an urgent notice
+	// delivery queued longer ago than this and still not acknowledged is
+	// overdue. Zero counts none.
+	UrgentDeadline time.Duration
 	// Retention is how long notice bodies are kept (retention.notices).
 	Retention time.Duration
 	// BodyGone, when not nil, says whether the body of the notice with this
@@ -34,20 +42,44 @@ type ReplayOptions struct {
 type Durations struct {
 	Count  int     `json:"count"`
 	Median float64 `json:"median_s"`
+	P90    float64 `json:"p90_s"`
 	P95    float64 `json:"p95_s"`
+	Max    float64 `json:"max_s"`
 }
 
 // Row is the statistics of one authority (or "all") and priority.
 type Row struct {
-	Authority      string    `json:"authority"`
-	Priority       string    `json:"priority"`
-	Queued         int       `json:"queued"`
-	Delivered      int       `json:"delivered"`
-	Acknowledged   int       `json:"acknowledged"`
-	Withdrawn      int       `json:"withdrawn"`
+	Authority    string `json:"authority"`
+	Priority     string `json:"priority"`
+	Queued       int    `json:"queued"`
+	Delivered    int    `json:"delivered"`
+	Acknowledged int    `json:"acknowledged"`
+	Withdrawn    int    `json:"withdrawn"`
+	// Escalated counts the deliveries the relay escalated: urgent and
+	// unacknowledged at their deadline.
+	Escalated int `json:"escalated"`
+	// Overdue counts the urgent deliveries still unacknowledged (and not
+	// withdrawn) longer than the urgent deadline after they were queued.
+	Overdue        int       `json:"overdue"`
 	ToQueued       Durations `json:"to_queued"`
 	ToDelivered    Durations `json:"to_delivered"`
 	ToAcknowledged Durations `json:"to_acknowledged"`
+}
+
+// DayCount is the number of notices accepted on one day (UTC) of one
+// category and priority.
+type DayCount struct {
+	Day      string `json:"day"`
+	Category string `json:"category"`
+	Priority string `json:"priority"`
+	Count    int    `json:"count"`
+}
+
+// ReasonCount is the number of rejected submissions that gave one reason
+// code (a submission can give several).
+type ReasonCount struct {
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
 }
 
 // ExpiredBody is a notice whose body the relay no longer keeps.
@@ -61,88 +93,122 @@ type ExpiredBody struct {
 
 // Replay is the lifecycle of every notice rebuilt from the log.
 type Replay struct {
-	At        string        `json:"at"`
-	Leaves    uint64        `json:"leaves"`
-	Accepted  int           `json:"accepted"`
-	Rejected  int           `json:"rejected"`
-	Withdrawn int           `json:"withdrawn"`
-	Rows      []Row         `json:"rows"`
-	Expired   []ExpiredBody `json:"expired_bodies"`
+	At         string        `json:"at"`
+	Since      string        `json:"since,omitempty"`
+	Leaves     uint64        `json:"leaves"`
+	Accepted   int           `json:"accepted"`
+	Rejected   int           `json:"rejected"`
+	Withdrawn  int           `json:"withdrawn"`
+	Rows       []Row         `json:"rows"`
+	Days       []DayCount    `json:"days"`
+	Rejections []ReasonCount `json:"rejections"`
+	Expired    []ExpiredBody `json:"expired_bodies"`
 }
 
 type recipientLife struct {
 	queued, delivered, acked time.Time
+	escalated                bool
 }
 
 type noticeLife struct {
 	accepted   time.Time
 	priority   string
+	category   string
 	withdrawn  bool
 	recipients map[string]*recipientLife
 }
 
+// replayer rebuilds the lifecycles one leaf at a time, so that the replay
+// can read the log on its own (RunReplay) or in the pass that verifies it
+// (BuildReport).
+type replayer struct {
+	o          ReplayOptions
+	r          *Replay
+	notices    map[string]*noticeLife
+	order      []string
+	rejections map[string]int
+}
+
+func newReplayer(o ReplayOptions) *replayer {
+	r := &Replay{At: o.At.UTC().Format(time.RFC3339)}
+	if !o.Since.IsZero() {
+		r.Since = o.Since.UTC().Format(time.RFC3339)
+	}
+	return &replayer{o: o, r: r, notices: map[string]*noticeLife{}, rejections: map[string]int{}}
+}
+
 // RunReplay rebuilds each notice's lifecycle from the leaves.
 func RunReplay(ctx context.Context, leaves Leaves, o ReplayOptions) (*Replay, error) {
-	notices := map[string]*noticeLife{}
-	var order []string
-	r := &Replay{At: o.At.UTC().Format(time.RFC3339)}
-	get := func(p string) *noticeLife {
-		n, ok := notices[p]
-		if !ok {
-			n = &noticeLife{recipients: map[string]*recipientLife{}}
-			notices[p] = n
-			order = append(order, p)
-		}
-		return n
-	}
-	err := leaves.Each(ctx, func(i uint64, data []byte) error {
-		r.Leaves = i + 1
-		if o.Progress != nil && (i+1)%(1<<16) == 0 {
-			o.Progress(i + 1)
-		}
-		e, err := event.Decode(data)
-		if err != nil {
-			return fmt.Errorf("leaf %d: %w", i, err)
-		}
-		if e.Time.After(o.At) {
-			return nil
-		}
-		if e.Type == event.Rejected {
-			r.Rejected++
-			return nil
-		}
-		n := get(e.Notice)
-		if e.Priority != "" {
-			n.priority = e.Priority
-		}
-		switch e.Type {
-		case event.Accepted:
-			n.accepted = e.Time
-		case event.Withdrawn:
-			n.withdrawn = true
-		case event.Queued, event.Delivered, event.Acknowledged:
-			if e.Kind != "" && e.Kind != event.KindNotice {
-				return nil
-			}
-			rl := n.recipients[e.Recipient]
-			if rl == nil {
-				rl = &recipientLife{}
-				n.recipients[e.Recipient] = rl
-			}
-			switch e.Type {
-			case event.Queued:
-				rl.queued = e.Time
-			case event.Delivered:
-				rl.delivered = e.Time
-			case event.Acknowledged:
-				rl.acked = e.Time
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	p := newReplayer(o)
+	if err := leaves.Each(ctx, p.leaf); err != nil {
 		return nil, err
 	}
+	return p.result(), nil
+}
+
+// leaf takes the event of leaf i into account.
+func (p *replayer) leaf(i uint64, data []byte) error {
+	p.r.Leaves = i + 1
+	if p.o.Progress != nil && (i+1)%(1<<16) == 0 {
+		p.o.Progress(i + 1)
+	}
+	e, err := event.Decode(data)
+	if err != nil {
+		return fmt.Errorf("leaf %d: %w", i, err)
+	}
+	if e.Time.After(p.o.At) {
+		return nil
+	}
+	if e.Type == event.Rejected {
+		if e.Time.Before(p.o.Since) {
+			return nil
+		}
+		p.r.Rejected++
+		for _, reason := range e.Reasons {
+			p.rejections[reason]++
+		}
+		return nil
+	}
+	n, ok := p.notices[e.Notice]
+	if !ok {
+		n = &noticeLife{recipients: map[string]*recipientLife{}}
+		p.notices[e.Notice] = n
+		p.order = append(p.order, e.Notice)
+	}
+	if e.Priority != "" {
+		n.priority = e.Priority
+	}
+	switch e.Type {
+	case event.Accepted:
+		n.accepted, n.category = e.Time, e.Category
+	case event.Withdrawn:
+		n.withdrawn = true
+	case event.Queued, event.Delivered, event.Acknowledged, event.Escalated:
+		if e.Kind != "" && e.Kind != event.KindNotice {
+			return nil
+		}
+		rl := n.recipients[e.Recipient]
+		if rl == nil {
+			rl = &recipientLife{}
+			n.recipients[e.Recipient] = rl
+		}
+		switch e.Type {
+		case event.Queued:
+			rl.queued = e.Time
+		case event.Delivered:
+			rl.delivered = e.Time
+		case event.Acknowledged:
+			rl.acked = e.Time
+		case event.Escalated:
+			rl.escalated = true
+		}
+	}
+	return nil
+}
+
+// result computes the statistics of the leaves read.
+func (p *replayer) result() *Replay {
+	r, o := p.r, p.o
 	type key struct{ authority, priority string }
 	type acc struct {
 		row           Row
@@ -171,25 +237,39 @@ func RunReplay(ctx context.Context, leaves Leaves, o ReplayOptions) (*Replay, er
 		if n.withdrawn {
 			a.row.Withdrawn++
 		}
+		if rl.escalated {
+			a.row.Escalated++
+		}
+		if o.UrgentDeadline > 0 && n.priority == "urgent" && !n.withdrawn && !rl.queued.IsZero() &&
+			rl.acked.IsZero() && o.At.Sub(rl.queued) > o.UrgentDeadline {
+			a.row.Overdue++
+		}
 	}
-	for _, p := range order {
-		n := notices[p]
-		if n.accepted.IsZero() {
-			continue // its acceptance is after At
+	type day struct{ day, category, priority string }
+	days := map[day]int{}
+	for _, ps := range p.order {
+		n := p.notices[ps]
+		if n.accepted.IsZero() || n.accepted.Before(o.Since) {
+			continue // accepted after At, or before Since
 		}
 		r.Accepted++
 		if n.withdrawn {
 			r.Withdrawn++
 		}
+		category := n.category
+		if category == "" {
+			category = "unrecorded" // accepted before the log held categories
+		}
+		days[day{n.accepted.UTC().Format(time.DateOnly), category, n.priority}]++
 		for authority, rl := range n.recipients {
 			add(key{authority, n.priority}, rl, n)
 			add(key{"all", n.priority}, rl, n)
 		}
 		switch {
 		case o.Retention > 0 && o.At.Sub(n.accepted) > o.Retention:
-			r.Expired = append(r.Expired, ExpiredBody{Notice: p, AcceptedAt: n.accepted.UTC().Format(time.RFC3339Nano), Why: "retention"})
-		case o.BodyGone != nil && o.BodyGone(p):
-			r.Expired = append(r.Expired, ExpiredBody{Notice: p, AcceptedAt: n.accepted.UTC().Format(time.RFC3339Nano), Why: "gone"})
+			r.Expired = append(r.Expired, ExpiredBody{Notice: ps, AcceptedAt: n.accepted.UTC().Format(time.RFC3339Nano), Why: "retention"})
+		case o.BodyGone != nil && o.BodyGone(ps):
+			r.Expired = append(r.Expired, ExpiredBody{Notice: ps, AcceptedAt: n.accepted.UTC().Format(time.RFC3339Nano), Why: "gone"})
 		}
 	}
 	for _, a := range rows {
@@ -208,16 +288,31 @@ func RunReplay(ctx context.Context, leaves Leaves, o ReplayOptions) (*Replay, er
 		}
 		return strings.Compare(b.Priority, a.Priority) // urgent before normal
 	})
+	r.Days = []DayCount{}
+	for d, c := range days {
+		r.Days = append(r.Days, DayCount{Day: d.day, Category: d.category, Priority: d.priority, Count: c})
+	}
+	slices.SortFunc(r.Days, func(a, b DayCount) int {
+		return cmp.Or(strings.Compare(a.Day, b.Day), strings.Compare(a.Category, b.Category), strings.Compare(b.Priority, a.Priority))
+	})
+	r.Rejections = []ReasonCount{}
+	for reason, c := range p.rejections {
+		r.Rejections = append(r.Rejections, ReasonCount{Reason: reason, Count: c})
+	}
+	slices.SortFunc(r.Rejections, func(a, b ReasonCount) int {
+		return cmp.Or(b.Count-a.Count, strings.Compare(a.Reason, b.Reason))
+	})
 	if r.Rows == nil {
 		r.Rows = []Row{}
 	}
 	if r.Expired == nil {
 		r.Expired = []ExpiredBody{}
 	}
-	return r, nil
+	return r
 }
 
-// summarise gives the count, median and 95th percentile (nearest rank).
+// summarise gives the count, median, 90th and 95th percentile (nearest
+// rank) and maximum.
 func summarise(s []float64) Durations {
 	if len(s) == 0 {
 		return Durations{}
@@ -227,7 +322,7 @@ func summarise(s []float64) Durations {
 		i := int(math.Ceil(p*float64(len(s)))) - 1
 		return math.Round(s[max(i, 0)]*1000) / 1000
 	}
-	return Durations{Count: len(s), Median: rank(0.5), P95: rank(0.95)}
+	return Durations{Count: len(s), Median: rank(0.5), P90: rank(0.9), P95: rank(0.95), Max: rank(1)}
 }
 
 // WriteJSON writes the replay as JSON.

@@ -32,6 +32,11 @@ type VerifyOptions struct {
 	// Progress, when not nil, is called now and then with the number of
 	// leaves verified so far.
 	Progress func(leaves uint64)
+	// Signed, when not nil, is called in the same pass with each leaf that
+	// the largest checkpoint signs, in order, before it is checked; it is
+	// how a report reads the log it verifies without reading it twice. An
+	// error from it stops the verification.
+	Signed func(index uint64, data []byte) error
 }
 
 // Problem is the first thing found wrong with a log.
@@ -59,6 +64,8 @@ type Result struct {
 	Checkpoints int
 	// Covered is the size of the largest checkpoint.
 	Covered uint64
+	// Largest is the checkpoint of size Covered; nil when there is none.
+	Largest *Checkpoint
 	// Root is the root hash of all the leaves read.
 	Root []byte
 	// Problem is nil when the log is intact.
@@ -96,7 +103,9 @@ func Verify(ctx context.Context, leaves Leaves, checkpoints []StoredCheckpoint, 
 			return res, nil
 		}
 		cps[k] = cp
-		res.Covered = max(res.Covered, cp.Size)
+		if res.Largest == nil || cp.Size > res.Covered {
+			res.Covered, res.Largest = cp.Size, cp
+		}
 	}
 	// Checkpoints by size: each size's root must be the same, and each is
 	// compared with the tree when the tree reaches that size.
@@ -124,6 +133,11 @@ func Verify(ctx context.Context, leaves Leaves, checkpoints []StoredCheckpoint, 
 	var bad *Problem
 	errStop := errors.New("stop")
 	err := leaves.Each(ctx, func(index uint64, data []byte) error {
+		if o.Signed != nil && index < res.Covered {
+			if err := o.Signed(index, data); err != nil {
+				return err
+			}
+		}
 		tree.Append(data)
 		size := tree.Size()
 		if o.Progress != nil && size%(1<<16) == 0 {

@@ -34,6 +34,8 @@ Commands:
   export --out DIR [--nats URL] --config FILE      write the leaves and checkpoints for offline verification
   replay [--nats URL | --from DIR] [--at TIME] [--json | --csv] --config FILE
                                                    each notice's lifecycle: counts and times per authority
+  report --out FILE [--nats URL | --from DIR] [--since TIME] [--until TIME] [--urgent-deadline D] --config FILE
+                                                   verify the log and write the auditors' HTML report
   prove --notice ID --out DIR [--nats URL | --from DIR] --config FILE
                                                    one C2SP tlog-proof file per leaf of a notice
   verify-proof FILE [--leaf FILE] --config FILE    check one proof offline against its signed checkpoint
@@ -58,6 +60,8 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return auditExport(ctx, args[1:], stdout, stderr)
 	case "replay":
 		return auditReplay(ctx, args[1:], stdout, stderr)
+	case "report":
+		return auditReport(ctx, args[1:], stdout, stderr)
 	case "prove":
 		return auditProve(ctx, args[1:], stdout, stderr)
 	case "verify-proof":
@@ -382,14 +386,9 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "noticerelay audit replay: give --json or --csv, not both")
 		return ExitUsage
 	}
-	when := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339Nano, *at)
-		if err != nil {
-			fmt.Fprintf(stderr, "noticerelay audit replay: --at: %q is not an RFC 3339 time such as 2026-11-20T14:03:00Z\n", *at)
-			return ExitUsage
-		}
-		when = t
+	when, ok := timeFlag(stderr, "audit replay", "at", *at, time.Now())
+	if !ok {
+		return ExitUsage
 	}
 	e, code := f.load("audit replay", stderr, false)
 	if code >= 0 {
@@ -425,6 +424,90 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit replay: %v\n", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// timeFlag parses an RFC 3339 flag value; empty gives def.
+func timeFlag(stderr io.Writer, cmd, name, value string, def time.Time) (time.Time, bool) {
+	if value == "" {
+		return def, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		fmt.Fprintf(stderr, "noticerelay %s: --%s: %q is not an RFC 3339 time such as 2026-11-20T14:03:00Z\n", cmd, name, value)
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("audit report", stderr)
+	f := sharedAuditFlags(fs, true)
+	since := fs.String("since", "", "leave out notices accepted before this moment (RFC 3339; default: the first leaf)")
+	until := fs.String("until", "", "the report's end: events after it are left out (RFC 3339; default now)")
+	out := fs.String("out", "", "the HTML file to write (required)")
+	deadline := fs.Duration("urgent-deadline", 0, "how long an urgent delivery may stay unacknowledged (default: deliveries.urgent_deadline of --config)")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, "noticerelay audit report: --out is required")
+		return ExitUsage
+	}
+	now := time.Now()
+	from, ok := timeFlag(stderr, "audit report", "since", *since, time.Time{})
+	if !ok {
+		return ExitUsage
+	}
+	to, ok := timeFlag(stderr, "audit report", "until", *until, now)
+	if !ok {
+		return ExitUsage
+	}
+	e, code := f.load("audit report", stderr, true)
+	if code >= 0 {
+		return code
+	}
+	if err := e.connect(); err != nil {
+		fmt.Fprintf(stderr, "noticerelay audit report: %v\n", err)
+		return ExitFailure
+	}
+	defer e.close()
+	e.requestCheckpoint(ctx)
+	cps, err := e.checkpoints(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "noticerelay audit report: %v\n", err)
+		return ExitFailure
+	}
+	if *deadline <= 0 {
+		*deadline = time.Duration(e.cfg.Deliveries.UrgentDeadline)
+	}
+	show, done := progress(stderr, "verifying and replaying")
+	o := audit.ReportOptions{Now: now,
+		Verify: audit.VerifyOptions{Verifier: e.verifier, Progress: show},
+		Replay: audit.ReplayOptions{At: to, Since: from, UrgentDeadline: *deadline}}
+	if e.from != "" {
+		o.Verify.LeafHashes = audit.Export{Dir: e.from}.LeafHashes()
+	}
+	rep, err := audit.BuildReport(ctx, e.leaves(), cps, o)
+	done()
+	if err != nil {
+		fmt.Fprintf(stderr, "noticerelay audit report: %v\n", err)
+		return ExitFailure
+	}
+	var b bytes.Buffer
+	if err := rep.WriteHTML(&b, nil); err != nil {
+		fmt.Fprintf(stderr, "noticerelay audit report: %v\n", err)
+		return ExitFailure
+	}
+	if err := os.WriteFile(*out, b.Bytes(), 0o644); err != nil {
+		fmt.Fprintf(stderr, "noticerelay audit report: %v\n", err)
+		return ExitFailure
+	}
+	fmt.Fprintln(stdout, rep.Verification.Verdict())
+	fmt.Fprintf(stdout, "report written to %s\n", *out)
+	if rep.Verification.Problem != nil {
 		return ExitFailure
 	}
 	return ExitOK

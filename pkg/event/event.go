@@ -51,6 +51,9 @@ type Event struct {
 	Platform   string    `json:"platform"`
 	BodySHA256 string    `json:"body_sha256,omitempty"`
 	Priority   string    `json:"priority,omitempty"`
+	// Category is the notice's category code (contract section 3), on
+	// accepted events: a code from a fixed list, never free text.
+	Category string `json:"category,omitempty"`
 	// Recipient, Delivery and Kind name the delivery of per-recipient events.
 	Recipient string `json:"recipient,omitempty"`
 	Delivery  string `json:"delivery,omitempty"`

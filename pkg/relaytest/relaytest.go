@@ -8,9 +8,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -295,4 +297,26 @@ func (r *Relay) InboxUntil(authority string, n int, d time.Duration) []Delivery 
 		return len(got) >= n
 	})
 	return got
+}
+
+var (
+	dataElement   = regexp.MustCompile(`<[a-z]+((?:\s+[a-z0-9-]+="[^"]*")+)\s*/?>`)
+	dataAttribute = regexp.MustCompile(`\s+data-([a-z0-9-]+)="([^"]*)"`)
+)
+
+// DataRows returns the data-* attributes (without "data-", values
+// unescaped) of every element of page that has a data-<key> attribute, in
+// document order: how tests read the numbers a page shows.
+func DataRows(page []byte, key string) []map[string]string {
+	var out []map[string]string
+	for _, m := range dataElement.FindAllSubmatch(page, -1) {
+		attrs := map[string]string{}
+		for _, a := range dataAttribute.FindAllSubmatch(m[1], -1) {
+			attrs[string(a[1])] = html.UnescapeString(string(a[2]))
+		}
+		if _, ok := attrs[key]; ok {
+			out = append(out, attrs)
+		}
+	}
+	return out
 }

@@ -106,6 +106,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}()
 	s.env.Mux.HandleFunc("GET /v1/audit/checkpoint", s.checkpoint)
 	s.env.Mux.HandleFunc("GET /v1/audit/proof", s.proof)
+	s.registerPages()
 	return nil
 }
 

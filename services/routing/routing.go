@@ -182,7 +182,7 @@ func (s *Service) route(data []byte) outputs {
 		*list = append(*list, m)
 	}
 	acc := base
-	acc.Type, acc.Time, acc.Actor = event.Accepted, received, "intake"
+	acc.Type, acc.Time, acc.Actor, acc.Category = event.Accepted, received, "intake", n.Category
 	add(&o.first, acc)
 	dec := base
 	dec.Type, dec.Time, dec.Actor, dec.Decision = event.Decided, s.env.Now(), Name, &d

@@ -1,0 +1,198 @@
+package relay_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
+)
+
+// auditedRun is a short real run of a relay whose urgent deadline is 1.5 s:
+// two urgent notices (one acknowledged by de-bka, one left to fr-police to
+// be escalated), two normal ones (one acknowledged by de-bka, one to
+// nl-police withdrawn), and one rejected submission. It returns the relay,
+// its verifier key, and what a report of the run must say.
+type runFigures struct {
+	deAckUrgent, deAckNormal float64 // seconds from acceptance to acknowledgement
+}
+
+const runDeadline = 1500 * time.Millisecond
+
+func auditedRun(t *testing.T) (*relaytest.Relay, string, runFigures) {
+	t.Helper()
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.NATS.Listen = "127.0.0.1:0"
+		c.Auditors = []config.Auditor{{ID: "dsc-ie", Tokens: []config.Token{config.Digest(auditorToken)}}}
+		c.Deliveries.UrgentDeadline = config.Duration(runDeadline)
+	}})
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", "audit-verifier.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urgentDE := r.Submit("examplenet", relaytest.Notice("RUN-1", true, "", "DE", ""))
+	urgentFR := r.Submit("examplenet", relaytest.Notice("RUN-2", true, "", "FR", ""))
+	normalDE := r.Submit("othernet", relaytest.Notice("RUN-3", false, "", "DE", ""))
+	normalNL := r.Submit("othernet", relaytest.Notice("RUN-4", false, "", "NL", ""))
+	bad := relaytest.Notice("RUN-5", false, "", "DE", "")
+	bad["category"] = "not-a-category"
+	if resp := r.Do("POST", "/v1/notices", "platform:examplenet", bad); resp.Status != http.StatusBadRequest {
+		t.Fatalf("bad notice: %s", resp)
+	}
+	for _, d := range r.InboxUntil("de-bka", 2, wait) {
+		if code := r.Ack("de-bka", d.ID); code != http.StatusOK && code != http.StatusNoContent {
+			t.Fatalf("ack: %d", code)
+		}
+	}
+	r.InboxUntil("fr-police", 1, wait) // delivered, never acknowledged
+	if resp := r.Do("POST", "/v1/notices/"+normalNL+"/withdraw", "platform:othernet", map[string]string{"reason": "sent in error"}); resp.Status != http.StatusAccepted {
+		t.Fatalf("withdraw: %s", resp)
+	}
+	relaytest.Eventually(t, 15*time.Second, "the urgent FR notice escalated", func() bool {
+		rs, _ := r.Status("examplenet", urgentFR)["recipients"].([]any)
+		return len(rs) == 1 && rs[0].(map[string]any)["escalated_at"] != nil
+	})
+	relaytest.Eventually(t, wait, "the withdrawal and the acknowledgements in the status", func() bool {
+		return r.Status("othernet", normalNL)["status"] == "withdrawn" &&
+			r.Status("examplenet", urgentDE)["status"] == "acknowledged" && r.Status("othernet", normalDE)["status"] == "acknowledged"
+	})
+	ackAfter := func(platform, id string) float64 {
+		st := r.Status(platform, id)
+		rc := st["recipients"].([]any)[0].(map[string]any)
+		accepted, _ := time.Parse(time.RFC3339Nano, st["received_at"].(string))
+		acked, _ := time.Parse(time.RFC3339Nano, rc["acknowledged_at"].(string))
+		return acked.Sub(accepted).Seconds()
+	}
+	return r, string(vkey), runFigures{deAckUrgent: ackAfter("examplenet", urgentDE), deAckNormal: ackAfter("othernet", normalDE)}
+}
+
+// checkRunReport reads the numbers of a report of auditedRun back from its
+// data attributes and checks them against what the run did.
+func checkRunReport(t *testing.T, page []byte, want runFigures) {
+	t.Helper()
+	ver := relaytest.DataRows(page, "intact")
+	if len(ver) != 1 || ver[0]["intact"] != "true" || ver[0]["checkpoint-size"] == "0" {
+		t.Errorf("verification: %v", ver)
+	}
+	figures := map[string]string{}
+	for _, f := range relaytest.DataRows(page, "figure") {
+		figures[f["figure"]] = f["value"]
+	}
+	for k, v := range map[string]string{"accepted": "4", "rejected": "1", "withdrawn": "1", "escalated": "1", "overdue": "1"} {
+		if figures[k] != v {
+			t.Errorf("%s: %q, want %s (%v)", k, figures[k], v, figures)
+		}
+	}
+	rows := map[string]map[string]string{}
+	for _, row := range relaytest.DataRows(page, "authority") {
+		rows[row["authority"]+"/"+row["priority"]] = row
+	}
+	near := func(got string, want float64) bool {
+		g, err := strconv.ParseFloat(got, 64)
+		return err == nil && g > 0 && g-want < 0.002 && want-g < 0.002
+	}
+	for _, c := range []struct {
+		key    string
+		counts map[string]string
+		ack    float64
+	}{
+		{"de-bka/urgent", map[string]string{"queued": "1", "delivered": "1", "acknowledged": "1", "escalated": "0", "overdue": "0"}, want.deAckUrgent},
+		{"de-bka/normal", map[string]string{"queued": "1", "delivered": "1", "acknowledged": "1", "escalated": "0", "overdue": "0"}, want.deAckNormal},
+		{"fr-police/urgent", map[string]string{"queued": "1", "delivered": "1", "acknowledged": "0", "escalated": "1", "overdue": "1"}, 0},
+		{"nl-police/normal", map[string]string{"queued": "1", "acknowledged": "0", "withdrawn": "1", "escalated": "0"}, 0},
+		{"all/urgent", map[string]string{"queued": "2", "acknowledged": "1", "escalated": "1", "overdue": "1"}, want.deAckUrgent},
+		{"all/normal", map[string]string{"queued": "2", "acknowledged": "1", "withdrawn": "1"}, want.deAckNormal},
+	} {
+		row := rows[c.key]
+		if row == nil {
+			t.Errorf("no row %s in %v", c.key, rows)
+			continue
+		}
+		for k, v := range c.counts {
+			if row[k] != v {
+				t.Errorf("%s %s: %s, want %s", c.key, k, row[k], v)
+			}
+		}
+		if c.ack > 0 {
+			for _, k := range []string{"to-acknowledged-median", "to-acknowledged-p90", "to-acknowledged-max"} {
+				if !near(row[k], c.ack) {
+					t.Errorf("%s %s: %s, want %.3f", c.key, k, row[k], c.ack)
+				}
+			}
+		} else if row["to-acknowledged-median"] != "0.000" {
+			t.Errorf("%s was never acknowledged, yet %s", c.key, row["to-acknowledged-median"])
+		}
+	}
+	if len(rows) != 6 {
+		t.Errorf("%d rows: %v", len(rows), rows)
+	}
+	reasons := relaytest.DataRows(page, "reason")
+	if len(reasons) != 1 || reasons[0]["reason"] != "invalid:category" || reasons[0]["count"] != "1" {
+		t.Errorf("rejections: %v", reasons)
+	}
+	days := map[string]string{}
+	for _, d := range relaytest.DataRows(page, "day") {
+		days[d["category"]+"/"+d["priority"]] = d["count"]
+	}
+	if fmt.Sprint(days) != "map[human_trafficking/normal:2 human_trafficking/urgent:2]" {
+		t.Errorf("days: %v", days)
+	}
+	wd := relaytest.DataRows(page, "withdrawn-authority")
+	if len(wd) != 1 || wd[0]["withdrawn-authority"] != "nl-police" || wd[0]["count"] != "1" {
+		t.Errorf("withdrawals: %v", wd)
+	}
+}
+
+// The report of a real run says what the run did, from NATS and from an
+// export; --since after the run leaves every notice out.
+func TestAuditReportOfARun(t *testing.T) {
+	r, vkey, want := auditedRun(t)
+	dir := t.TempDir()
+	deadline := runDeadline.String()
+	out := filepath.Join(dir, "report.html")
+	code, msg := auditCLI(t, "report", "--urgent-deadline", deadline, "--nats", r.NATSURL(), "--verifier-key", vkey, "--out", out)
+	if code != 0 {
+		t.Fatalf("report: %d %s", code, msg)
+	}
+	page, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRunReport(t, page, want)
+
+	export := filepath.Join(dir, "export")
+	if code, msg := auditCLI(t, "export", "--nats", r.NATSURL(), "--verifier-key", vkey, "--out", export); code != 0 {
+		t.Fatalf("export: %d %s", code, msg)
+	}
+	r.Stop() // offline from here
+	code, msg = auditCLI(t, "report", "--urgent-deadline", deadline, "--from", export, "--verifier-key", vkey, "--out", out)
+	if code != 0 {
+		t.Fatalf("report --from: %d %s", code, msg)
+	}
+	if page, err = os.ReadFile(out); err != nil {
+		t.Fatal(err)
+	}
+	checkRunReport(t, page, want)
+
+	later := time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	if code, msg := auditCLI(t, "report", "--urgent-deadline", deadline, "--from", export, "--verifier-key", vkey, "--since", later, "--out", out); code != 0 {
+		t.Fatalf("report --since: %d %s", code, msg)
+	}
+	page, _ = os.ReadFile(out)
+	if rows := relaytest.DataRows(page, "authority"); len(rows) != 0 {
+		t.Errorf("--since after the run: %v", rows)
+	}
+	for _, args := range [][]string{
+		{"report", "--from", export, "--verifier-key", vkey},
+		{"report", "--from", export, "--verifier-key", vkey, "--out", out, "--since", "yesterday"},
+	} {
+		if code, msg := auditCLI(t, args...); code != 2 {
+			t.Errorf("%v: %d %s", args, code, msg)
+		}
+	}
+}

@@ -2,19 +2,66 @@ package audit_test
 
 import (
 	"fmt"
+	"io"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/noticerelay/noticerelay/pkg/audit"
 )
 
 // BenchmarkVerifyExport1M is `noticerelay audit verify --from DIR` over an
-// export of 1,000,000 leaves (about 330 bytes each, as the relay writes
-// them) with a checkpoint every 10,000 leaves:
+// export of 1,000,000 leaves (benchExport):
 //
 //	go test ./pkg/audit -run '^$' -bench VerifyExport1M -benchtime 3x
 func BenchmarkVerifyExport1M(b *testing.B) {
-	const n, every = 1_000_000, 10_000
+	const n = 1_000_000
+	e, v := benchExport(b, n)
+	b.SetBytes(e.Size())
+	b.ResetTimer()
+	for b.Loop() {
+		cps, err := e.Checkpoints()
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := audit.Verify(b.Context(), e, cps, audit.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()})
+		if err != nil || res.Problem != nil || res.Leaves != n {
+			b.Fatalf("%v %v", res.Verdict(), err)
+		}
+	}
+}
+
+// BenchmarkReportExport1M is `noticerelay audit report --from DIR` over the
+// same export: verification and replay in one pass, and the HTML.
+//
+//	go test ./pkg/audit -run '^$' -bench ReportExport1M -benchtime 3x
+func BenchmarkReportExport1M(b *testing.B) {
+	const n = 1_000_000
+	e, v := benchExport(b, n)
+	b.SetBytes(e.Size())
+	b.ResetTimer()
+	for b.Loop() {
+		cps, err := e.Checkpoints()
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep, err := audit.BuildReport(b.Context(), e, cps, audit.ReportOptions{Now: time.Now(),
+			Verify: audit.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()},
+			Replay: audit.ReplayOptions{At: time.Now(), UrgentDeadline: 15 * time.Minute}})
+		if err != nil || rep.Verification.Problem != nil || rep.Replay.Leaves != n {
+			b.Fatalf("%v", err)
+		}
+		if err := rep.WriteHTML(io.Discard, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchExport writes an export of n leaves (about 330 bytes each, as the
+// relay writes them) with a checkpoint every 10,000 leaves.
+func benchExport(b *testing.B, n int) (audit.Export, note.Verifier) {
+	const every = 10_000
 	skey, vkey := keys(b)
 	s, _ := audit.NewSigner(skey)
 	v, _ := audit.NewVerifier(vkey)
@@ -45,17 +92,5 @@ func BenchmarkVerifyExport1M(b *testing.B) {
 	if err := w.Close(origin, cps, time.Now()); err != nil {
 		b.Fatal(err)
 	}
-	e := audit.Export{Dir: dir}
-	b.SetBytes(e.Size())
-	b.ResetTimer()
-	for b.Loop() {
-		cps, err := e.Checkpoints()
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := audit.Verify(b.Context(), e, cps, audit.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()})
-		if err != nil || res.Problem != nil || res.Leaves != n {
-			b.Fatalf("%v %v", res.Verdict(), err)
-		}
-	}
+	return audit.Export{Dir: dir}, v
 }

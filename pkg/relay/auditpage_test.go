@@ -1,0 +1,207 @@
+package relay_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
+)
+
+// browser starts Debian's Chromium headless for the test. .ci/run installs
+// it; in CI (CI=true) a missing browser fails the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no chromium on PATH: %v", err)
+		}
+		t.Skip("no chromium on PATH: apt-get install -y chromium (.ci/run does)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// An auditor signs in at /ui/audit with its token and reads the report of
+// the run, with the numbers the run produced; the checkpoint on the page
+// follows the log without a reload. Other tokens, and forms without their
+// CSRF token, are refused.
+func TestAuditPageInBrowser(t *testing.T) {
+	r, _, want := auditedRun(t)
+	ctx := browser(t)
+	page := r.URL + "/ui/audit"
+
+	signIn := func(token string) string {
+		if err := chromedp.Do(ctx,
+			chromedp.Navigate(page),
+			chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SendKeys(chromedp.ID("token"), token),
+			chromedp.Submit(chromedp.ID("token")),
+			chromedp.WaitReady(chromedp.CSS("footer, #sign-in-error")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		body, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	for _, bad := range []string{"not-a-token", r.Tokens["platform:examplenet"], r.Tokens["authority:de-bka"]} {
+		if body := signIn(bad); !strings.Contains(body, "not an auditor token") || strings.Contains(body, "data-intact") {
+			t.Fatalf("signed in with %q:\n%.400s", bad, body)
+		}
+	}
+	body := signIn(auditorToken)
+	if !strings.Contains(body, `data-intact="true"`) {
+		t.Fatalf("after sign-in:\n%.2000s", body)
+	}
+	checkRunReport(t, []byte(body), want)
+
+	// The page's style sheet is allowed by its Content-Security-Policy.
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if err != nil || bg != "rgb(246, 248, 250)" {
+		t.Errorf("the style sheet did not apply (%v): background %q", err, bg)
+	}
+	if dir := os.Getenv("NR_SCREENSHOTS"); dir != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "audit-report.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The live checkpoint follows the log: a new notice makes the log grow,
+	// and the checkpoint shown changes without a reload.
+	before, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-checkpoint")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Submit("examplenet", relaytest.Notice("RUN-6", false, "", "AT", ""))
+	relaytest.Eventually(t, 30*time.Second, "the live checkpoint to change", func() bool {
+		now, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-checkpoint")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return now != before && strings.Count(now, "\n") >= 3
+	})
+
+	// Sign out: the page asks for the token again.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action="/ui/audit/sign-out"] button`)),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.ID("token")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	url1, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(url1, "/ui/audit/sign-in") {
+		t.Errorf("after sign-out: %s", url1)
+	}
+}
+
+// Without a browser: the page's forms need their CSRF token, the report
+// needs a session, and the cookies are HttpOnly and SameSite=Strict.
+func TestAuditPageRefusals(t *testing.T) {
+	r, _ := startAudited(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string, cookies ...*http.Cookie) *http.Response {
+		req, _ := http.NewRequest("GET", r.URL+path, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	post := func(path string, form url.Values, cookies ...*http.Cookie) *http.Response {
+		req, _ := http.NewRequest("POST", r.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get("/ui/audit"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/audit/sign-in" {
+		t.Fatalf("without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := get("/ui/audit", &http.Cookie{Name: "nr_audit_session", Value: "forged"}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("with a forged session: %d", resp.StatusCode)
+	}
+	form := get("/ui/audit/sign-in")
+	var csrf *http.Cookie
+	for _, c := range form.Cookies() {
+		if c.Name == "nr_audit_csrf" {
+			csrf = c
+		}
+	}
+	if csrf == nil || !csrf.HttpOnly || csrf.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("CSRF cookie %+v", csrf)
+	}
+	if csp := form.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP %q", csp)
+	}
+	// The right token without the form's CSRF token, or with another one.
+	for _, f := range []url.Values{{"token": {auditorToken}}, {"token": {auditorToken}, "csrf": {"x" + csrf.Value}}} {
+		if resp := post("/ui/audit/sign-in", f, csrf); resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) == 0 || sessionOf(resp) != nil {
+			t.Errorf("sign-in without its CSRF token: %d", resp.StatusCode)
+		}
+	}
+	// A wrong token with the CSRF token.
+	if resp := post("/ui/audit/sign-in", url.Values{"token": {r.Tokens["platform:examplenet"]}, "csrf": {csrf.Value}}, csrf); resp.StatusCode != http.StatusUnauthorized || sessionOf(resp) != nil {
+		t.Errorf("a platform's token: %d", resp.StatusCode)
+	}
+	resp := post("/ui/audit/sign-in", url.Values{"token": {auditorToken}, "csrf": {csrf.Value}}, csrf)
+	s := sessionOf(resp)
+	if resp.StatusCode != http.StatusSeeOther || s == nil || !s.HttpOnly || s.SameSite != http.SameSiteStrictMode || s.MaxAge <= 0 || s.Path != "/ui/audit" {
+		t.Fatalf("sign-in: %d %+v", resp.StatusCode, s)
+	}
+	relaytest.Eventually(t, wait, "the report", func() bool { return get("/ui/audit", s).StatusCode == http.StatusOK })
+	// Sign-out without the session's CSRF token is refused.
+	if resp := post("/ui/audit/sign-out", url.Values{}, s); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-out without CSRF: %d", resp.StatusCode)
+	}
+	if get("/ui/audit", s).StatusCode != http.StatusOK {
+		t.Error("the session ended without a valid sign-out")
+	}
+}
+
+func sessionOf(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == "nr_audit_session" && c.Value != "" {
+			return c
+		}
+	}
+	return nil
+}

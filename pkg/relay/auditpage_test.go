@@ -128,8 +128,11 @@ func TestAuditPageInBrowser(t *testing.T) {
 func TestAuditPageRefusals(t *testing.T) {
 	r, _ := startAudited(t)
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(path string, cookies ...*http.Cookie) *http.Response {
-		req, _ := http.NewRequest("GET", r.URL+path, nil)
+	send := func(method, path string, form url.Values, cookies ...*http.Cookie) *http.Response {
+		req, _ := http.NewRequest(method, r.URL+path, strings.NewReader(form.Encode()))
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
 		for _, c := range cookies {
 			req.AddCookie(c)
 		}
@@ -140,18 +143,9 @@ func TestAuditPageRefusals(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
+	get := func(path string, cookies ...*http.Cookie) *http.Response { return send("GET", path, nil, cookies...) }
 	post := func(path string, form url.Values, cookies ...*http.Cookie) *http.Response {
-		req, _ := http.NewRequest("POST", r.URL+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for _, c := range cookies {
-			req.AddCookie(c)
-		}
-		resp, err := noRedirect.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+		return send("POST", path, form, cookies...)
 	}
 	if resp := get("/ui/audit"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/audit/sign-in" {
 		t.Fatalf("without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))

@@ -1,8 +1,8 @@
 // Package audit is the audit service: it signs checkpoints of the
 // tamper-evident log (pkg/audit) every few seconds while the log grows and
 // on request (NATS subject nr.audit.checkpoint.request), and serves
-// GET /v1/audit/checkpoint (public) and GET /v1/audit/proof?notice=ID
-// (auditors).
+// GET /v1/audit/checkpoint (public), GET /v1/audit/proof?notice=ID
+// (auditors) and the auditors' report page under /ui/audit (page.go).
 package audit
 
 import (

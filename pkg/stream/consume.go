@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -39,8 +38,9 @@ type Consumer struct {
 	Workers int
 
 	// unavailable logs a streak of batches the store could not take once,
-	// not once per message (contract section 10).
-	unavailable health.Streak
+	// not once per message (contract section 10); pulls, a streak of
+	// failed pulls (NATS down).
+	unavailable, pulls health.Streak
 }
 
 // Start runs the consumer in the background, counted in wg, and returns
@@ -74,15 +74,24 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 	}
 	c.unavailable.Log, c.unavailable.What = c.Log, "consume "+c.Name+": storing what messages caused"
 	workers := max(c.Workers, 1)
-	it, err := c.Consumer.Messages(jetstream.PullMaxMessages(2 * size * workers))
+	c.pulls.Log, c.pulls.What = c.Log, "consume "+c.Name+": pulling"
+	// Messages pass from nats.go's callback to the reader through in. The
+	// callback's subscription buffers up to 64 MiB behind a busy reader,
+	// and each pull request is capped at pullMaxBytes, so that even two
+	// requests answered at once (the server may still serve one from
+	// before a reconnection) fit: none is dropped for a slow consumer.
+	in := make(chan jetstream.Msg, size)
+	cc, err := c.Consumer.Consume(func(m jetstream.Msg) { in <- m },
+		jetstream.PullMaxMessagesWithBytesLimit(2*size*workers, pullMaxBytes),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { c.pulls.Fail(err) }))
 	if err != nil {
 		return fault.E("consume "+c.Name, fault.Unavailable, err)
 	}
+	closed := cc.Closed()
 	close(ready)
-	stop := context.AfterFunc(ctx, it.Drain)
+	stop := context.AfterFunc(ctx, cc.Drain)
 	defer stop()
-	// One reader gathers batches (the iterator is not shared), workers
-	// handle them.
+	// One reader gathers batches, workers handle them.
 	jobs := make(chan []jetstream.Msg)
 	var wg sync.WaitGroup
 	for range workers {
@@ -96,15 +105,24 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 	}
 	defer wg.Wait()
 	defer close(jobs)
+	gap := time.NewTimer(time.Hour)
+	defer gap.Stop()
 	for {
-		first, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		var first jetstream.Msg
+		drained := false
+		select {
+		case first = <-in:
+		case <-closed:
+			// Drained: every callback has returned; what they passed on
+			// is handled before returning.
+			drained = true
+			select {
+			case first = <-in:
+			default:
 				return nil
 			}
-			c.Log.Warn("consume: next", zap.String("consumer", c.Name), zap.Error(err))
-			continue
 		}
+		c.pulls.OK()
 		batch := make([]jetstream.Msg, 0, size)
 		for m := first; m != nil; {
 			if m.Headers().Get(MarkerHeader) != "" {
@@ -114,14 +132,38 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 			}
 			m = nil
 			if len(batch) < size {
-				if next, err := it.Next(jetstream.NextMaxWait(time.Millisecond)); err == nil {
-					m = next
-				}
+				m = next(in, gap, drained)
 			}
 		}
 		if len(batch) > 0 {
 			jobs <- batch
 		}
+	}
+}
+
+// pullMaxBytes caps one pull request: above NATS's largest message (8 MiB
+// as the relay recommends max_payload), and twice it well below the 64 MiB
+// a subscription buffers.
+const pullMaxBytes = 16 << 20
+
+// next takes the message waiting in in, waiting for one at most a
+// millisecond unless drained (then nothing more comes), or nil.
+func next(in <-chan jetstream.Msg, gap *time.Timer, drained bool) jetstream.Msg {
+	select {
+	case m := <-in:
+		return m
+	default:
+	}
+	if drained {
+		return nil
+	}
+	gap.Reset(time.Millisecond)
+	defer gap.Stop()
+	select {
+	case m := <-in:
+		return m
+	case <-gap.C:
+		return nil
 	}
 }
 

@@ -150,6 +150,9 @@ func (m *Monitor) Ready() (bool, string) {
 	if !m.checked {
 		return false, "JetStream not checked yet"
 	}
+	if !m.connected.Load() {
+		return false, "NATS connection lost; reconnecting" // known at once, before the next check
+	}
 	return m.ok, m.reason
 }
 
@@ -221,7 +224,8 @@ func (m *Monitor) summarise() {
 			zap.Duration("period", SummaryEvery), zap.String("reason", reason))
 		return
 	}
-	m.log.Warn("requests refused with 503 (store full or slow)", zap.Int("requests", n), zap.Duration("period", SummaryEvery))
+	m.log.Warn("requests refused with 503 while JetStream answers (a full store, slow answers or limits.max_in_flight)",
+		zap.Int("requests", n), zap.Duration("period", SummaryEvery))
 }
 
 func natsStatus(s nats.Status) string {

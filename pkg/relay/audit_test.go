@@ -22,11 +22,16 @@ const auditorToken = "auditor-token-dsc-ie-0001"
 
 // startAudited starts a relay with an auditor and a NATS listener for the
 // audit command line; `dev` makes its audit keys under the data dir.
-func startAudited(t *testing.T) (*relaytest.Relay, string) {
-	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+func startAudited(t *testing.T, opts ...relaytest.Options) (*relaytest.Relay, string) {
+	var o relaytest.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Config = func(c *config.Config) {
 		c.NATS.Listen = "127.0.0.1:0"
 		c.Auditors = []config.Auditor{{ID: "dsc-ie", Tokens: []config.Token{config.Digest(auditorToken)}}}
-	}})
+	}
+	r := relaytest.Start(t, o)
 	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
 	if err != nil {
 		t.Fatal(err)

@@ -8,12 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
+	auditsvc "github.com/noticerelay/noticerelay/services/audit"
 )
 
 // browser starts Debian's Chromium headless for the test. .ci/run installs
@@ -124,9 +126,10 @@ func TestAuditPageInBrowser(t *testing.T) {
 }
 
 // Without a browser: the page's forms need their CSRF token, the report
-// needs a session, and the cookies are HttpOnly and SameSite=Strict.
+// needs a live session, and the cookies are HttpOnly and SameSite=Strict.
 func TestAuditPageRefusals(t *testing.T) {
-	r, _ := startAudited(t)
+	var ahead atomic.Int64 // how far the relay's clock is ahead
+	r, _ := startAudited(t, relaytest.Options{Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	send := func(method, path string, form url.Values, cookies ...*http.Cookie) *http.Response {
 		req, _ := http.NewRequest(method, r.URL+path, strings.NewReader(form.Encode()))
@@ -188,6 +191,11 @@ func TestAuditPageRefusals(t *testing.T) {
 	}
 	if get("/ui/audit", s).StatusCode != http.StatusOK {
 		t.Error("the session ended without a valid sign-out")
+	}
+	// Past its expiry, the session is sent to sign in.
+	ahead.Store(int64(auditsvc.SessionTTL + time.Minute))
+	if resp := get("/ui/audit", s); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/audit/sign-in" {
+		t.Errorf("an expired session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 

@@ -52,6 +52,8 @@ type Options struct {
 	NATSURL string
 	// Log, when set, receives the relay's logs besides the test's log.
 	Log zapcore.Core
+	// Now, when set, is the relay's clock.
+	Now func() time.Time
 }
 
 // Platforms and authorities of the test configuration.
@@ -109,7 +111,7 @@ func (r *Relay) start(services []string) {
 		log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, r.opts.Log) }))
 	}
 	rel, err := relay.Start(ctx, relay.Options{Config: r.Config, Embedded: r.opts.NATSURL == "", DataDir: r.DataDir,
-		Services: services, Log: log, Listener: ln})
+		Services: services, Log: log, Listener: ln, Now: r.opts.Now})
 	if err != nil {
 		r.T.Fatalf("starting relay: %v", err)
 	}

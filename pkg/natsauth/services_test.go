@@ -155,7 +155,7 @@ func TestEachServiceRunsAsItsOwnUser(t *testing.T) {
 	var hooks []pushed
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		err := webhook.Verify([]byte(svcWebhookSecret), r.Header, body, time.Now(), webhook.DefaultReplayWindow)
+		_, err := webhook.Verify([]byte(svcWebhookSecret), r.Header, body, time.Now(), webhook.DefaultReplayWindow)
 		hookMu.Lock()
 		hooks = append(hooks, pushed{body, err})
 		hookMu.Unlock()

@@ -22,6 +22,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/cli"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 	"github.com/noticerelay/noticerelay/pkg/webhook"
@@ -177,7 +178,7 @@ func newReceiver(t *testing.T, secret []byte, failFor int) *receiver {
 		defer rc.mu.Unlock()
 		c := captured{header: r.Header.Clone(), body: body}
 		rc.requests = append(rc.requests, c)
-		if err := webhook.Verify(secret, r.Header, body, time.Now(), 0); err != nil {
+		if _, err := webhook.Verify(secret, r.Header, body, time.Now(), 0); err != nil {
 			t.Errorf("receiver: %v", err)
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
@@ -256,12 +257,23 @@ func TestWebhookRetriesUntilReceived(t *testing.T) {
 	if got.header.Get(webhook.HeaderAttempt) != "4" {
 		t.Errorf("attempt header %q, want 4", got.header.Get(webhook.HeaderAttempt))
 	}
-	// A receiver detects a wrong secret and a tampered body.
-	if err := webhook.Verify([]byte("not-the-secret-not-the-secret!!"), got.header, got.body, time.Now(), 0); err != webhook.ErrSignature {
+	if got.header.Get(webhook.HeaderType) != body.Type || body.Type != "notice" {
+		t.Errorf("type header %q, body type %q; want notice", got.header.Get(webhook.HeaderType), body.Type)
+	}
+	// A receiver detects a wrong secret, a tampered body, and the captured
+	// request replayed under another delivery id or type.
+	if _, err := webhook.Verify([]byte("not-the-secret-not-the-secret!!"), got.header, got.body, time.Now(), 0); err != webhook.ErrSignature {
 		t.Errorf("wrong secret: %v", err)
 	}
-	if err := webhook.Verify(secret, got.header, bytes.Replace(got.body, []byte("HOOK-1"), []byte("HOOK-2"), 1), time.Now(), 0); err != webhook.ErrSignature {
+	if _, err := webhook.Verify(secret, got.header, bytes.Replace(got.body, []byte("HOOK-1"), []byte("HOOK-2"), 1), time.Now(), 0); err != webhook.ErrSignature {
 		t.Errorf("tampered body: %v", err)
+	}
+	for _, swap := range [][2]string{{webhook.HeaderDelivery, notice.DeliveryID(id, "fr-police", "notice")}, {webhook.HeaderType, "withdrawal"}} {
+		h := got.header.Clone()
+		h.Set(swap[0], swap[1])
+		if _, err := webhook.Verify(secret, h, got.body, time.Now(), 0); err != webhook.ErrSignature {
+			t.Errorf("replay with %s swapped: %v, want ErrSignature", swap[0], err)
+		}
 	}
 	// The inbox does not hand out a webhook authority's deliveries.
 	if resp := r.Do("GET", "/v1/inbox", "authority:de-bka", nil); resp.Status != http.StatusConflict {

@@ -210,7 +210,7 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 			fault.E("push: encoding delivery", fault.Poison, err))
 		return
 	}
-	err = s.post(ctx, t, d.ID, attempt, body)
+	err = s.post(ctx, t, d, attempt, body)
 	if err == nil {
 		s.attempts.WithLabelValues(t.authority, "ok").Inc()
 		s.received(ctx, t, d, m)
@@ -278,7 +278,7 @@ func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Deliver
 }
 
 // post sends one signed attempt; nil means the receiver answered 2xx.
-func (s *Service) post(ctx context.Context, t *target, id string, attempt uint64, body []byte) error {
+func (s *Service) post(ctx context.Context, t *target, d *delivery.Delivery, attempt uint64, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.settings.Timeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
@@ -287,9 +287,8 @@ func (s *Service) post(ctx context.Context, t *target, id string, attempt uint64
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "noticerelay-push/1")
-	req.Header.Set(webhook.HeaderDelivery, id)
 	req.Header.Set(webhook.HeaderAttempt, fmt.Sprint(attempt))
-	webhook.Sign(req.Header, t.secret, s.env.Now(), body)
+	webhook.Sign(req.Header, t.secret, webhook.Signed{Delivery: d.ID, Type: d.Type, Timestamp: s.env.Now()}, body)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("POST: %w", err)

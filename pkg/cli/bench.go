@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,6 +69,8 @@ type benchOptions struct {
 	duration                            time.Duration
 	fsync, data, cpuprofile, memprofile string
 	drainTimeout                        time.Duration
+	ca                                  string
+	tls                                 *tls.Config // of the client, from ca
 	services                            string
 	seed                                uint64
 }
@@ -75,7 +78,8 @@ type benchOptions struct {
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("bench", stderr)
 	var o benchOptions
-	fs.StringVar(&o.url, "url", "", "bench a running relay at this base URL instead of starting one in-process")
+	fs.StringVar(&o.url, "url", "", "bench a running relay at this base URL instead of starting one in-process (https://, or http:// to a loopback address)")
+	fs.StringVar(&o.ca, "ca", "", "with --url: trust only the CA certificates in this PEM file")
 	fs.StringVar(&o.platformToken, "platform-token", "", "with --url: the platform's bearer token")
 	fs.StringVar(&o.authorityTokens, "authority-tokens", "", "with --url: comma-separated COUNTRY=TOKEN of the authorities to drain")
 	fs.IntVar(&o.notices, "notices", 20000, "notices to submit (unless --duration)")
@@ -99,6 +103,18 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.clients < 1 || o.notices < 1 || o.authorities < 1 || o.authorities > len(country.EU27) {
 		fmt.Fprintln(stderr, "noticerelay bench: --clients, --notices and --authorities must be positive (authorities at most 27)")
+		return ExitUsage
+	}
+	if o.url != "" {
+		var err error
+		if o.url, err = relayURL(o.url); err != nil {
+			fmt.Fprintf(stderr, "noticerelay bench: --url %v\n", err)
+			return ExitUsage
+		}
+	}
+	var err error
+	if o.tls, err = caTLS(o.ca); err != nil {
+		fmt.Fprintf(stderr, "noticerelay bench: --ca: %v\n", err)
 		return ExitUsage
 	}
 	if o.cpuprofile != "" {
@@ -141,7 +157,7 @@ type benchTarget struct {
 
 func startBenchRelay(ctx context.Context, o benchOptions) (*benchTarget, error) {
 	if o.url != "" {
-		t := &benchTarget{url: strings.TrimRight(o.url, "/"), platform: "", platformToken: o.platformToken,
+		t := &benchTarget{url: o.url, platform: "", platformToken: o.platformToken,
 			authorities: map[string]string{}, close: func() {}}
 		for _, kv := range strings.Split(o.authorityTokens, ",") {
 			cc, tok, ok := strings.Cut(kv, "=")
@@ -200,7 +216,7 @@ func startBenchRelay(ctx context.Context, o benchOptions) (*benchTarget, error) 
 		cleanup()
 		return nil, err
 	}
-	t.url, t.js = "http://"+r.Addr(), js
+	t.url, t.js = r.URL(), js
 	t.close = func() { r.Close(); cleanup() }
 	return t, nil
 }
@@ -264,7 +280,8 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	}
 
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
+		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute, TLSClientConfig: o.tls},
+		CheckRedirect: refuseRedirect}
 	type acceptance struct {
 		at      time.Time
 		latency time.Duration

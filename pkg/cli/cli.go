@@ -213,7 +213,7 @@ func run(ctx context.Context, o relay.Options, stdout, stderr io.Writer, started
 			return ExitFailure
 		}
 	}
-	fmt.Fprintf(stdout, "noticerelay: listening on http://%s\n", r.Addr())
+	fmt.Fprintf(stdout, "noticerelay: listening on %s\n", r.URL())
 	code := ExitOK
 	select {
 	case <-ctx.Done():

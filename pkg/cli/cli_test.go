@@ -137,6 +137,16 @@ func TestExit(t *testing.T) {
 		{name: "serve without NATS", args: []string{"serve", "--config", goodPath, "--services", strings.Join(relay.ServiceNames(), ",")}, code: cli.ExitFailure,
 			stderr: []string{"start failed", "127.0.0.1:1"}},
 
+		// Notices and tokens leave only over TLS (contract section 10).
+		{name: "inbox pull over http to another host", args: []string{"inbox", "pull", "--url", "http://relay.example.eu", "--token", "t", "--out", t.TempDir(), "--once"},
+			code: cli.ExitUsage, stderr: []string{"--url", "must be an https:// URL"}},
+		{name: "inbox pull with a missing --ca", args: []string{"inbox", "pull", "--url", "https://127.0.0.1:1", "--token", "t", "--out", t.TempDir(), "--ca", "/nonexistent/ca.pem", "--once"},
+			code: cli.ExitUsage, stderr: []string{"--ca", "/nonexistent/ca.pem"}},
+		{name: "inbox pull with a --ca that is no PEM", args: []string{"inbox", "pull", "--url", "https://127.0.0.1:1", "--token", "t", "--out", t.TempDir(), "--ca", goodPath, "--once"},
+			code: cli.ExitUsage, stderr: []string{"--ca", "no PEM certificate"}},
+		{name: "bench over http to another host", args: []string{"bench", "--url", "http://relay.example.eu", "--platform-token", "t", "--authority-tokens", "DE=t"},
+			code: cli.ExitUsage, stderr: []string{"--url", "must be an https:// URL"}},
+
 		{name: "dev bad config", args: []string{"dev", "--data", t.TempDir(), "--config", bad("id: de-bka", "id: examplenet")}, code: cli.ExitUsage,
 			stderr: []string{"authorities[0].id", "already used by platforms[0].id"}},
 		{name: "dev plain token too short", args: []string{"dev", "--data", t.TempDir(), "--config", bad(digest("examplenet-token-0000000001"), "short")}, code: cli.ExitUsage,

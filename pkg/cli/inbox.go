@@ -25,13 +25,15 @@ import (
 
 const inboxUsage = `noticerelay inbox pull: the police-side client.
 
-  noticerelay inbox pull --url URL --token TOKEN [--identity AGE_KEY_FILE] --out DIR [--once]
+  noticerelay inbox pull --url URL --token TOKEN [--ca FILE] [--identity AGE_KEY_FILE] --out DIR [--once]
   noticerelay inbox pull --nats URL --creds FILE --authority ID [--identity AGE_KEY_FILE] --out DIR [--once]
 
 Fetches deliveries (urgent first), decrypts them with the identity when
 they are sealed, writes each as DIR/<delivery id>.json (written to a temporary
 file, fsynced, renamed, directory fsynced), and only then acknowledges it.
 With --once it stops when the queue is empty; otherwise it polls.
+--url must be https:// (http:// only to a loopback address); --ca trusts
+only the CA certificates in FILE (PEM) instead of the system's.
 `
 
 func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -40,7 +42,8 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return ExitUsage
 	}
 	fs := newFlags("inbox pull", stderr)
-	url := fs.String("url", "", "relay base URL (HTTP inbox)")
+	url := fs.String("url", "", "relay base URL (HTTP inbox): https://, or http:// to a loopback address")
+	ca := fs.String("ca", "", "with --url: trust only the CA certificates in this PEM file (e.g. a self-signed relay's)")
 	token := fs.String("token", os.Getenv("NR_TOKEN"), "the authority's bearer token (default $NR_TOKEN)")
 	natsURL := fs.String("nats", "", "NATS URL, to consume the authority's durable consumers directly")
 	creds := fs.String("creds", "", "with --nats: a NATS .creds file, or a file holding user:password")
@@ -70,6 +73,20 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "noticerelay inbox pull: --max must be 1 to 100")
 		return ExitUsage
 	}
+	var client *http.Client
+	if *url != "" {
+		var err error
+		if *url, err = relayURL(*url); err != nil {
+			fmt.Fprintf(stderr, "noticerelay inbox pull: --url %v\n", err)
+			return ExitUsage
+		}
+		tlsConfig, err := caTLS(*ca)
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay inbox pull: --ca: %v\n", err)
+			return ExitUsage
+		}
+		client = relayClient(tlsConfig, 60*time.Second)
+	}
 	p := &puller{out: *out, stdout: stdout, stderr: stderr}
 	if *identity != "" {
 		f, err := os.Open(*identity)
@@ -90,7 +107,7 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	var src source
 	if *url != "" {
-		src = &httpSource{base: strings.TrimRight(*url, "/"), token: *token, max: *max, client: &http.Client{Timeout: 60 * time.Second}}
+		src = &httpSource{base: *url, token: *token, max: *max, client: client}
 	} else {
 		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *max, stderr)
 		if err != nil {

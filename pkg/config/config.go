@@ -72,6 +72,8 @@ type HTTP struct {
 	// StoreTimeout bounds how long a request waits for the store (NATS
 	// JetStream) before it answers 503 with Retry-After (default 5 s).
 	StoreTimeout Duration `yaml:"store_timeout"`
+	// TLS, when set, serves HTTPS on Listen; empty: plain HTTP.
+	TLS TLS `yaml:"tls,omitempty"`
 }
 
 // DefaultStoreTimeout is http.store_timeout when it is not set.
@@ -437,6 +439,7 @@ func (c *Config) fill() error {
 	if c.Limits.NoticeStoreBytes < 0 {
 		p.add("limits.notice_store_bytes", "must be positive, or 0 for no cap")
 	}
+	c.HTTP.TLS.check(&p)
 	c.Deliveries.fill(&p)
 	c.Audit.check(&p)
 	c.Geo.fill(&p)

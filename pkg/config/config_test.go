@@ -269,7 +269,16 @@ func TestRefused(t *testing.T) {
 		{name: "store_timeout too long", edits: []edit{{"  store_timeout: 5s ", "  store_timeout: 1m "}}, field: "http.store_timeout", msg: "between 100ms and 30s"},
 		{name: "store_timeout negative", edits: []edit{{"  store_timeout: 5s ", "  store_timeout: -1s "}}, field: "http.store_timeout"},
 		{name: "negative notice_store_bytes", extra: "limits:\n  notice_store_bytes: -1\n", field: "limits.notice_store_bytes"},
+
+		// Notices and tokens leave only over TLS (contract section 10).
+		{name: "webhook over http to another host", edits: []edit{{"    country: DE", "    country: DE\n    delivery: {mode: webhook, url: 'http://intake.example.de/hook', secret_env: NR_TEST_SECRET}"}},
+			field: "authorities[0].delivery.url", msg: "must be an https:// URL"},
+		{name: "webhook over http to 0.0.0.0", edits: []edit{{"    country: DE", "    country: DE\n    delivery: {mode: webhook, url: 'http://0.0.0.0:9000/hook', secret_env: NR_TEST_SECRET}"}},
+			field: "authorities[0].delivery.url", msg: "loopback"},
+		{name: "webhook URL relative", edits: []edit{{"    country: DE", "    country: DE\n    delivery: {mode: webhook, url: '/hook', secret_env: NR_TEST_SECRET}"}},
+			field: "authorities[0].delivery.url", msg: "must be an https:// URL"},
 	}
+	t.Setenv("NR_TEST_SECRET", "a-webhook-secret-of-32-characters")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := apply(t, base, tt.edits, tt.extra)

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"time"
 
@@ -108,11 +107,10 @@ func checkDelivery(c *Config, p *problems) {
 			a.Delivery.Mode = ModeInbox
 		case ModeInbox, ModeNATS:
 		case ModeWebhook:
-			u, err := url.Parse(a.Delivery.URL)
 			if a.Delivery.URL == "" {
 				p.add(f+".delivery.url", "is required for mode webhook")
-			} else if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				p.add(f+".delivery.url", "must be an absolute http(s) URL, not %q", a.Delivery.URL)
+			} else if _, err := SecureURL(a.Delivery.URL); err != nil {
+				p.add(f+".delivery.url", "%v", err)
 			}
 			switch {
 			case a.Delivery.SecretEnv == "":

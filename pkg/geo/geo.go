@@ -25,20 +25,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/reload"
 )
 
 // DefaultCheckEvery is how often, at most, a DB checks its file for a change.
-const DefaultCheckEvery = time.Second
+const DefaultCheckEvery = reload.DefaultCheckEvery
 
 // Options tune a DB.
 type Options struct {
@@ -53,109 +51,61 @@ type Options struct {
 
 // DB is a geolocation database file, reloaded when it changes.
 type DB struct {
-	path     string
-	every    time.Duration
-	onReload func(jurisdiction.GeoDatabase, error)
-	cur      atomic.Pointer[Snapshot]
-	next     atomic.Int64 // Unix nanoseconds of the next check
-
-	mu        sync.Mutex // serialises checks
-	loaded    os.FileInfo
-	failed    os.FileInfo
-	failedErr error
+	files *reload.Files[*Snapshot]
 }
 
 // Open loads the database at path. It fails if the file cannot be read or
 // is not a MaxMind DB.
 func Open(path string, o Options) (*DB, error) {
-	d := &DB{path: path, every: o.CheckEvery, onReload: o.OnReload}
-	if d.every <= 0 {
-		d.every = DefaultCheckEvery
+	ro := reload.Options[*Snapshot]{CheckEvery: o.CheckEvery}
+	if o.OnReload != nil {
+		ro.OnReload = func(s *Snapshot, err error) {
+			if err != nil {
+				o.OnReload(jurisdiction.GeoDatabase{}, err)
+				return
+			}
+			o.OnReload(s.info, nil)
+		}
 	}
-	s, fi, err := load(path)
+	f, err := reload.Open([]string{path}, func() (*Snapshot, error) { return load(path) }, ro)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("geo: %w", err)
 	}
-	d.loaded = fi
-	d.cur.Store(s)
-	d.next.Store(time.Now().Add(d.every).UnixNano())
-	return d, nil
+	return &DB{files: f}, nil
 }
 
 // Current returns the database in use. At most once per CheckEvery it
 // first checks whether the file changed (another path, size or
 // modification time) and, if so, loads it; callers that arrive meanwhile
 // get the database in use without waiting.
-func (d *DB) Current() *Snapshot {
-	now := time.Now().UnixNano()
-	if next := d.next.Load(); now >= next && d.next.CompareAndSwap(next, now+int64(d.every)) {
-		_, _ = d.Reload() // reported to OnReload; the database in use stays
-	}
-	return d.cur.Load()
-}
+func (d *DB) Current() *Snapshot { return d.files.Current() }
 
 // Reload checks the file now and loads it if it changed. It reports
 // whether a new database is in use.
 func (d *DB) Reload() (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	fi, err := os.Stat(d.path)
+	changed, err := d.files.Reload()
 	if err != nil {
 		return false, fmt.Errorf("geo: %w", err)
 	}
-	if same(fi, d.loaded) {
-		return false, nil
-	}
-	if same(fi, d.failed) {
-		return false, d.failedErr
-	}
-	s, fi, err := load(d.path)
-	if err != nil {
-		d.failed, d.failedErr = fi, err
-		if d.onReload != nil {
-			d.onReload(jurisdiction.GeoDatabase{}, err)
-		}
-		return false, err
-	}
-	d.loaded, d.failed, d.failedErr = fi, nil, nil
-	d.cur.Store(s)
-	if d.onReload != nil {
-		d.onReload(s.info, nil)
-	}
-	return true, nil
+	return changed, nil
 }
 
-// same reports whether a and b describe the same version of a file.
-func same(a, b os.FileInfo) bool {
-	return a != nil && b != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
-}
-
-// load reads and opens the database at path, returning the file's info as
-// of the read (or as of the failure, so that it is not retried).
-func load(path string) (*Snapshot, os.FileInfo, error) {
-	f, err := os.Open(path)
+// load reads and opens the database at path.
+func load(path string) (*Snapshot, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("geo: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("geo: %w", err)
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fi, fmt.Errorf("geo: reading %s: %w", path, err)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	r, err := maxminddb.OpenBytes(data)
 	if err != nil {
-		return nil, fi, fmt.Errorf("geo: %s is not a usable MaxMind DB: %w", path, err)
+		return nil, fmt.Errorf("%s is not a usable MaxMind DB: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
 	return &Snapshot{r: r, info: jurisdiction.GeoDatabase{
 		Type:    r.Metadata.DatabaseType,
 		BuiltAt: r.Metadata.BuildTime().UTC().Format(time.RFC3339),
 		SHA256:  hex.EncodeToString(sum[:]),
-	}}, fi, nil
+	}}, nil
 }
 
 // Snapshot is one loaded version of the database; it never changes. It

@@ -187,9 +187,14 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	r.http = &http.Server{Handler: r.countRefusals(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: zap.NewStdLog(o.Log)}
-	go func() { r.served <- r.http.Serve(r.ln) }()
+	if o.Config.HTTP.TLS.Enabled() {
+		if r.http.TLSConfig, err = listenerTLS(o.Config.HTTP.TLS, r.log); err != nil {
+			return nil, err
+		}
+	}
+	go func() { r.served <- r.serve() }()
 	r.ready.Store(true)
-	r.log.Info("relay ready", zap.String("http", r.Addr()), zap.Strings("services", names(mods)))
+	r.log.Info("relay ready", zap.String("url", r.URL()), zap.Strings("services", names(mods)))
 	return r, nil
 }
 
@@ -254,6 +259,23 @@ func (r *Relay) Addr() string {
 		return ""
 	}
 	return r.ln.Addr().String()
+}
+
+// URL is the HTTP listener's base URL: https:// when http.tls is set.
+func (r *Relay) URL() string {
+	if r.http != nil && r.http.TLSConfig != nil {
+		return "https://" + r.Addr()
+	}
+	return "http://" + r.Addr()
+}
+
+// serve serves HTTP, or HTTPS with the listener's TLS configuration, on
+// the listener until the server is shut down.
+func (r *Relay) serve() error {
+	if r.http.TLSConfig != nil {
+		return r.http.ServeTLS(r.ln, "", "")
+	}
+	return r.http.Serve(r.ln)
 }
 
 // NATSURL is the embedded server's client URL, when it listens.

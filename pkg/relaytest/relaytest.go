@@ -6,6 +6,7 @@ package relaytest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -94,6 +95,10 @@ func Start(t testing.TB, o Options) *Relay {
 		t.Fatalf("test configuration: %v", err)
 	}
 	r.Config = cfg
+	if cfg.HTTP.TLS.Enabled() {
+		// The test's client trusts the relay's (self-signed) certificate.
+		r.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: CertPool(t, cfg.HTTP.TLS.CertFile)}}
+	}
 	r.start(o.Services)
 	return r
 }
@@ -116,7 +121,7 @@ func (r *Relay) start(services []string) {
 		r.T.Fatalf("starting relay: %v", err)
 	}
 	r.Relay = rel
-	r.URL = "http://" + rel.Addr()
+	r.URL = rel.URL()
 	r.T.Cleanup(func() { r.Stop() })
 }
 

@@ -1,0 +1,45 @@
+package relay
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/reload"
+)
+
+// listenerTLS is the HTTP listener's TLS configuration: the certificate
+// and key of c, read again when either file changes (checked at most once
+// a second, at a handshake), so a renewal needs no restart. A pair that
+// does not load (a rotation half done) leaves the last good one serving.
+func listenerTLS(c config.TLS, log *zap.Logger) (*tls.Config, error) {
+	load := func() (*tls.Certificate, error) {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+		return &cert, nil
+	}
+	certs, err := reload.Open([]string{c.CertFile, c.KeyFile}, load, reload.Options[*tls.Certificate]{
+		OnReload: func(cert *tls.Certificate, err error) {
+			if err != nil {
+				log.Error("TLS certificate not reloaded; the previous one stays in use",
+					zap.String("cert_file", c.CertFile), zap.Error(err))
+				return
+			}
+			log.Info("TLS certificate reloaded", zap.String("cert_file", c.CertFile),
+				zap.Time("not_after", cert.Leaf.NotAfter))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http.tls: %w", err)
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return certs.Current(), nil
+		},
+	}, nil
+}

@@ -6,6 +6,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -56,6 +57,7 @@ type Relay struct {
 	server   *embedded.Server
 	nc       *nats.Conn
 	http     *http.Server
+	tls      *tls.Config // of the listener; nil: plain HTTP
 	ln       net.Listener
 	services []service.Service
 	ready    atomic.Bool
@@ -188,9 +190,10 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: zap.NewStdLog(o.Log)}
 	if o.Config.HTTP.TLS.Enabled() {
-		if r.http.TLSConfig, err = listenerTLS(o.Config.HTTP.TLS, r.log); err != nil {
+		if r.tls, err = listenerTLS(o.Config.HTTP.TLS, r.log); err != nil {
 			return nil, err
 		}
+		r.http.TLSConfig = r.tls
 	}
 	go func() { r.served <- r.serve() }()
 	r.ready.Store(true)
@@ -263,7 +266,7 @@ func (r *Relay) Addr() string {
 
 // URL is the HTTP listener's base URL: https:// when http.tls is set.
 func (r *Relay) URL() string {
-	if r.http != nil && r.http.TLSConfig != nil {
+	if r.tls != nil {
 		return "https://" + r.Addr()
 	}
 	return "http://" + r.Addr()
@@ -272,7 +275,7 @@ func (r *Relay) URL() string {
 // serve serves HTTP, or HTTPS with the listener's TLS configuration, on
 // the listener until the server is shut down.
 func (r *Relay) serve() error {
-	if r.http.TLSConfig != nil {
+	if r.tls != nil {
 		return r.http.ServeTLS(r.ln, "", "")
 	}
 	return r.http.Serve(r.ln)

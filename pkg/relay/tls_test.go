@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,16 +17,23 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
 
+// startTLS starts a relay whose listener serves HTTPS with a new
+// self-signed certificate, and returns it with the certificate's files.
+func startTLS(t *testing.T) (r *relaytest.Relay, certFile, keyFile string, cert *x509.Certificate) {
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "relay.crt"), filepath.Join(dir, "relay.key")
+	cert = relaytest.WriteCert(t, certFile, keyFile)
+	r = relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.HTTP.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
+	}})
+	return r, certFile, keyFile, cert
+}
+
 // With http.tls the listener speaks only HTTPS, with the configured
 // certificate; after the files are rotated, a new connection gets the new
 // certificate without a restart (finding 15 of issue 10).
 func TestTLSListenerAndRotation(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "relay.crt"), filepath.Join(dir, "relay.key")
-	first := relaytest.WriteCert(t, certFile, keyFile)
-	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
-		c.HTTP.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
-	}})
+	r, certFile, keyFile, first := startTLS(t)
 	if !strings.HasPrefix(r.URL, "https://") {
 		t.Fatalf("relay URL %s, want https://", r.URL)
 	}
@@ -75,12 +83,7 @@ func TestTLSListenerAndRotation(t *testing.T) {
 // certificate it writes and acknowledges the delivery; without it the
 // handshake fails, before any token is sent, and nothing is taken.
 func TestInboxPullOverTLS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "relay.crt"), filepath.Join(dir, "relay.key")
-	relaytest.WriteCert(t, certFile, keyFile)
-	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
-		c.HTTP.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
-	}})
+	r, certFile, _, _ := startTLS(t)
 	noticeID := r.Submit("examplenet", relaytest.Notice("TLS-PULL-1", true, "", "DE", ""))
 	token := r.Tokens["authority:de-bka"]
 
@@ -111,4 +114,20 @@ func TestInboxPullOverTLS(t *testing.T) {
 	relaytest.Eventually(t, wait, "status acknowledged", func() bool {
 		return r.Status("examplenet", noticeID)["status"] == "acknowledged"
 	})
+}
+
+// `bench --url` over real TLS with --ca: every notice accepted and
+// delivered through the HTTPS API.
+func TestBenchOverTLS(t *testing.T) {
+	r, certFile, _, _ := startTLS(t)
+	var tokens []string
+	for _, cc := range []string{"AT", "DE", "FR"} {
+		tokens = append(tokens, cc+"="+r.Tokens["authority:"+relaytest.Authorities[cc]])
+	}
+	code, stdout, errs := runCLI(t, "bench", "--url", r.URL, "--ca", certFile, "--platform-token", r.Tokens["platform:examplenet"],
+		"--authority-tokens", strings.Join(tokens, ","), "--notices", "40", "--clients", "4", "--drain-timeout", "20s")
+	var res cli.BenchResult
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.Notices != 40 || res.Deliveries == 0 || res.Lost != 0 {
+		t.Fatalf("bench over TLS: exit %d, %s\n%s", code, stdout, errs)
+	}
 }

@@ -197,7 +197,8 @@ func (m *Monitor) probe() error {
 	ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 	defer cancel()
 	for _, name := range m.streams {
-		if _, err := m.js.Stream(ctx, name); err != nil {
+		s, err := m.js.Stream(ctx, name)
+		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("JetStream did not answer for stream %s within %v", name, CheckTimeout)
 			}
@@ -206,6 +207,36 @@ func (m *Monitor) probe() error {
 			}
 			return fmt.Errorf("JetStream stream %s: %w", name, err)
 		}
+		if err := Quorum("stream "+name, s.CachedInfo().Cluster); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PeerSilence is how long a replica may go unheard (Raft heartbeats come
+// every second) before it no longer counts towards its stream's quorum.
+const PeerSilence = 3 * time.Second
+
+// Quorum reports a replicated stream or consumer (what) that cannot store:
+// no leader, or a leader that has not heard enough of its replicas lately.
+// A leader that lost its quorum keeps answering for a while (nats-server
+// steps it down after 10 s), but no write commits.
+func Quorum(what string, ci *jetstream.ClusterInfo) error {
+	if ci == nil || len(ci.Replicas) == 0 {
+		return nil // one server, or one replica
+	}
+	if ci.Leader == "" {
+		return fmt.Errorf("JetStream %s has no leader (quorum lost)", what)
+	}
+	up := 1 // the leader
+	for _, p := range ci.Replicas {
+		if p.Current && !p.Offline && p.Active < PeerSilence {
+			up++
+		}
+	}
+	if n := len(ci.Replicas) + 1; up < n/2+1 {
+		return fmt.Errorf("JetStream %s has lost its quorum: %d of %d replicas answer", what, up, n)
 	}
 	return nil
 }

@@ -122,15 +122,16 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		r.log.Warn("the NATS server's max_payload is below 2 MiB; set max_payload: 8MB so that notices up to 1 MiB fit",
 			zap.Int64("max_payload", mp))
 	}
-	// Every call to the store is bounded by http.store_timeout, so that no
-	// caller hangs on an outage (contract section 10).
-	storeTimeout := time.Duration(o.Config.HTTP.StoreTimeout)
+	// A request's calls to the store are bounded by http.store_timeout
+	// (service.Env.StoreContext), so that no caller hangs on an outage
+	// (contract section 10); so is a call without a deadline. The
+	// background stages wait for a group commit as long as it may take.
 	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithDefaultTimeout(storeTimeout), jetstream.WithPublishAsyncTimeout(storeTimeout))
+		jetstream.WithDefaultTimeout(time.Duration(o.Config.HTTP.StoreTimeout)))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	r.commits = stream.NewGroupCommit(js, storeTimeout)
+	r.commits = stream.NewGroupCommit(js, stream.FlushTimeout)
 	js = r.commits
 	replicas := o.Config.NATS.Replicas
 	if replicas == 0 {
@@ -162,7 +163,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	env := &service.Env{Config: o.Config, NC: r.nc, JS: js, Log: o.Log, Metrics: reg,
-		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key)}
+		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key), Ready: r.health.Ready}
 	runCtx, stop := context.WithCancel(context.Background())
 	r.cancel = stop
 	for _, m := range mods {

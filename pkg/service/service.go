@@ -30,6 +30,10 @@ type Env struct {
 	Pseudonyms *event.Pseudonyms
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// Ready says whether JetStream answered its last check and why not
+	// (pkg/health): a request that could only find out by waiting answers
+	// 503 at once. Nil means always.
+	Ready func() (bool, string)
 }
 
 // Service is one module of the relay. Start registers its HTTP routes and

@@ -126,8 +126,9 @@ type GroupCommit struct {
 }
 
 // NewGroupCommit starts a committer for each stream that takes atomic
-// batches. A caller waits at most timeout for the outcome of its messages
-// (fault.Unavailable after that). Close stops the committers.
+// batches; one flush is bounded by timeout. A caller waits for the outcome
+// of its messages until then, or until its context ends (an HTTP request's
+// http.store_timeout): fault.Unavailable. Close stops the committers.
 func NewGroupCommit(js jetstream.JetStream, timeout time.Duration) *GroupCommit {
 	g := &GroupCommit{JetStream: js, streams: map[string]*committer{}, stop: make(chan struct{})}
 	for _, name := range []string{Notices, Events, Deliveries, "KV_" + StatusBucket} {
@@ -166,9 +167,13 @@ type committer struct {
 	// flushes queue behind on the disk, so the streams written in the
 	// background commit in fewer, larger batches.
 	linger time.Duration
-	// timeout bounds one flush and a caller's wait for its outcome.
+	// timeout bounds one flush.
 	timeout time.Duration
 }
+
+// FlushTimeout bounds one group commit: a dead connection fails its
+// callers rather than hang them.
+const FlushTimeout = 30 * time.Second
 
 // backgroundLinger is the linger of the streams no caller waits on directly.
 const backgroundLinger = 10 * time.Millisecond
@@ -181,13 +186,11 @@ type commitRequest struct {
 }
 
 // commit hands ms[idx...] to the committer and waits for their outcome, at
-// most until ctx ends or the committer's timeout passes: a caller that
-// stops waiting learns nothing of whether its messages were stored, which
-// a retry with the same ids settles.
+// most until ctx ends: a caller that stops waiting learns nothing of
+// whether its messages were stored, which a retry with the same ids
+// settles. The flush that takes them ends within the committer's timeout.
 func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error) {
 	r := &commitRequest{ms: ms, idx: idx, errs: make([]error, len(idx)), done: make(chan struct{})}
-	timer := time.NewTimer(c.timeout)
-	defer timer.Stop()
 	giveUp := func(err error) {
 		for _, i := range idx {
 			errs[i] = fault.E("publish "+ms[i].Subject, fault.Unavailable, err)
@@ -198,9 +201,6 @@ func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []
 	case <-ctx.Done():
 		giveUp(ctx.Err())
 		return
-	case <-timer.C:
-		giveUp(errStoreTimeout)
-		return
 	}
 	select {
 	case <-r.done:
@@ -209,13 +209,8 @@ func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []
 		}
 	case <-ctx.Done():
 		giveUp(ctx.Err())
-	case <-timer.C:
-		giveUp(errStoreTimeout)
 	}
 }
-
-// errStoreTimeout is why a caller stopped waiting for the store.
-var errStoreTimeout = errors.New("the store did not answer in time")
 
 // run stores gathered requests until stop, then what is still queued.
 func (c *committer) run(stop <-chan struct{}) {

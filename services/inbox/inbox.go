@@ -22,6 +22,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/service"
@@ -411,6 +412,11 @@ func (s *Service) fetch(ctx context.Context, c jetstream.Consumer, n int) ([]jet
 		// lease messages to an inbox nobody reads any more.
 		return nil, fault.Errorf("inbox: fetch", fault.Unavailable, "NATS connection lost")
 	}
+	if s.env.Ready != nil {
+		if ok, why := s.env.Ready(); !ok {
+			return nil, fault.Errorf("inbox: fetch", fault.Unavailable, "%s", why)
+		}
+	}
 	start := time.Now()
 	batch, err := c.FetchNoWait(n)
 	if err != nil {
@@ -426,6 +432,17 @@ func (s *Service) fetch(ctx context.Context, c jetstream.Consumer, n int) ([]jet
 		return nil, fault.E("inbox: fetch", fault.Unavailable, ctx.Err())
 	case time.Since(start) >= noAnswer:
 		return nil, fault.Errorf("inbox: fetch", fault.Unavailable, "JetStream did not answer within %v", time.Since(start).Round(time.Millisecond))
+	}
+	if ci := c.CachedInfo(); ci != nil && ci.Cluster != nil && len(ci.Cluster.Replicas) > 0 {
+		// A replicated consumer's leader that lost its quorum answers "no
+		// messages" although its queue holds some: ask it how it stands.
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
+		}
+		if err := health.Quorum("consumer "+info.Name, info.Cluster); err != nil {
+			return nil, fault.E("inbox: fetch", fault.Unavailable, err)
+		}
 	}
 	return nil, nil
 }

@@ -436,9 +436,16 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 					}
 				}
 				mu.Unlock()
+				// An ack answered 503 may have been recorded all the same:
+				// then the delivery is not handed out again, so the ack is
+				// sent again until it is answered, as a client must.
 				statuses, err := inbox.ack(drainCtx, ids)
+				for err != nil && drainCtx.Err() == nil {
+					time.Sleep(100 * time.Millisecond)
+					statuses, err = inbox.ack(drainCtx, ids)
+				}
 				if err != nil {
-					continue // handed out again once its lease ends
+					continue
 				}
 				mu.Lock()
 				n := 0

@@ -95,6 +95,26 @@ func want503(t *testing.T, what string, limit time.Duration, do func() *relaytes
 
 func readyz(r *relaytest.Relay) int { return r.Do("GET", "/readyz", "", nil).Status }
 
+// submitRouted submits one urgent and n normal notices for at-police and
+// waits until each is routed, so that they wait in its queue; the urgent
+// one's id comes first.
+func submitRouted(t *testing.T, r *relaytest.Relay, ref string, n int) []string {
+	t.Helper()
+	ids := []string{r.Submit("examplenet", relaytest.Notice(ref+"-urgent", true, "AT", "", ""))}
+	for i := range n {
+		ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("%s-%d", ref, i), false, "AT", "", "")))
+	}
+	relaytest.Eventually(t, 20*time.Second, "every notice routed", func() bool {
+		for _, id := range ids {
+			if r.Status("examplenet", id)["status"] != "routed" {
+				return false
+			}
+		}
+		return true
+	})
+	return ids
+}
+
 // TestNATSOutage kills the NATS server under a running relay, with an
 // urgent delivery waiting unacknowledged: every API call answers 503 with
 // Retry-After in time (never an empty inbox), /readyz follows JetStream
@@ -111,19 +131,8 @@ func TestNATSOutage(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{NATSURL: n.url(), Log: logs,
 		Config: func(c *config.Config) { c.Audit.SigningKey = skey }})
 
-	urgent := r.Submit("examplenet", relaytest.Notice("outage-urgent", true, "AT", "", ""))
-	var ids = []string{urgent}
-	for i := range 5 {
-		ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("outage-%d", i), false, "AT", "", "")))
-	}
-	relaytest.Eventually(t, 10*time.Second, "every notice routed", func() bool {
-		for _, id := range ids {
-			if r.Status("examplenet", id)["status"] != "routed" {
-				return false
-			}
-		}
-		return true
-	})
+	ids := submitRouted(t, r, "outage", 5)
+	urgent := ids[0]
 	if readyz(r) != http.StatusOK {
 		t.Fatal("relay not ready before the outage")
 	}

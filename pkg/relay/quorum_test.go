@@ -130,19 +130,7 @@ func TestQuorumLoss(t *testing.T) {
 	})
 	r := relaytest.Start(t, relaytest.Options{NATSURL: c.url(), Services: []string{"status", "routing", "inbox", "intake"}})
 
-	urgent := r.Submit("examplenet", relaytest.Notice("quorum-urgent", true, "AT", "", ""))
-	ids := []string{urgent}
-	for i := range 3 {
-		ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("quorum-%d", i), false, "AT", "", "")))
-	}
-	relaytest.Eventually(t, 20*time.Second, "every notice routed", func() bool {
-		for _, id := range ids {
-			if r.Status("examplenet", id)["status"] != "routed" {
-				return false
-			}
-		}
-		return true
-	})
+	ids := submitRouted(t, r, "quorum", 3)
 
 	c.stop(1)
 	killed := time.Now() // the quorum goes with the second node

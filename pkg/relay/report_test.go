@@ -1,14 +1,17 @@
 package relay_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/noticerelay/noticerelay/pkg/audit"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
@@ -186,6 +189,21 @@ func TestAuditReportOfARun(t *testing.T) {
 	page, _ = os.ReadFile(out)
 	if rows := relaytest.DataRows(page, "authority"); len(rows) != 0 {
 		t.Errorf("--since after the run: %v", rows)
+	}
+	// A changed leaf: exit status 1, and the report says so.
+	leaves := filepath.Join(export, audit.LeavesFile)
+	all, err := os.ReadFile(leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all[len(all)/2] ^= 0x01
+	if err := os.WriteFile(leaves, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, msg = auditCLI(t, "report", "--urgent-deadline", deadline, "--from", export, "--verifier-key", vkey, "--out", out)
+	page, _ = os.ReadFile(out)
+	if code != 1 || !strings.Contains(msg, "BROKEN") || !bytes.Contains(page, []byte(`data-intact="false"`)) {
+		t.Errorf("report of a changed export: %d %s", code, msg)
 	}
 	for _, args := range [][]string{
 		{"report", "--from", export, "--verifier-key", vkey},

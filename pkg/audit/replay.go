@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/message"
 )
 
 // ReplayOptions say what state to rebuild.
@@ -91,6 +92,17 @@ type ExpiredBody struct {
 	Why string `json:"why"`
 }
 
+// MessageCount is what happened to the messages of one kind sent by one
+// side (contract section 8): "authority" (to the platform) or "platform"
+// (to an authority).
+type MessageCount struct {
+	Kind         string `json:"kind"`
+	From         string `json:"from"`
+	Sent         int    `json:"sent"`
+	Delivered    int    `json:"delivered"`
+	Acknowledged int    `json:"acknowledged"`
+}
+
 // Replay is the lifecycle of every notice rebuilt from the log.
 type Replay struct {
 	At         string        `json:"at"`
@@ -103,6 +115,9 @@ type Replay struct {
 	Days       []DayCount    `json:"days"`
 	Rejections []ReasonCount `json:"rejections"`
 	Expired    []ExpiredBody `json:"expired_bodies"`
+	// Messages counts the messages between authorities and platforms by
+	// kind and sender, in the period.
+	Messages []MessageCount `json:"messages"`
 }
 
 type recipientLife struct {
@@ -127,14 +142,18 @@ type replayer struct {
 	notices    map[string]*noticeLife
 	order      []string
 	rejections map[string]int
+	messages   map[messageKey]*MessageCount
 }
+
+type messageKey struct{ kind, from string }
 
 func newReplayer(o ReplayOptions) *replayer {
 	r := &Replay{At: o.At.UTC().Format(time.RFC3339)}
 	if !o.Since.IsZero() {
 		r.Since = o.Since.UTC().Format(time.RFC3339)
 	}
-	return &replayer{o: o, r: r, notices: map[string]*noticeLife{}, rejections: map[string]int{}}
+	return &replayer{o: o, r: r, notices: map[string]*noticeLife{}, rejections: map[string]int{},
+		messages: map[messageKey]*MessageCount{}}
 }
 
 // RunReplay rebuilds each notice's lifecycle from the leaves.
@@ -167,6 +186,10 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 		for _, reason := range e.Reasons {
 			p.rejections[reason]++
 		}
+		return nil
+	}
+	if e.Kind == event.KindMessage {
+		p.message(e)
 		return nil
 	}
 	n, ok := p.notices[e.Notice]
@@ -204,6 +227,32 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// message counts a message's event: sent, first handed out, or
+// acknowledged by its recipient.
+func (p *replayer) message(e *event.Event) {
+	if e.Time.Before(p.o.Since) {
+		return
+	}
+	from := "platform"
+	if e.Recipient == message.Platform {
+		from = "authority"
+	}
+	k := messageKey{e.MessageKind, from}
+	c := p.messages[k]
+	if c == nil {
+		c = &MessageCount{Kind: k.kind, From: k.from}
+		p.messages[k] = c
+	}
+	switch e.Type {
+	case event.MessageSent:
+		c.Sent++
+	case event.MessageDelivered:
+		c.Delivered++
+	case event.Acknowledged:
+		c.Acknowledged++
+	}
 }
 
 // result computes the statistics of the leaves read.
@@ -302,6 +351,13 @@ func (p *replayer) result() *Replay {
 	slices.SortFunc(r.Rejections, func(a, b ReasonCount) int {
 		return cmp.Or(b.Count-a.Count, strings.Compare(a.Reason, b.Reason))
 	})
+	r.Messages = []MessageCount{}
+	for _, c := range p.messages {
+		r.Messages = append(r.Messages, *c)
+	}
+	slices.SortFunc(r.Messages, func(a, b MessageCount) int {
+		return cmp.Or(strings.Compare(a.From, b.From), strings.Compare(a.Kind, b.Kind))
+	})
 	if r.Rows == nil {
 		r.Rows = []Row{}
 	}
@@ -368,6 +424,17 @@ func (r *Replay) WriteText(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(r.Messages) > 0 {
+		fmt.Fprintln(w, "\nmessages by kind:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FROM\tKIND\tSENT\tDELIVERED\tACKED")
+		for _, m := range r.Messages {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", m.From, m.Kind, m.Sent, m.Delivered, m.Acknowledged)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "\nnotice bodies expired: %d of %d\n", len(r.Expired), r.Accepted)
 	for i, e := range r.Expired {

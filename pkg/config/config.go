@@ -87,6 +87,9 @@ type Platform struct {
 	Establishment       string   `yaml:"establishment"`
 	LegalRepresentative string   `yaml:"legal_representative"`
 	Fallback            []string `yaml:"fallback"`
+	// Notify, when set, receives a signed POST of every message an
+	// authority sends the platform (contract section 8).
+	Notify *Notify `yaml:"notify"`
 }
 
 // Authority is a law-enforcement contact point, or Europol (country EU).
@@ -190,6 +193,7 @@ type rawConfig struct {
 		Establishment       *string  `yaml:"establishment"`
 		LegalRepresentative *string  `yaml:"legal_representative"`
 		Fallback            []string `yaml:"fallback"`
+		Notify              *Notify  `yaml:"notify"`
 	} `yaml:"platforms"`
 	Authorities []struct {
 		ID           string   `yaml:"id"`
@@ -335,6 +339,7 @@ func Parse(data []byte, opt Options) (*Config, error) {
 			Establishment:       memberState(f+".establishment", rp.Establishment),
 			LegalRepresentative: memberState(f+".legal_representative", rp.LegalRepresentative),
 			Fallback:            rp.Fallback,
+			Notify:              rp.Notify,
 		}
 		if pl.Name == "" {
 			p.add(f+".name", "is required")
@@ -362,6 +367,10 @@ func Parse(data []byte, opt Options) (*Config, error) {
 	for i, ra := range raw.Authorities {
 		f := fmt.Sprintf("authorities[%d]", i)
 		checkID(f+".id", ra.ID)
+		if ra.ID == "platform" {
+			// A message's "from" and "to" name the platform so.
+			p.add(f+".id", "%q is reserved: messages name the platform so", ra.ID)
+		}
 		a := Authority{ID: ra.ID, Name: ra.Name, Tokens: tokens(f+".tokens", ra.Tokens),
 			AgeRecipient: ra.AgeRecipient, Delivery: ra.Delivery, Escalation: ra.Escalation, Rules: ra.Rules}
 		if a.Name == "" {

@@ -31,6 +31,14 @@ type Delivery struct {
 	SecretEnv string `yaml:"secret_env"`
 }
 
+// Notify is where a platform receives the messages authorities send it:
+// each one POSTed to URL, signed like an authority webhook with the secret
+// in the environment variable SecretEnv.
+type Notify struct {
+	URL       string `yaml:"url"`
+	SecretEnv string `yaml:"secret_env"`
+}
+
 // Webhook reports whether the authority's deliveries are pushed.
 func (a *Authority) Webhook() bool { return a.Delivery.Mode == ModeWebhook }
 
@@ -107,17 +115,7 @@ func checkDelivery(c *Config, p *problems) {
 			a.Delivery.Mode = ModeInbox
 		case ModeInbox, ModeNATS:
 		case ModeWebhook:
-			if a.Delivery.URL == "" {
-				p.add(f+".delivery.url", "is required for mode webhook")
-			} else if _, err := SecureURL(a.Delivery.URL); err != nil {
-				p.add(f+".delivery.url", "%v", err)
-			}
-			switch {
-			case a.Delivery.SecretEnv == "":
-				p.add(f+".delivery.secret_env", "is required for mode webhook: the environment variable that holds the signing secret")
-			case len(os.Getenv(a.Delivery.SecretEnv)) < 16:
-				p.add(f+".delivery.secret_env", "environment variable %s must hold a secret of at least 16 characters", a.Delivery.SecretEnv)
-			}
+			checkPush(p, f+".delivery", "mode webhook", a.Delivery.URL, a.Delivery.SecretEnv)
 		default:
 			p.add(f+".delivery.mode", "must be inbox, nats or webhook, not %q", a.Delivery.Mode)
 		}
@@ -129,6 +127,27 @@ func checkDelivery(c *Config, p *problems) {
 				p.add(f+".escalation", "no authority has id %q", a.Escalation)
 			}
 		}
+	}
+	for i, pl := range c.Platforms {
+		if pl.Notify != nil {
+			checkPush(p, fmt.Sprintf("platforms[%d].notify", i), "notify", pl.Notify.URL, pl.Notify.SecretEnv)
+		}
+	}
+}
+
+// checkPush validates the URL and secret of a target the relay POSTs to,
+// signed: an authority's webhook or a platform's notify.
+func checkPush(p *problems, f, what, rawURL, secretEnv string) {
+	if rawURL == "" {
+		p.add(f+".url", "is required for %s", what)
+	} else if _, err := SecureURL(rawURL); err != nil {
+		p.add(f+".url", "%v", err)
+	}
+	switch {
+	case secretEnv == "":
+		p.add(f+".secret_env", "is required for %s: the environment variable that holds the signing secret", what)
+	case len(os.Getenv(secretEnv)) < 16:
+		p.add(f+".secret_env", "environment variable %s must hold a secret of at least 16 characters", secretEnv)
 	}
 }
 

@@ -18,7 +18,7 @@ type Delivery struct {
 	V        int    `json:"v"`
 	ID       string `json:"id"`
 	NoticeID string `json:"notice_id"`
-	Type     string `json:"type"` // notice or withdrawal
+	Type     string `json:"type"` // notice, withdrawal, escalation or message
 	Priority string `json:"priority"`
 	// Platform and BodySHA256 let the inbox record events without reading
 	// the notice.
@@ -29,6 +29,12 @@ type Delivery struct {
 	// age) to that recipient alone.
 	Notice     json.RawMessage `json:"notice,omitempty"`
 	Ciphertext string          `json:"ciphertext,omitempty"`
+	// MessageBody is, in a delivery of type message, the message (a
+	// message.Message) in clear, or empty when Ciphertext holds it.
+	// MessageID and MessageKind stay readable for the events.
+	MessageBody json.RawMessage `json:"message,omitempty"`
+	MessageID   string          `json:"message_id,omitempty"`
+	MessageKind string          `json:"message_kind,omitempty"`
 }
 
 // Out is a delivery as an authority receives it from the inbox.
@@ -39,6 +45,7 @@ type Out struct {
 	Priority    string          `json:"priority"`
 	LeasedUntil string          `json:"leased_until,omitempty"`
 	Notice      json.RawMessage `json:"notice,omitempty"`
+	Message     json.RawMessage `json:"message,omitempty"`
 	Ciphertext  string          `json:"ciphertext,omitempty"`
 }
 

@@ -2,15 +2,20 @@ package delivery
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -37,14 +42,19 @@ func NewSealer(c *config.Config) (*Sealer, error) {
 	return s, nil
 }
 
-// Seal encrypts d's notice to authority's recipient, if it has one: the
-// notice moves into Ciphertext (armored age) and Notice is cleared. The
-// delivery's own fields (ids, type, priority, platform, body hash) stay
-// readable: the relay needs them to record events and order the queue,
-// and they hold no personal data.
+// Seal encrypts d's notice (or, in a message delivery, its message) to
+// authority's recipient, if it has one: the plaintext moves into
+// Ciphertext (armored age) and Notice or MessageBody is cleared. The
+// delivery's own fields (ids, type, priority, platform, body hash, message
+// kind) stay readable: the relay needs them to record events and order the
+// queue, and they hold no personal data.
 func (s *Sealer) Seal(authority string, d *Delivery) error {
 	r, ok := s.recipients[authority]
-	if !ok || len(d.Notice) == 0 {
+	plain := &d.Notice
+	if len(d.MessageBody) > 0 {
+		plain = &d.MessageBody
+	}
+	if !ok || len(*plain) == 0 {
 		return nil
 	}
 	var buf bytes.Buffer
@@ -53,7 +63,7 @@ func (s *Sealer) Seal(authority string, d *Delivery) error {
 	if err != nil {
 		return fmt.Errorf("sealing delivery %s: %w", d.ID, err)
 	}
-	if _, err := w.Write(d.Notice); err != nil {
+	if _, err := w.Write(*plain); err != nil {
 		return fmt.Errorf("sealing delivery %s: %w", d.ID, err)
 	}
 	if err := w.Close(); err != nil {
@@ -62,12 +72,12 @@ func (s *Sealer) Seal(authority string, d *Delivery) error {
 	if err := aw.Close(); err != nil {
 		return fmt.Errorf("sealing delivery %s: %w", d.ID, err)
 	}
-	d.Ciphertext, d.Notice = buf.String(), nil
+	d.Ciphertext, *plain = buf.String(), nil
 	return nil
 }
 
 // Open decrypts an armored age ciphertext with the authority's identities
-// and returns the forwarded notice (JSON).
+// and returns the forwarded notice or the message (JSON).
 func Open(ciphertext string, identities ...age.Identity) ([]byte, error) {
 	r, err := age.Decrypt(armor.NewReader(strings.NewReader(ciphertext)), identities...)
 	if err != nil {
@@ -85,7 +95,44 @@ func Open(ciphertext string, identities ...age.Identity) ([]byte, error) {
 
 // Out is d as an authority receives it.
 func (d *Delivery) Out() Out {
-	return Out{ID: d.ID, NoticeID: d.NoticeID, Type: d.Type, Priority: d.Priority, Notice: d.Notice, Ciphertext: d.Ciphertext}
+	return Out{ID: d.ID, NoticeID: d.NoticeID, Type: d.Type, Priority: d.Priority, Notice: d.Notice, Message: d.MessageBody,
+		Ciphertext: d.Ciphertext}
+}
+
+// Event is the event of type t about d for recipient, recorded by actor:
+// the receipts of every path (inbox, push, NATS) are built here. The first
+// hand-out of a message is message_delivered; a message's events name it.
+func (d *Delivery) Event(ps *event.Pseudonyms, t event.Type, recipient, actor string, at time.Time) event.Event {
+	e := event.Event{Type: t, Notice: ps.Notice(d.NoticeID), Time: at, Actor: actor, Platform: d.Platform,
+		BodySHA256: d.BodySHA256, Priority: d.Priority, Recipient: recipient, Kind: d.Type, Delivery: d.ID}
+	if d.Type == event.KindMessage {
+		if t == event.Delivered {
+			e.Type = event.MessageDelivered
+		}
+		e.MessageID, e.MessageKind = d.MessageID, d.MessageKind
+	}
+	return e
+}
+
+// Find returns authority's delivery id from deliveries, looking in its own
+// subjects only: another authority's delivery is simply not found
+// (fault.NotFound).
+func Find(ctx context.Context, deliveries jetstream.Stream, authority, id string) (*Delivery, error) {
+	for _, p := range Priorities() {
+		m, err := stream.Get(ctx, deliveries, stream.DeliverySubject(authority, p, id))
+		if fault.Is(err, fault.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		d, err := Decode(m.Data)
+		if err != nil {
+			return nil, fault.E("find delivery", fault.Internal, err)
+		}
+		return d, nil
+	}
+	return nil, fault.Errorf("find delivery", fault.NotFound, "no delivery %s", id)
 }
 
 // Message is d stored in authority's queue: subject and message id follow

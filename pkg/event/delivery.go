@@ -14,3 +14,18 @@ const (
 // KindEscalation is the kind of the delivery that re-notifies an
 // authority's escalation target.
 const KindEscalation = "escalation"
+
+// Event types of messages between an authority and a platform (contract
+// section 8). Both hold the message's id, kind code, sender and recipient,
+// never its text; the recipient's receipt is an acknowledged event of kind
+// message.
+const (
+	// MessageSent: a message was stored for its recipient.
+	MessageSent Type = "message_sent"
+	// MessageDelivered: a message was first handed to its recipient (inbox,
+	// NATS, webhook or the platform's notify URL or message list).
+	MessageDelivered Type = "message_delivered"
+)
+
+// KindMessage is the kind of a delivery that carries a message.
+const KindMessage = "message"

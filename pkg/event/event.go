@@ -58,6 +58,14 @@ type Event struct {
 	Recipient string `json:"recipient,omitempty"`
 	Delivery  string `json:"delivery,omitempty"`
 	Kind      string `json:"kind,omitempty"`
+	// MessageID, Sender and MessageKind describe a message between an
+	// authority and a platform (message_sent, message_delivered, and the
+	// acknowledged event of a message delivery): its id, who sent it (an
+	// authority id or "platform"; Recipient is the other side) and its
+	// kind code. Never its text.
+	MessageID   string `json:"message,omitempty"`
+	Sender      string `json:"sender,omitempty"`
+	MessageKind string `json:"message_kind,omitempty"`
 	// Decision holds the recipients and grounds of a decided event.
 	Decision *jurisdiction.Decision `json:"decision,omitempty"`
 	// Reasons holds the reason codes of a rejected event.
@@ -67,6 +75,11 @@ type Event struct {
 // Subject is where e is stored. Each event has its own subject, and the
 // events stream keeps one message per subject: an event exists at most once.
 func (e *Event) Subject() string {
+	if e.MessageID != "" {
+		// Many messages per (notice, recipient): the message id tells them
+		// apart.
+		return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind, e.MessageID)
+	}
 	if e.Recipient != "" {
 		return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind)
 	}

@@ -86,8 +86,13 @@ func ServicePermissions() map[string][]string {
 	perms := map[string][]string{
 		"intake": append([]string{"nr.notice.*", "nr.withdraw.*", "nr.event.*.rejected"},
 			directGet(stream.Notices, stream.Events)...),
-		"routing": append(append([]string{"nr.event.>", "nr.delivery.>", dead},
-			consumerAPI(stream.Notices, "routing")...), directGet(stream.Notices, stream.Events)...),
+		"routing": append(append(append([]string{"nr.event.>", "nr.delivery.>", dead},
+			consumerAPI(stream.Notices, "routing")...), consumerAPI(stream.Messages, "routing-messages")...),
+			directGet(stream.Notices, stream.Events)...),
+		// Messages stores messages, reads threads, notices, deliveries and
+		// events, and records the platform's message_delivered events.
+		"messages": append([]string{"nr.message.*.*.*", "nr.event.>"},
+			directGet(stream.Messages, stream.Notices, stream.Events, stream.Deliveries)...),
 		"status": append(append(append([]string{"$KV." + stream.StatusBucket + ".>", dead},
 			consumerAPI(stream.Events, "status")...), consumerAPI(stream.Notices, "status-bodies")...),
 			directGet("KV_"+stream.StatusBucket, stream.Notices)...),

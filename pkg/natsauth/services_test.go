@@ -289,6 +289,40 @@ func TestEachServiceRunsAsItsOwnUser(t *testing.T) {
 		return frGot != nil
 	})
 
+	// DE writes to the platform about the notice; the platform reads it
+	// and answers FR, who gets the answer on NATS and acks it there.
+	msgs := procs["messages"].url
+	if st, body := svcDo(t, "POST", msgs+"/v1/inbox/"+deGot.ID+"/messages", svcAuthorityToken("de-police"),
+		map[string]string{"kind": "preservation_request", "text": "Please preserve the account."}); st != http.StatusCreated {
+		t.Fatalf("DE's message: %d %s", st, body)
+	}
+	if st, body := svcDo(t, "GET", msgs+"/v1/notices/"+n1+"/messages", svcPlatformToken, nil); st != http.StatusOK ||
+		!strings.Contains(string(body), "Please preserve") {
+		t.Fatalf("the platform's list: %d %s", st, body)
+	}
+	if st, body := svcDo(t, "POST", msgs+"/v1/notices/"+n1+"/messages", svcPlatformToken,
+		map[string]string{"to": "fr-police", "text": "We preserved it."}); st != http.StatusCreated {
+		t.Fatalf("the platform's message: %d %s", st, body)
+	}
+	var frMsg *delivery.Delivery
+	waitFor(t, "FR's message on NATS", func() bool {
+		batch, err := frCons.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			t.Fatalf("fr-police fetch: %v", err)
+		}
+		for m := range batch.Messages() {
+			d, err := delivery.Decode(m.Data())
+			if err != nil || d.Type != "message" || !strings.Contains(string(d.MessageBody), "We preserved it.") {
+				t.Fatalf("fr-police got %+v (%v), want the platform's message", d, err)
+			}
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatalf("fr-police ack: %v", err)
+			}
+			frMsg = d
+		}
+		return frMsg != nil
+	})
+
 	// Status reports both receipts: DE's through the inbox, FR's through
 	// receipts.
 	status := procs["status"].url
@@ -385,7 +419,9 @@ func TestEachServiceRunsAsItsOwnUser(t *testing.T) {
 	for id, want := range map[string][]string{
 		n1: {"intake:accepted:", "routing:decided:", "routing:queued:de-police", "routing:queued:fr-police",
 			"inbox:delivered:de-police", "inbox:acknowledged:de-police",
-			"receipts:delivered:fr-police", "receipts:acknowledged:fr-police"},
+			"receipts:delivered:fr-police", "receipts:acknowledged:fr-police",
+			"messages:message_sent:platform", "messages:message_delivered:platform", "messages:message_sent:fr-police",
+			"receipts:message_delivered:fr-police"},
 		n2: {"escalation:escalated:at-police", "escalation:queued:nl-police",
 			"push:delivered:nl-police", "push:acknowledged:nl-police"},
 		n3: {"intake:withdrawn:", "routing:queued:de-police"},

@@ -21,6 +21,19 @@ func DeliveryID(noticeID, authority, kind string) string {
 	return uuid.NewSHA1(namespace, []byte("delivery\x00"+noticeID+"\x00"+authority+"\x00"+kind)).String()
 }
 
+// MessageID returns the id of the message that sender (an authority id or
+// "platform") sends about notice noticeID under idempotencyKey: a retried
+// POST with the same key names the same message, which is stored once.
+func MessageID(noticeID, sender, idempotencyKey string) string {
+	return uuid.NewSHA1(namespace, []byte("message\x00"+noticeID+"\x00"+sender+"\x00"+idempotencyKey)).String()
+}
+
+// MessageDeliveryID returns the one delivery id of message messageID for
+// its recipient.
+func MessageDeliveryID(noticeID, recipient, messageID string) string {
+	return DeliveryID(noticeID, recipient, "message\x00"+messageID)
+}
+
 // ValidID reports whether s is a notice or delivery id in canonical form.
 func ValidID(s string) bool {
 	u, err := uuid.Parse(s)

@@ -10,6 +10,7 @@ import (
 	"github.com/noticerelay/noticerelay/services/escalation"
 	"github.com/noticerelay/noticerelay/services/inbox"
 	"github.com/noticerelay/noticerelay/services/intake"
+	"github.com/noticerelay/noticerelay/services/messages"
 	"github.com/noticerelay/noticerelay/services/push"
 	"github.com/noticerelay/noticerelay/services/receipts"
 	"github.com/noticerelay/noticerelay/services/routing"
@@ -33,6 +34,7 @@ var modules = []module{
 	{receipts.Name, "receipts for acks sent on NATS directly", func(e *service.Env) service.Service { return receipts.New(e) }},
 	{escalation.Name, "escalation of urgent deliveries left unacknowledged", func(e *service.Env) service.Service { return escalation.New(e) }},
 	{intake.Name, "the platforms' submission API", func(e *service.Env) service.Service { return intake.New(e) }},
+	{messages.Name, "messages between authorities and platforms", func(e *service.Env) service.Service { return messages.New(e) }},
 	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *service.Env) service.Service { return audit.New(e) }},
 }
 

@@ -165,6 +165,12 @@ func (resp *Response) String() string { return fmt.Sprintf("%d %s", resp.Status,
 // "authority:<id>", or "" for none).
 func (r *Relay) Do(method, path, who string, body any) *Response {
 	r.T.Helper()
+	return r.DoHeader(method, path, who, nil, body)
+}
+
+// DoHeader is Do with extra request headers.
+func (r *Relay) DoHeader(method, path, who string, header http.Header, body any) *Response {
+	r.T.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -192,6 +198,9 @@ func (r *Relay) Do(method, path, who string, body any) *Response {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
@@ -245,6 +254,9 @@ type Delivery struct {
 	Type     string         `json:"type"`
 	Priority string         `json:"priority"`
 	Notice   map[string]any `json:"notice"`
+	// Message is the message of a delivery of type message, in clear.
+	Message    map[string]any `json:"message"`
+	Ciphertext string         `json:"ciphertext"`
 }
 
 // Inbox leases up to max deliveries of authority.

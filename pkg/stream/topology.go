@@ -37,6 +37,10 @@ const (
 	ReceiptsSubjects = "$JS.EVENT.METRIC.CONSUMER.ACK." + Deliveries + ".>"
 	// CheckpointSubject is the subject of every checkpoint.
 	CheckpointSubject = "nr.audit.checkpoint"
+	// Messages holds the messages between authorities and platforms
+	// (contract section 8): personal data, kept for the configured
+	// retention, one message per subject.
+	Messages = "NR_MESSAGES"
 )
 
 // Subjects.
@@ -45,6 +49,7 @@ const (
 	withdrawPrefix = "nr.withdraw."
 	eventPrefix    = "nr.event."
 	deliveryPrefix = "nr.delivery."
+	messagePrefix  = "nr.message."
 )
 
 // NoticeSubject is where the body of notice id is stored.
@@ -62,6 +67,24 @@ func DeliverySubject(authority, priority, id string) string {
 func DeliveryFilter(authority, priority string) string {
 	return deliveryPrefix + authority + "." + priority + ".*"
 }
+
+// MessageSubject is where message id of the thread of (notice, authority)
+// is stored.
+func MessageSubject(noticeID, authority, id string) string {
+	return messagePrefix + noticeID + "." + authority + "." + id
+}
+
+// MessageFilter matches every message about notice id, in every thread.
+func MessageFilter(noticeID string) string { return messagePrefix + noticeID + ".>" }
+
+// IsMessageSubject reports whether subject is a message's.
+func IsMessageSubject(subject string) bool { return strings.HasPrefix(subject, messagePrefix) }
+
+// NotifyPriority is the priority token of a platform's notify queue in
+// the delivery stream: `nr.delivery.<platform>.notify.<delivery id>`. No
+// authority queue has it, so a platform and an authority of the same id
+// never share a queue.
+const NotifyPriority = "notify"
 
 // EventSubject is the subject of a lifecycle event; parts name the event
 // uniquely (notice id, type, and for per-recipient events the authority and
@@ -177,8 +200,11 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 	deliveries := t.unique(Deliveries, "per-authority delivery queues (personal data, retention-limited)",
 		[]string{deliveryPrefix + "*.*.*"}, 4<<20)
 	deliveries.MaxAge = t.Retention
+	messages := t.unique(Messages, "messages between authorities and platforms (personal data, retention-limited)",
+		[]string{messagePrefix + "*.*.*"}, 64<<10)
+	messages.MaxAge = t.Retention
 	dedup := t.dedup()
-	return []jetstream.StreamConfig{notices, events, deliveries, {
+	return []jetstream.StreamConfig{notices, events, deliveries, messages, {
 		Name:        Checkpoints,
 		Description: "signed checkpoints of the audit log (no personal data, never deleted)",
 		Subjects:    []string{CheckpointSubject},

@@ -209,8 +209,9 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		}
 		events = append(events, em)
 		leased = append(leased, m)
-		out = append(out, delivery.Out{ID: d.ID, NoticeID: d.NoticeID, Type: d.Type, Priority: d.Priority,
-			LeasedUntil: service.Timestamp(until), Notice: d.Notice, Ciphertext: d.Ciphertext})
+		o := d.Out()
+		o.LeasedUntil = service.Timestamp(until)
+		out = append(out, o)
 	}
 	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
 		nakAll(leased)
@@ -238,8 +239,7 @@ func nakAll(msgs []jetstream.Msg) {
 
 // receiptEvent is the delivered or acknowledged event of d for authority.
 func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
-	return event.Event{Type: t, Notice: s.env.Pseudonyms.Notice(d.NoticeID), Time: s.env.Now(), Actor: Name, Platform: d.Platform,
-		BodySHA256: d.BodySHA256, Priority: d.Priority, Recipient: authority, Kind: d.Type, Delivery: d.ID}
+	return d.Event(s.env.Pseudonyms, t, authority, Name, s.env.Now())
 }
 
 func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
@@ -372,21 +372,7 @@ func (s *Service) find(ctx context.Context, authority, id string) (*delivery.Del
 			}
 		}
 	}
-	for _, p := range priorities {
-		m, err := stream.Get(ctx, s.deliveries, stream.DeliverySubject(authority, p, id))
-		if fault.Is(err, fault.NotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		d, err := delivery.Decode(m.Data)
-		if err != nil {
-			return nil, fault.E("inbox", fault.Internal, err)
-		}
-		return d, nil
-	}
-	return nil, fault.Errorf("inbox", fault.NotFound, "no delivery %s", id)
+	return delivery.Find(ctx, s.deliveries, authority, id)
 }
 
 // sampling is the ack sampling of a consumer: all acks for an authority

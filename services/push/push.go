@@ -29,6 +29,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/message"
 	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 	"github.com/noticerelay/noticerelay/pkg/webhook"
@@ -55,9 +56,13 @@ type Service struct {
 	dead     *prometheus.CounterVec
 }
 
-// target is one webhook authority.
+// target is one webhook authority, or one platform's notify URL.
 type target struct {
+	// authority names the target in logs and metrics: an authority's id,
+	// or a platform's.
 	authority string
+	// recipient names it in events: the authority's id, or "platform".
+	recipient string
 	url       string
 	secret    []byte
 	consumers []jetstream.Consumer // in delivery.Priorities order
@@ -97,26 +102,22 @@ func (s *Service) Start(ctx context.Context) error {
 		if !a.Webhook() {
 			continue
 		}
-		secret := os.Getenv(a.Delivery.SecretEnv)
-		if len(secret) < 16 {
-			return fmt.Errorf("push: authority %s: environment variable %s must hold the webhook secret", a.ID, a.Delivery.SecretEnv)
+		t, err := s.target(ctx, a.ID, a.ID, a.Delivery.URL, a.Delivery.SecretEnv, delivery.Priorities(), "deliveries of "+a.ID)
+		if err != nil {
+			return err
 		}
-		t := &target{authority: a.ID, url: a.Delivery.URL, secret: []byte(secret)}
-		for _, p := range delivery.Priorities() {
-			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
-				Durable:       delivery.ConsumerName(a.ID, p),
-				Description:   fmt.Sprintf("%s deliveries of %s (pushed to its webhook)", p, a.ID),
-				FilterSubject: stream.DeliveryFilter(a.ID, p),
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       time.Duration(s.settings.Timeout) + 30*time.Second,
-				MaxDeliver:    -1,
-				MaxAckPending: 10000,
-				DeliverPolicy: jetstream.DeliverAllPolicy,
-			})
-			if err != nil {
-				return fmt.Errorf("push: creating consumer for %s: %w", a.ID, err)
-			}
-			t.consumers = append(t.consumers, c)
+		s.targets = append(s.targets, t)
+	}
+	// A platform with a notify URL gets the messages authorities send it
+	// the same way (contract section 8).
+	for _, p := range s.env.Config.Platforms {
+		if p.Notify == nil {
+			continue
+		}
+		t, err := s.target(ctx, p.ID, message.Platform, p.Notify.URL, p.Notify.SecretEnv,
+			[]string{stream.NotifyPriority}, "messages to platform "+p.ID)
+		if err != nil {
+			return err
 		}
 		s.targets = append(s.targets, t)
 	}
@@ -129,6 +130,40 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// target creates the consumers of one push target, one per queue (in the
+// order they are drained).
+func (s *Service) target(ctx context.Context, id, recipient, url, secretEnv string, queues []string, what string) (*target, error) {
+	secret := os.Getenv(secretEnv)
+	if len(secret) < 16 {
+		return nil, fmt.Errorf("push: %s: environment variable %s must hold the webhook secret", id, secretEnv)
+	}
+	t := &target{authority: id, recipient: recipient, url: url, secret: []byte(secret)}
+	for _, q := range queues {
+		name := delivery.ConsumerName(id, q)
+		if q == stream.NotifyPriority {
+			name = NotifyConsumer(id)
+		}
+		c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
+			Durable:       name,
+			Description:   fmt.Sprintf("%s %s (pushed to its URL)", q, what),
+			FilterSubject: stream.DeliveryFilter(id, q),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       time.Duration(s.settings.Timeout) + 30*time.Second,
+			MaxDeliver:    -1,
+			MaxAckPending: 10000,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("push: creating consumer for %s: %w", id, err)
+		}
+		t.consumers = append(t.consumers, c)
+	}
+	return t, nil
+}
+
+// NotifyConsumer is the durable consumer of platform's notify queue.
+func NotifyConsumer(platform string) string { return "notify-" + platform }
 
 // Wait blocks until every worker has stopped.
 func (s *Service) Wait() { s.wg.Wait() }
@@ -194,7 +229,7 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 	if md, err := m.Metadata(); err == nil {
 		attempt = md.NumDelivered
 	}
-	ack := s.receiptEvent(d, t.authority, event.Acknowledged)
+	ack := s.receiptEvent(d, t.recipient, event.Acknowledged)
 	switch _, err := stream.Get(ctx, s.events, ack.Subject()); {
 	case err == nil:
 		_ = m.Ack() // received before (a crash between receipt and ack)
@@ -237,7 +272,7 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 func (s *Service) received(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg) {
 	var msgs []stream.Message
 	for _, typ := range []event.Type{event.Delivered, event.Acknowledged} {
-		ev := s.receiptEvent(d, t.authority, typ)
+		ev := s.receiptEvent(d, t.recipient, typ)
 		em, err := ev.Message()
 		if err != nil {
 			s.env.Log.Error("push: encoding receipt", zap.Error(err))
@@ -265,7 +300,7 @@ func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Deliver
 		_ = m.NakWithDelay(time.Duration(s.settings.MaxBackoff))
 		return
 	}
-	ev := s.receiptEvent(d, t.authority, event.DeadLettered)
+	ev := s.receiptEvent(d, t.recipient, event.DeadLettered)
 	if em, err := ev.Message(); err == nil {
 		if _, err := stream.Publish(ctx, s.env.JS, em); err != nil && !fault.Is(err, fault.Exists) {
 			s.env.Log.Error("push: recording dead_lettered event", zap.String("delivery", d.ID), zap.Error(err))
@@ -316,6 +351,5 @@ func (s *Service) backoff(attempt uint64) time.Duration {
 
 // receiptEvent is an event of type t about d for authority.
 func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
-	return event.Event{Type: t, Notice: s.env.Pseudonyms.Notice(d.NoticeID), Time: s.env.Now(), Actor: Name, Platform: d.Platform,
-		BodySHA256: d.BodySHA256, Priority: d.Priority, Recipient: authority, Kind: d.Type, Delivery: d.ID}
+	return d.Event(s.env.Pseudonyms, t, authority, Name, s.env.Now())
 }

@@ -140,10 +140,8 @@ func (s *Service) receipt(ctx context.Context, data []byte) ([]event.Event, erro
 	if at.IsZero() {
 		at = s.env.Now()
 	}
-	base := event.Event{Notice: s.env.Pseudonyms.Notice(d.NoticeID), Time: at, Actor: Name, Platform: d.Platform,
-		BodySHA256: d.BodySHA256, Priority: d.Priority, Recipient: authority, Kind: d.Type, Delivery: d.ID}
-	delivered, acked := base, base
-	delivered.Type, acked.Type = event.Delivered, event.Acknowledged
+	delivered := d.Event(s.env.Pseudonyms, event.Delivered, authority, Name, at)
+	acked := d.Event(s.env.Pseudonyms, event.Acknowledged, authority, Name, at)
 	s.recorded.WithLabelValues(authority).Inc()
 	return []event.Event{delivered, acked}, nil
 }

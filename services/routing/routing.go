@@ -21,6 +21,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/message"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -31,6 +32,9 @@ const Name = "routing"
 
 // consumerName is the durable consumer of the notice stream.
 const consumerName = "routing"
+
+// messagesConsumer is the durable consumer of the message stream.
+const messagesConsumer = "routing-messages"
 
 // Service is the routing service.
 type Service struct {
@@ -85,9 +89,26 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.router, err = NewRouter(s.env.Config, s.env.Log); err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
+	msgs, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Messages, jetstream.ConsumerConfig{
+		Durable:       messagesConsumer,
+		Description:   "turns each stored message into a delivery to its recipient",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       10 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("routing: creating consumer: %w", err)
+	}
 	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 256, Workers: 2, Log: s.env.Log, Handle: s.handle,
 		JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
-	return loop.Start(ctx, &s.wg)
+	if err := loop.Start(ctx, &s.wg); err != nil {
+		return err
+	}
+	mloop := &stream.Consumer{Name: messagesConsumer, Consumer: msgs, Max: 64, Workers: 1, Log: s.env.Log, Handle: s.handle,
+		JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
+	return mloop.Start(ctx, &s.wg)
 }
 
 // Wait blocks until the consumer has stopped.
@@ -110,6 +131,9 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
 		case strings.HasPrefix(m.Subject(), stream.WithdrawSubject("")):
 			outs[i] = s.withdraw(ctx, m.Data())
 			s.routed.WithLabelValues("withdrawal", outcome(outs[i].err)).Inc()
+		case stream.IsMessageSubject(m.Subject()):
+			outs[i] = s.message(m.Data())
+			s.routed.WithLabelValues("message", outcome(outs[i].err)).Inc()
 		default:
 			outs[i].err = fault.Errorf("routing", fault.Poison, "unexpected subject %s", m.Subject())
 		}
@@ -259,6 +283,47 @@ func (s *Service) withdraw(ctx context.Context, data []byte) outputs {
 		}
 		o.then = append(o.then, qm)
 	}
+	return o
+}
+
+// message builds the message_sent event of a stored message and its
+// delivery: into the authority's queue (sealed to its age recipient), or
+// into the platform's notify queue when it has a notify URL. A message to
+// a platform without one is only kept, for GET /v1/notices/{id}/messages.
+func (s *Service) message(data []byte) outputs {
+	rec, err := message.Decode(data)
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	sent, err := time.Parse(time.RFC3339Nano, rec.SentAt)
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	var o outputs
+	ev := rec.Event(s.env.Pseudonyms, event.MessageSent, sent)
+	em, err := ev.Message()
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	o.then = append(o.then, em)
+	d, err := rec.Delivery()
+	if err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	subject := stream.DeliverySubject(rec.To, rec.Priority, d.ID)
+	if rec.ToPlatform() {
+		if p := s.env.Config.Platform(rec.Platform); p == nil || p.Notify == nil {
+			return o
+		}
+		subject = stream.DeliverySubject(rec.Platform, stream.NotifyPriority, d.ID)
+	} else if err := s.sealer.Seal(rec.To, d); err != nil {
+		return outputs{err: fault.E("routing", fault.Poison, err)}
+	}
+	dm, err := json.Marshal(d)
+	if err != nil {
+		return outputs{err: fault.E("routing: encoding delivery", fault.Poison, err)}
+	}
+	o.first = append(o.first, stream.Message{Subject: subject, ID: d.ID, Data: dm})
 	return o
 }
 

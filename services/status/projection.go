@@ -78,8 +78,9 @@ func (p *Projection) Apply(e *event.Event) {
 	case event.Escalated:
 		earliest(&p.recipient(e.Recipient).EscalatedAt, at)
 	case event.Queued, event.Delivered, event.Acknowledged:
-		if e.Kind == event.KindEscalation {
-			// The escalation target's copy: not a recipient of the notice.
+		if e.Kind == event.KindEscalation || e.Kind == event.KindMessage {
+			// The escalation target's copy, or a message's receipt: not
+			// the notice's delivery.
 			break
 		}
 		r := p.recipient(e.Recipient)

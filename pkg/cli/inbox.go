@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/natsauth"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -188,13 +189,14 @@ func (p *puller) round(ctx context.Context, src source) (int, error) {
 }
 
 // Pulled is a delivery as the client writes it: the delivery with its
-// notice in clear.
+// notice (or, for type message, its message) in clear.
 type Pulled struct {
 	ID       string          `json:"id"`
 	NoticeID string          `json:"notice_id"`
 	Type     string          `json:"type"`
 	Priority string          `json:"priority"`
-	Notice   json.RawMessage `json:"notice"`
+	Notice   json.RawMessage `json:"notice,omitempty"`
+	Message  json.RawMessage `json:"message,omitempty"`
 }
 
 // write stores one delivery durably as DIR/<id>.json.
@@ -203,6 +205,9 @@ func (p *puller) write(o delivery.Out) error {
 		return fmt.Errorf("not a delivery id: %q", o.ID)
 	}
 	body := o.Notice
+	if o.Type == event.KindMessage {
+		body = o.Message
+	}
 	if o.Ciphertext != "" {
 		if len(p.identities) == 0 {
 			return errors.New("the delivery is sealed: give --identity")
@@ -212,7 +217,11 @@ func (p *puller) write(o delivery.Out) error {
 			return err
 		}
 	}
-	data, err := json.MarshalIndent(Pulled{ID: o.ID, NoticeID: o.NoticeID, Type: o.Type, Priority: o.Priority, Notice: body}, "", "  ")
+	pulled := Pulled{ID: o.ID, NoticeID: o.NoticeID, Type: o.Type, Priority: o.Priority, Notice: body}
+	if o.Type == event.KindMessage {
+		pulled.Notice, pulled.Message = nil, body
+	}
+	data, err := json.MarshalIndent(pulled, "", "  ")
 	if err != nil {
 		return err
 	}

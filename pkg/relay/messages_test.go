@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/noticerelay/noticerelay/pkg/audit"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -71,6 +73,7 @@ func TestMessagesEndToEnd(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{
 		Log: zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zapcore.DebugLevel),
 		Config: func(c *config.Config) {
+			c.NATS.Listen = "127.0.0.1:0" // for the audit command line
 			c.Deliveries.Webhook = config.WebhookSettings{Timeout: config.Duration(2 * time.Second), MaxAttempts: 5,
 				Backoff: config.Duration(20 * time.Millisecond), MaxBackoff: config.Duration(100 * time.Millisecond)}
 			for i := range c.Authorities {
@@ -279,7 +282,8 @@ func TestMessagesEndToEnd(t *testing.T) {
 	// The events: every message sent, delivered, acknowledged, with kind,
 	// sender and recipient; no text.
 	events := eventsText(t, r, func(all string) bool {
-		return strings.Count(all, `"type":"message_sent"`) == 6 && strings.Count(all, `"type":"message_delivered"`) >= 4
+		return strings.Count(all, `"type":"message_sent"`) == 6 && strings.Count(all, `"type":"message_delivered"`) == 6 &&
+			strings.Count(all, `"kind":"message"`) == 18
 	})
 	for _, w := range []string{`"message_kind":"preservation_request"`, `"sender":"de-bka"`, `"recipient":"platform"`,
 		`"message_kind":"response"`, `"kind":"message","message":"` + m2} {
@@ -290,6 +294,48 @@ func TestMessagesEndToEnd(t *testing.T) {
 	// The statuses are unchanged by messages: the recipients stay three.
 	if st := r.Status("examplenet", noticeID); len(st["recipients"].([]any)) != 3 {
 		t.Errorf("status: %v", st)
+	}
+
+	// The auditor's tools: the log verifies, replay and the report count
+	// the messages by kind and sender.
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Eventually(t, wait, "a checkpoint of the whole log", func() bool {
+		code, out := auditCLI(t, "verify", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)))
+		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
+	})
+	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
+	var rep audit.Replay
+	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil { // a note follows the JSON
+		t.Fatalf("replay: %d %s", code, out)
+	}
+	wantCounts := []audit.MessageCount{
+		{Kind: "feedback", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},
+		{Kind: "preservation_request", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},
+		{Kind: "request_information", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},
+		{Kind: "response", From: "platform", Sent: 3, Delivered: 3, Acknowledged: 3},
+	}
+	if !slices.Equal(rep.Messages, wantCounts) {
+		t.Errorf("replay messages %+v, want %+v", rep.Messages, wantCounts)
+	}
+	page := filepath.Join(t.TempDir(), "report.html")
+	if code, out := auditCLI(t, "report", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)), "--out", page); code != 0 {
+		t.Fatalf("report: %d %s", code, out)
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := relaytest.DataRows(html, "message-kind")
+	if len(rows) != 4 || rows[3]["message-kind"] != "response" || rows[3]["sent"] != "3" || rows[3]["from"] != "platform" {
+		t.Errorf("report rows: %v", rows)
+	}
+	for _, m := range markers {
+		if bytes.Contains(html, []byte(m)) {
+			t.Errorf("the report holds %q", m)
+		}
 	}
 
 	dir := r.DataDir

@@ -226,7 +226,7 @@ func TestRefused(t *testing.T) {
 		{name: "id too long", edits: []edit{{"id: examplenet", "id: " + strings.Repeat("e", 65)}}, field: "platforms[0].id"},
 		{name: "authority id platform", edits: []edit{{"id: de-bka", "id: platform"}}, field: "authorities[0].id", msg: "reserved"},
 		{name: "notify without url", edits: []edit{{"    establishment: IE", "    establishment: IE\n    notify: {secret_env: PATH}"}}, field: "platforms[0].notify.url", msg: "required"},
-		{name: "notify url not http", edits: []edit{{"    establishment: IE", "    establishment: IE\n    notify: {url: 'ftp://x', secret_env: PATH}"}}, field: "platforms[0].notify.url", msg: "http(s)"},
+		{name: "notify url not https", edits: []edit{{"    establishment: IE", "    establishment: IE\n    notify: {url: 'http://lea.example.net/hook', secret_env: PATH}"}}, field: "platforms[0].notify.url", msg: "https://"},
 		{name: "notify without secret", edits: []edit{{"    establishment: IE", "    establishment: IE\n    notify: {url: 'https://lea.example.net/hook'}"}}, field: "platforms[0].notify.secret_env", msg: "required"},
 		{name: "notify misspelt", edits: []edit{{"    establishment: IE", "    establishment: IE\n    notify: {url: 'https://lea.example.net/hook', secret_env: PATH, secret: X}"}}, field: "platforms[0].notify.secret", msg: "unknown field"},
 		{name: "id missing", edits: []edit{{"  - id: examplenet                # [a-z0-9-]{2,64}\n    name", "  - name"}}, field: "platforms[0].id"},

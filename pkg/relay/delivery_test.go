@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -133,25 +132,9 @@ func TestSealedDeliveryAndStoreAtRest(t *testing.T) {
 
 	dir := r.DataDir
 	r.Stop()
-	scanned := 0
-	err = filepath.WalkDir(filepath.Join(dir, "jetstream"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		scanned++
-		for _, needle := range []string{marker, "SEAL-1", "Chat shows"} {
-			if bytes.Contains(b, []byte(needle)) {
-				t.Errorf("%s holds %q in clear", path, needle)
-			}
-		}
-		return nil
-	})
-	if err != nil || scanned < 5 {
-		t.Fatalf("scanned %d files: %v", scanned, err)
+	scanned := filesHolding(t, filepath.Join(dir, "jetstream"), marker, "SEAL-1", "Chat shows")
+	if scanned < 5 {
+		t.Fatalf("scanned %d files", scanned)
 	}
 }
 

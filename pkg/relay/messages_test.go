@@ -2,9 +2,7 @@ package relay_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -23,7 +20,6 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
-	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // logBuffer collects every log line of a relay, to look for personal data.
@@ -351,58 +347,19 @@ func TestMessagesEndToEnd(t *testing.T) {
 	if !strings.Contains(logs.String(), "push") {
 		t.Errorf("no log line of the notify retry: the log capture may be broken")
 	}
-	scanned := 0
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		scanned++
-		if bytes.Contains(b, []byte(marker)) {
-			t.Errorf("%s holds the marker in clear", path)
-		}
-		return nil
-	})
-	if err != nil || scanned < 5 {
-		t.Fatalf("scanned %d files: %v", scanned, err)
+	scanned := filesHolding(t, dir, marker)
+	if scanned < 5 {
+		t.Fatalf("scanned %d files", scanned)
 	}
 }
 
-// eventsText reads the whole event stream (subjects and data) until done
-// says it holds what the test waits for.
+// eventsText reads the whole event stream until done says it holds what
+// the test waits for.
 func eventsText(t *testing.T, r *relaytest.Relay, done func(string) bool) string {
 	t.Helper()
-	js, err := jetstream.New(r.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var all string
 	relaytest.Eventually(t, wait, "the message events", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cons, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b strings.Builder
-		for {
-			batch, err := cons.FetchNoWait(500)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := 0
-			for m := range batch.Messages() {
-				got++
-				b.WriteString(m.Subject() + " " + string(m.Data()) + "\n")
-			}
-			if got == 0 {
-				break
-			}
-		}
-		all = b.String()
+		all, _ = allEvents(t, r)
 		return done(all)
 	})
 	return all

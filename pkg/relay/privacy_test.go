@@ -70,48 +70,17 @@ func TestEventsHoldNoPersonalData(t *testing.T) {
 	}
 	markers = append(markers, "MARKBADCATEGORYX", "PRIVACY-REF-78")
 
-	js, err := jetstream.New(r.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all strings.Builder
-	count := 0
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			count++
-			all.Write(m.Data())
-			all.WriteString(m.Subject())
-			for k, v := range m.Headers() {
-				all.WriteString(k + fmt.Sprint(v))
-			}
-			all.WriteByte('\n')
-		}
-		if got == 0 {
-			break
-		}
-	}
+	all, count := allEvents(t, r)
 	if count < 10 {
 		t.Fatalf("only %d events", count)
 	}
 	for _, m := range markers {
-		if strings.Contains(all.String(), m) {
+		if strings.Contains(all, m) {
 			t.Errorf("events contain %q", m)
 		}
 	}
 	for _, typ := range []string{"accepted", "rejected", "decided", "queued", "delivered", "acknowledged", "withdrawn"} {
-		if !strings.Contains(all.String(), `"type":"`+typ+`"`) {
+		if !strings.Contains(all, `"type":"`+typ+`"`) {
 			t.Errorf("no %s event", typ)
 		}
 	}

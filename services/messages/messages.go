@@ -90,20 +90,35 @@ type Thread struct {
 	Messages []message.Message `json:"messages"`
 }
 
-func (s *Service) fromAuthority(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
+// request is a message request's body.
+type request interface {
+	Check() []httpapi.FieldError
+}
+
+// read authenticates the caller as role and reads its message into req,
+// answering and returning false when it cannot: the caller, the path's id
+// (lower case) and the Idempotency-Key ("" without one).
+func (s *Service) read(w http.ResponseWriter, r *http.Request, role auth.Role, req request) (auth.Principal, string, string, bool) {
+	p, ok := s.env.Auth.FromRequest(r, role)
 	if !ok {
 		httpapi.Unauthorized(w)
-		return
+		return p, "", "", false
 	}
-	id := strings.ToLower(r.PathValue("id"))
-	var req message.AuthorityRequest
-	if !decode(w, r, &req) {
-		return
+	if !decode(w, r, req) {
+		return p, "", "", false
 	}
 	key, errs := idempotencyKey(r)
 	if errs = append(req.Check(), errs...); len(errs) > 0 {
 		httpapi.BadRequest(w, "invalid message", errs...)
+		return p, "", "", false
+	}
+	return p, strings.ToLower(r.PathValue("id")), key, true
+}
+
+func (s *Service) fromAuthority(w http.ResponseWriter, r *http.Request) {
+	var req message.AuthorityRequest
+	p, id, key, ok := s.read(w, r, auth.Authority, &req)
+	if !ok {
 		return
 	}
 	if !notice.ValidID(id) {
@@ -129,19 +144,9 @@ func (s *Service) fromAuthority(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) fromPlatform(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Platform)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
-	id := strings.ToLower(r.PathValue("id"))
 	var req message.PlatformRequest
-	if !decode(w, r, &req) {
-		return
-	}
-	key, errs := idempotencyKey(r)
-	if errs = append(req.Check(), errs...); len(errs) > 0 {
-		httpapi.BadRequest(w, "invalid message", errs...)
+	p, id, key, ok := s.read(w, r, auth.Platform, &req)
+	if !ok {
 		return
 	}
 	ctx, cancel := s.env.StoreContext(r.Context())

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,32 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/noticerelay/noticerelay/pkg/cli"
 	"github.com/noticerelay/noticerelay/pkg/relay"
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
-
-// buffer is a bytes.Buffer safe for a writer and a reader in different
-// goroutines.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func digest(plain string) string {
 	s := sha256.Sum256([]byte(plain))
@@ -77,7 +57,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func run(ctx context.Context, args ...string) (code int, stdout, stderr string) {
-	var out, errb buffer
+	var out, errb relaytest.Buffer
 	code = cli.Main(ctx, args, &out, &errb)
 	return code, out.String(), errb.String()
 }
@@ -203,7 +183,7 @@ func TestDevWithPlainTokens(t *testing.T) {
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr buffer
+	var stdout, stderr relaytest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- cli.Main(ctx, []string{"dev", "--data", data, "--config", cfg}, &stdout, &stderr) }()
 

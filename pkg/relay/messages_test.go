@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
-
-// logBuffer collects every log line of a relay, to look for personal data.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // okBody is the body of the i-th request rc answered 2xx.
 func (rc *receiver) okBody(i int) []byte {
@@ -65,7 +46,7 @@ func TestMessagesEndToEnd(t *testing.T) {
 	t.Setenv(notifySecretEnv, string(notifySecret))
 	police := newReceiver(t, webhookSecret, 0)  // fr-police's webhook
 	platform := newReceiver(t, notifySecret, 1) // examplenet's notify URL, failing once
-	logs := &logBuffer{}
+	logs := &relaytest.Buffer{}
 	r := relaytest.Start(t, relaytest.Options{
 		Log: zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zapcore.DebugLevel),
 		Config: func(c *config.Config) {

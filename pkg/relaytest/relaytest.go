@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -289,6 +290,27 @@ func (r *Relay) Status(platform, id string) map[string]any {
 		r.T.Fatalf("status of %s: %s", id, resp)
 	}
 	return resp.Map()
+}
+
+// Buffer is a bytes.Buffer safe for a writer and a reader in different
+// goroutines: a command's output, or a relay's log.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Eventually polls cond until it returns true or the deadline passes.

@@ -127,20 +127,25 @@ type Record struct {
 	Priority string `json:"priority"`
 }
 
-// Message is a message as its parties see it.
+// Message is a message as its parties see it; in_reply_to is null when
+// it answers none.
 type Message struct {
-	ID        string `json:"id"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Kind      string `json:"kind"`
-	Text      string `json:"text"`
-	SentAt    string `json:"sent_at"`
-	InReplyTo string `json:"in_reply_to,omitempty"`
+	ID        string  `json:"id"`
+	From      string  `json:"from"`
+	To        string  `json:"to"`
+	Kind      string  `json:"kind"`
+	Text      string  `json:"text"`
+	SentAt    string  `json:"sent_at"`
+	InReplyTo *string `json:"in_reply_to"`
 }
 
 // Out is r as its parties see it.
 func (r *Record) Out() Message {
-	return Message{ID: r.ID, From: r.From, To: r.To, Kind: r.Kind, Text: r.Text, SentAt: r.SentAt, InReplyTo: r.InReplyTo}
+	m := Message{ID: r.ID, From: r.From, To: r.To, Kind: r.Kind, Text: r.Text, SentAt: r.SentAt}
+	if r.InReplyTo != "" {
+		m.InReplyTo = &r.InReplyTo
+	}
+	return m
 }
 
 // Same reports whether r says what o says: a retried POST under the same

@@ -34,6 +34,7 @@ Commands:
   dev   [--config FILE] [--data DIR]          everything in one process, with an embedded NATS server
   serve --config FILE [--services a,b,...]    services against an external NATS server or cluster
   token                                       make a bearer token and print its config digest
+  init --dir DIR [--nats URL] [--listen ADDR] make, once, demo tokens and keys in DIR and a serve configuration (compose)
   explain --config FILE --platform ID NOTICE.json  print, as JSON, whom the relay would route a notice to and why
   audit                                       auditor tooling: keygen, verify, export, replay, prove, verify-proof
   inbox pull --out DIR (--url URL --token T | --nats URL --authority ID)  the police-side client
@@ -56,6 +57,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "init":
+		return initCmd(args[1:], stdout, stderr)
 	case "explain":
 		return explain(args[1:], stdout, stderr)
 	case "audit":

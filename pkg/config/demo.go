@@ -182,7 +182,7 @@ func WriteYAML(path string, c *Config) error {
 		return fmt.Errorf("encoding configuration: %w", err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append([]byte("# Written by `noticerelay dev` for the demo: token digests only.\n"), data...), 0o600); err != nil {
+	if err := os.WriteFile(tmp, append([]byte("# Written by `noticerelay dev` or `noticerelay init` for the demo: token digests only.\n"), data...), 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return os.Rename(tmp, path)

@@ -5,6 +5,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -231,33 +232,73 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 
 // Ensure creates or updates every stream and bucket; it is idempotent and
 // every process runs it at start.
+//
+// On a new cluster, the processes of one deployment start together, and a
+// JetStream API request about a stream that another process is creating
+// can go unanswered (nats-server 2.15.3: an update, or an info, before the
+// stream's group has a leader). So every step is retried with a short
+// deadline of its own until ctx ends, and a stream is created first and
+// updated only when it exists (CreateOrUpdateStream sends the update
+// first); concurrent creates of the same stream both succeed.
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	for _, cfg := range t.Streams() {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		err := retry(ctx, func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				_, err = js.UpdateStream(ctx, cfg)
+			}
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 		}
 	}
-	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kvc := jetstream.KeyValueConfig{
 		Bucket:      StatusBucket,
 		Description: "status projection of each notice, built from the lifecycle events",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
+	}
+	err := retry(ctx, func(ctx context.Context) error {
+		_, err := js.CreateKeyValue(ctx, kvc)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			_, err = js.UpdateKeyValue(ctx, kvc)
+		}
+		if err != nil {
+			return fmt.Errorf("creating bucket %s: %w", StatusBucket, err)
+		}
+		// The bucket's stream takes atomic batches too, for the
+		// projection's group commits, and has the same short duplicate
+		// window.
+		kvs, err := js.Stream(ctx, "KV_"+StatusBucket)
+		if err != nil {
+			return fmt.Errorf("bucket %s: %w", StatusBucket, err)
+		}
+		if cfg := kvs.CachedInfo().Config; !cfg.AllowAtomicPublish || cfg.Duplicates != t.dedup() {
+			cfg.AllowAtomicPublish, cfg.Duplicates = true, t.dedup()
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("bucket %s: allowing atomic batches: %w", StatusBucket, err)
+			}
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("creating bucket %s: %w", StatusBucket, err)
-	}
-	// The bucket's stream takes atomic batches too, for the projection's
-	// group commits, and has the same short duplicate window.
-	kvs, err := js.Stream(ctx, "KV_"+StatusBucket)
-	if err != nil {
-		return fmt.Errorf("bucket %s: %w", StatusBucket, err)
-	}
-	if cfg := kvs.CachedInfo().Config; !cfg.AllowAtomicPublish || cfg.Duplicates != t.dedup() {
-		cfg.AllowAtomicPublish, cfg.Duplicates = true, t.dedup()
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("bucket %s: allowing atomic batches: %w", StatusBucket, err)
+	return err
+}
+
+// ensureAttempt is how long one step of Ensure waits for an answer before
+// it asks again.
+const ensureAttempt = 5 * time.Second
+
+// retry runs op until it succeeds, fails otherwise than by a timeout of its
+// own attempt, or ctx ends.
+func retry(ctx context.Context, op func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		err := op(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
 		}
 	}
-	return nil
 }

@@ -45,6 +45,9 @@ type BenchResult struct {
 	Rejected        int      `json:"rejected"`
 	// Retried counts submissions sent again after no answer or a 503.
 	Retried int `json:"retried"`
+	// StallMS is the longest time, in ms, without an accepted submission
+	// (202 or 200) while submitting: what a fault costs the platforms.
+	StallMS float64 `json:"stall_ms"`
 	// Redelivered counts hand-outs of a delivery already handed out (a
 	// lease that ended, or a relay that restarted before the ack).
 	Redelivered int `json:"redelivered"`
@@ -78,7 +81,7 @@ type benchOptions struct {
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("bench", stderr)
 	var o benchOptions
-	fs.StringVar(&o.url, "url", "", "bench a running relay at this base URL instead of starting one in-process (https://, or http:// to a loopback address)")
+	fs.StringVar(&o.url, "url", "", "bench a running relay at this base URL instead of starting one in-process (https://, or http:// to a loopback address); several, comma-separated, share the load and stand in for each other")
 	fs.StringVar(&o.ca, "ca", "", "with --url: trust only the CA certificates in this PEM file")
 	fs.StringVar(&o.platformToken, "platform-token", "", "with --url: the platform's bearer token")
 	fs.StringVar(&o.authorityTokens, "authority-tokens", "", "with --url: comma-separated COUNTRY=TOKEN of the authorities to drain")
@@ -106,11 +109,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	if o.url != "" {
-		var err error
-		if o.url, err = relayURL(o.url); err != nil {
-			fmt.Fprintf(stderr, "noticerelay bench: --url %v\n", err)
-			return ExitUsage
+		urls := strings.Split(o.url, ",")
+		for i, u := range urls {
+			var err error
+			if urls[i], err = relayURL(strings.TrimSpace(u)); err != nil {
+				fmt.Fprintf(stderr, "noticerelay bench: --url %v\n", err)
+				return ExitUsage
+			}
 		}
+		o.url = strings.Join(urls, ",")
 	}
 	var err error
 	if o.tls, err = caTLS(o.ca); err != nil {
@@ -145,9 +152,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
-// benchTarget is the relay under load: its URL and the tokens to use.
+// benchTarget is the relay under load: its URLs and the tokens to use.
 type benchTarget struct {
-	url           string
+	urls          []string
 	platform      string
 	platformToken string
 	authorities   map[string]string // country -> token
@@ -157,8 +164,8 @@ type benchTarget struct {
 
 func startBenchRelay(ctx context.Context, o benchOptions) (*benchTarget, error) {
 	if o.url != "" {
-		t := &benchTarget{url: o.url, platform: "", platformToken: o.platformToken,
-			authorities: map[string]string{}, close: func() {}}
+		t := &benchTarget{platform: "", platformToken: o.platformToken, authorities: map[string]string{}, close: func() {}}
+		t.urls = strings.Split(o.url, ",")
 		for _, kv := range strings.Split(o.authorityTokens, ",") {
 			cc, tok, ok := strings.Cut(kv, "=")
 			if !ok {
@@ -216,7 +223,7 @@ func startBenchRelay(ctx context.Context, o benchOptions) (*benchTarget, error) 
 		cleanup()
 		return nil, err
 	}
-	t.url, t.js = r.URL(), js
+	t.urls, t.js = []string{r.URL()}, js
 	t.close = func() { r.Close(); cleanup() }
 	return t, nil
 }
@@ -305,11 +312,16 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		retried   atomic.Int64
 		lastAck   atomic.Int64
 	)
-	platform := &httpSource{base: t.url, token: t.platformToken, client: client}
-	submit := func(n benchNotice) {
+	// With several URLs, a submission goes to one of them and is retried
+	// on the next, as a platform behind a load balancer would see it.
+	var platforms []*httpSource
+	for _, u := range t.urls {
+		platforms = append(platforms, &httpSource{base: u, token: t.platformToken, client: client})
+	}
+	submit := func(i int, n benchNotice) {
 		start := time.Now()
-		for {
-			data, code, err := platform.do(ctx, http.MethodPost, "/v1/notices", n.body)
+		for try := i; ; try++ {
+			data, code, err := platforms[try%len(platforms)].do(ctx, http.MethodPost, "/v1/notices", n.body)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -353,12 +365,12 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		defer cancel()
 	}
 	var next atomic.Int64
-	take := func() (benchNotice, bool) {
+	take := func() (int, benchNotice, bool) {
 		i := next.Add(1) - 1
 		if loadCtx.Err() != nil || int(i) >= total {
-			return benchNotice{}, false
+			return 0, benchNotice{}, false
 		}
-		return makeNotice(int(i), states, o.seed), true
+		return int(i), makeNotice(int(i), states, o.seed), true
 	}
 	var load sync.WaitGroup
 	if o.rate > 0 {
@@ -370,7 +382,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 			tick := time.NewTicker(interval)
 			defer tick.Stop()
 			for {
-				n, ok := take()
+				i, n, ok := take()
 				if !ok {
 					return
 				}
@@ -384,7 +396,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 				go func() {
 					defer load.Done()
 					defer func() { <-sem }()
-					submit(n)
+					submit(i, n)
 				}()
 			}
 		}()
@@ -394,11 +406,11 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 			go func() {
 				defer load.Done()
 				for {
-					n, ok := take()
+					i, n, ok := take()
 					if !ok {
 						return
 					}
-					submit(n)
+					submit(i, n)
 				}
 			}()
 		}
@@ -410,12 +422,20 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	defer stopDrain()
 	var drain sync.WaitGroup
+	k := 0
 	for cc, tok := range t.authorities {
 		drain.Add(1)
-		go func() {
+		k++
+		go func(k int) {
 			defer drain.Done()
-			inbox := &httpSource{base: t.url, token: tok, max: 100, client: client}
-			for drainCtx.Err() == nil {
+			// Each fetch goes to the next URL: every relay hands out
+			// deliveries, and an ack goes where its fetch went.
+			var inboxes []*httpSource
+			for _, u := range t.urls {
+				inboxes = append(inboxes, &httpSource{base: u, token: tok, max: 100, client: client})
+			}
+			for ; drainCtx.Err() == nil; k++ {
+				inbox := inboxes[k%len(inboxes)]
 				items, err := inbox.fetch(drainCtx)
 				if err != nil || len(items) == 0 {
 					time.Sleep(2 * time.Millisecond)
@@ -460,7 +480,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 				acked.Add(int64(n))
 				lastAck.Store(time.Now().UnixNano())
 			}
-		}()
+		}(k)
 	}
 
 	tty := false
@@ -488,10 +508,12 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	// reconcile asks the relay for the status of notices still missing an
 	// acknowledgement: an ack the relay recorded just before it crashed has
 	// no answer, and the delivery is not handed out again.
+	rounds := 0
 	reconcile := func() {
+		rounds++ // each round asks the next URL, in case one is down
 		ids, _ := missing()
 		for _, id := range ids {
-			rs, err := benchStatus(ctx, platform, id)
+			rs, err := benchStatus(ctx, platforms[rounds%len(platforms)], id)
 			if err != nil {
 				return
 			}
@@ -554,8 +576,10 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	_, res.Lost = missing()
 	var acc, queued []time.Duration
 	want := map[string]bool{}
+	var acceptedAt []time.Time
 	for id, a := range accepted {
 		acc = append(acc, a.latency)
+		acceptedAt = append(acceptedAt, a.at)
 		for _, cc := range a.states {
 			want[id+"|"+cc] = true
 		}
@@ -569,6 +593,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		queued = append(queued, max(0, seen.Sub(accepted[id].at)))
 	}
 	res.AcceptP50ms, res.AcceptP99ms = percentileMS(acc, 50), percentileMS(acc, 99)
+	res.StallMS = longestGapMS(start, acceptedAt)
 	res.QueuedP50ms, res.QueuedP99ms = percentileMS(queued, 50), percentileMS(queued, 99)
 	res.PeakRSSMB = peakRSSMB()
 	if o.memprofile != "" {
@@ -618,6 +643,19 @@ func benchStatus(ctx context.Context, platform *httpSource, id string) (map[stri
 		rs[r.Country] = r.Status
 	}
 	return rs, nil
+}
+
+// longestGapMS is the longest time in ms between start and the first of
+// times, or between two consecutive ones.
+func longestGapMS(start time.Time, times []time.Time) float64 {
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	var gap time.Duration
+	prev := start
+	for _, t := range times {
+		gap = max(gap, t.Sub(prev))
+		prev = t
+	}
+	return float64(gap.Microseconds()) / 1000
 }
 
 func percentileMS(ds []time.Duration, p int) float64 {

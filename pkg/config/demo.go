@@ -74,7 +74,7 @@ func Demo(dataDir string) (*Config, map[string]string, error) {
 			return nil, nil, fmt.Errorf("creating data dir: %w", err)
 		}
 		var b strings.Builder
-		b.WriteString("# noticerelay dev: demo bearer tokens (plain; demo only). Use: . ./" + DemoTokensFile + "\n")
+		b.WriteString("# noticerelay: demo bearer tokens (plain; demo only). Use: . ./" + DemoTokensFile + "\n")
 		for _, v := range vars {
 			fmt.Fprintf(&b, "export %s=%s\n", v, tokens[v])
 		}

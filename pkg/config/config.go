@@ -156,6 +156,13 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MarshalYAML writes d as a Go duration ("5s"), which UnmarshalYAML reads
+// back; without it a duration would be written as nanoseconds, which Load
+// refuses.
+func (d Duration) MarshalYAML() (any, error) {
+	return time.Duration(d).String(), nil
+}
+
 // maxDays is the longest duration in days that a time.Duration holds.
 const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
 

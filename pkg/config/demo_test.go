@@ -158,6 +158,32 @@ func TestDemoKeepsTokens(t *testing.T) {
 	}
 }
 
+// TestWriteYAMLLoads: what WriteYAML writes (dev's demo-config.yaml, the
+// configuration `init` writes for compose) loads again, durations
+// included, and keeps what it wrote.
+func TestWriteYAMLLoads(t *testing.T) {
+	dir := t.TempDir()
+	c, _, err := config.Demo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.HTTP.StoreTimeout = config.Duration(2500 * time.Millisecond)
+	path := filepath.Join(dir, config.DemoConfigFile)
+	if err := config.WriteYAML(path, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := config.Load(path, config.Options{})
+	if err != nil {
+		data, _ := os.ReadFile(path)
+		t.Fatalf("Load of what WriteYAML wrote: %v\n%s", err, data)
+	}
+	if got.HTTP != c.HTTP || got.NATS.URL != c.NATS.URL || len(got.Authorities) != len(c.Authorities) ||
+		got.Platforms[0].Tokens[0] != c.Platforms[0].Tokens[0] {
+		t.Errorf("loaded http %+v nats %q, %d authorities; wrote http %+v nats %q, %d authorities",
+			got.HTTP, got.NATS.URL, len(got.Authorities), c.HTTP, c.NATS.URL, len(c.Authorities))
+	}
+}
+
 func TestDemoUnreadableDir(t *testing.T) {
 	// The data dir is a file: the tokens can be neither read nor written.
 	file := filepath.Join(t.TempDir(), "file")

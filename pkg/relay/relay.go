@@ -69,6 +69,14 @@ type Relay struct {
 	health   *health.Monitor
 }
 
+// How `serve` notices a NATS server that went silent: a ping every
+// pingInterval, and the connection given up (and another server tried)
+// once maxPingsOut pings are unanswered.
+const (
+	pingInterval = 2 * time.Second
+	maxPingsOut  = 2
+)
+
 // Start starts the relay and returns once every service is serving.
 func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	if o.Log == nil {
@@ -104,7 +112,13 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 			r.log.Info("embedded NATS accepting clients", zap.String("url", r.server.ClientURL()))
 		}
 	} else {
-		opts := append([]nats.Option{nats.Name("noticerelay"), nats.MaxReconnects(-1)}, connOpts...)
+		// A server cut off the network (a partition, a dead host) closes
+		// nothing: without a ping every 2 s and at most two unanswered,
+		// the connection would be trusted for nats.go's default of two
+		// minutes per ping, and every request would answer 503 meanwhile
+		// instead of moving to another node.
+		opts := append([]nats.Option{nats.Name("noticerelay"), nats.MaxReconnects(-1),
+			nats.PingInterval(pingInterval), nats.MaxPingsOutstanding(maxPingsOut)}, connOpts...)
 		if o.Config.NATS.Creds != "" {
 			opts = append(opts, nats.UserCredentials(o.Config.NATS.Creds))
 		}

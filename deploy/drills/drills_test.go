@@ -167,12 +167,36 @@ func (d *deployment) run(t *testing.T, dr drill, r *row) {
 			code, res.Notices, res.Lost, res.Misrouted, res.Duplicates, stderr.String())
 	}
 	d.waitHealthy(t, 2*time.Minute)
-	r.verified = "FAILED"
-	if out, ok := d.auditVerify(t); ok {
-		r.verified = "passed"
-		t.Logf("audit verify: %s", out)
-	} else {
-		t.Errorf("audit verify after %s: %s", dr.name, out)
+	r.verified = d.auditVerify(t)
+}
+
+// auditVerify runs `noticerelay audit verify` against the cluster and
+// returns the table's word for it. A verdict other than intact fails the
+// drill at once. A run that could not read the log (no verdict) is tried
+// again, at most three runs in all, each failure logged and counted in the
+// table: the drills check the log, and reading a cluster's log without
+// errors is tested on its own (issue 10, finding 5).
+func (d *deployment) auditVerify(t *testing.T) string {
+	const tries = 3
+	for try := 1; ; try++ {
+		var stdout, stderr bytes.Buffer
+		code := cli.Main(t.Context(), []string{"audit", "verify", "--nats", natsURL, "--verifier-key", d.tokens["NR_AUDIT_VERIFIER_KEY"]}, &stdout, &stderr)
+		verdict := strings.TrimSpace(stdout.String())
+		switch {
+		case code == cli.ExitOK:
+			t.Logf("audit verify: %s", verdict)
+			if try > 1 {
+				return fmt.Sprintf("passed (run %d; %d read errors)", try, try-1)
+			}
+			return "passed"
+		case verdict != "":
+			t.Errorf("audit verify: the log is not intact: %s %s", verdict, stderr.String())
+			return "FAILED"
+		case try == tries:
+			t.Errorf("audit verify: could not read the log in %d runs: %s", tries, stderr.String())
+			return "FAILED (read errors)"
+		}
+		t.Logf("WARNING: audit verify could not read the log (run %d of %d): %s", try, tries, strings.TrimSpace(stderr.String()))
 	}
 }
 
@@ -398,11 +422,4 @@ func (d *deployment) streamLeader(t *testing.T, name string) string {
 		return err == nil && l != ""
 	})
 	return l
-}
-
-// auditVerify runs `noticerelay audit verify` against the cluster.
-func (d *deployment) auditVerify(t *testing.T) (string, bool) {
-	var stdout, stderr bytes.Buffer
-	code := cli.Main(t.Context(), []string{"audit", "verify", "--nats", natsURL, "--verifier-key", d.tokens["NR_AUDIT_VERIFIER_KEY"]}, &stdout, &stderr)
-	return strings.TrimSpace(stdout.String() + stderr.String()), code == cli.ExitOK
 }

@@ -63,8 +63,8 @@ type drill struct {
 
 var drills = []drill{
 	{name: "stream leader killed", load: 60 * time.Second, faultAfter: 10 * time.Second, inject: leaderKilled},
-	{name: "rolling restart, lame duck", load: 130 * time.Second, faultAfter: 10 * time.Second, inject: rollingRestart},
-	{name: "relay killed", load: 50 * time.Second, faultAfter: 10 * time.Second, inject: relayKilled},
+	{name: "rolling restart, lame duck", load: 150 * time.Second, faultAfter: 10 * time.Second, inject: rollingRestart},
+	{name: "relay killed", load: 60 * time.Second, faultAfter: 10 * time.Second, inject: relayKilled},
 	{name: "quorum lost and regained", load: 70 * time.Second, faultAfter: 10 * time.Second, inject: quorumLost},
 	{name: "leader partitioned", load: 60 * time.Second, faultAfter: 10 * time.Second, inject: partitioned},
 }
@@ -85,13 +85,13 @@ func TestDrills(t *testing.T) {
 	}
 	d := newDeployment(t)
 	d.waitHealthy(t, 3*time.Minute)
-	// .ci/run says when it ran `up`: both relays must be ready within a
-	// minute of it.
-	if up, err := strconv.ParseInt(os.Getenv("NR_DRILLS_UP"), 10, 64); err == nil {
-		ready := time.Since(time.Unix(up, 0))
-		t.Logf("both relays ready %.0f s after docker compose up", ready.Seconds())
+	// .ci/run has just brought the deployment up: both relays must have
+	// been ready within a minute of it.
+	if os.Getenv("NR_DRILLS_FRESH") == "1" {
+		ready := d.startup(t)
+		t.Logf("both relays ready %.1f s after docker compose up", ready.Seconds())
 		if ready > time.Minute {
-			t.Errorf("both relays ready only %.0f s after docker compose up, want under a minute", ready.Seconds())
+			t.Errorf("both relays ready only %.1f s after docker compose up, want under a minute", ready.Seconds())
 		}
 	}
 	began := time.Now()
@@ -173,11 +173,11 @@ func (d *deployment) run(t *testing.T, dr drill, r *row) {
 // auditVerify runs `noticerelay audit verify` against the cluster and
 // returns the table's word for it. A verdict other than intact fails the
 // drill at once. A run that could not read the log (no verdict) is tried
-// again, at most three runs in all, each failure logged and counted in the
-// table: the drills check the log, and reading a cluster's log without
-// errors is tested on its own (issue 10, finding 5).
+// again for up to a minute, each failure logged and counted in the table:
+// the drills check the log, and reading a cluster's log without errors is
+// tested on its own (issue 10, finding 5).
 func (d *deployment) auditVerify(t *testing.T) string {
-	const tries = 3
+	deadline := time.Now().Add(time.Minute)
 	for try := 1; ; try++ {
 		var stdout, stderr bytes.Buffer
 		code := cli.Main(t.Context(), []string{"audit", "verify", "--nats", natsURL, "--verifier-key", d.tokens["NR_AUDIT_VERIFIER_KEY"]}, &stdout, &stderr)
@@ -186,17 +186,17 @@ func (d *deployment) auditVerify(t *testing.T) string {
 		case code == cli.ExitOK:
 			t.Logf("audit verify: %s", verdict)
 			if try > 1 {
-				return fmt.Sprintf("passed (run %d; %d read errors)", try, try-1)
+				return fmt.Sprintf("passed (%d read errors first)", try-1)
 			}
 			return "passed"
 		case verdict != "":
 			t.Errorf("audit verify: the log is not intact: %s %s", verdict, stderr.String())
 			return "FAILED"
-		case try == tries:
-			t.Errorf("audit verify: could not read the log in %d runs: %s", tries, stderr.String())
+		case time.Now().After(deadline):
+			t.Errorf("audit verify: could not read the log in %d runs over a minute: %s", try, stderr.String())
 			return "FAILED (read errors)"
 		}
-		t.Logf("WARNING: audit verify could not read the log (run %d of %d): %s", try, tries, strings.TrimSpace(stderr.String()))
+		t.Logf("WARNING: audit verify could not read the log (run %d): %s", try, strings.TrimSpace(stderr.String()))
 	}
 }
 
@@ -388,6 +388,53 @@ func (d *deployment) heal(t *testing.T) {
 		d.docker(t, "start", id)
 	}
 	d.waitHealthy(t, 3*time.Minute)
+}
+
+// startup is how long the deployment took to be ready: from the creation
+// of its first container (docker compose up) to the later of the two
+// relays' first "relay ready" log line (its listener open, its services
+// started), read after the fact so that the time go test takes to start
+// does not count.
+func (d *deployment) startup(t *testing.T) time.Duration {
+	t.Helper()
+	var first time.Time
+	for _, s := range append(append([]string{"init"}, natsNodes...), "relay-1", "relay-2") {
+		out := strings.TrimSpace(d.docker(t, "inspect", "-f", "{{.Created}}", d.container(t, s)))
+		c, err := time.Parse(time.RFC3339Nano, out)
+		if err != nil {
+			t.Fatalf("created time of %s: %v", s, err)
+		}
+		if first.IsZero() || c.Before(first) {
+			first = c
+		}
+	}
+	var ready time.Time
+	for _, s := range []string{"relay-1", "relay-2"} {
+		// The relay logs JSON on stderr; the CLI passes it on as stderr.
+		cmd := exec.CommandContext(t.Context(), "docker", "logs", d.container(t, s))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker logs %s: %v: %s", s, err, out)
+		}
+		var at time.Time
+		for _, line := range strings.Split(string(out), "\n") {
+			var l struct{ Msg, TS string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "relay ready" {
+				at, err = time.Parse("2006-01-02T15:04:05.000Z0700", l.TS)
+				if err != nil {
+					t.Fatalf("%s: relay ready at %q: %v", s, l.TS, err)
+				}
+				break
+			}
+		}
+		if at.IsZero() {
+			t.Fatalf("%s logged no \"relay ready\"", s)
+		}
+		if at.After(ready) {
+			ready = at
+		}
+	}
+	return ready.Sub(first)
 }
 
 // leader returns the server name of the stream's leader ("" if none).

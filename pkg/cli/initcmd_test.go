@@ -77,7 +77,7 @@ func TestInit(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
-	var out, errb buffer
+	var out, errb relaytest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- cli.Main(ctx, []string{"serve", "--config", cfgPath}, &out, &errb) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -24,6 +24,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/inboxclient"
 	"github.com/noticerelay/noticerelay/pkg/relay"
 )
 
@@ -314,14 +315,14 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	)
 	// With several URLs, a submission goes to one of them and is retried
 	// on the next, as a platform behind a load balancer would see it.
-	var platforms []*httpSource
+	var platforms []*inboxclient.Client
 	for _, u := range t.urls {
-		platforms = append(platforms, &httpSource{base: u, token: t.platformToken, client: client})
+		platforms = append(platforms, inboxclient.New(u, t.platformToken, 0, client))
 	}
 	submit := func(i int, n benchNotice) {
 		start := time.Now()
 		for try := i; ; try++ {
-			data, code, err := platforms[try%len(platforms)].do(ctx, http.MethodPost, "/v1/notices", n.body)
+			data, code, err := platforms[try%len(platforms)].Do(ctx, http.MethodPost, "/v1/notices", n.body)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -430,9 +431,9 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 			defer drain.Done()
 			// Each fetch goes to the next URL: every relay hands out
 			// deliveries, and an ack goes where its fetch went.
-			var inboxes []*httpSource
+			var inboxes []httpSource
 			for _, u := range t.urls {
-				inboxes = append(inboxes, &httpSource{base: u, token: tok, max: 100, client: client})
+				inboxes = append(inboxes, httpSource{inboxclient.New(u, tok, 100, client)})
 			}
 			for ; drainCtx.Err() == nil; k++ {
 				inbox := inboxes[k%len(inboxes)]
@@ -459,10 +460,10 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 				// An ack answered 503 may have been recorded all the same:
 				// then the delivery is not handed out again, so the ack is
 				// sent again until it is answered, as a client must.
-				statuses, err := inbox.ack(drainCtx, ids)
+				statuses, err := inbox.Ack(drainCtx, ids)
 				for err != nil && drainCtx.Err() == nil {
 					time.Sleep(100 * time.Millisecond)
-					statuses, err = inbox.ack(drainCtx, ids)
+					statuses, err = inbox.Ack(drainCtx, ids)
 				}
 				if err != nil {
 					continue
@@ -621,8 +622,8 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 }
 
 // benchStatus returns the status of each recipient of a notice, by country.
-func benchStatus(ctx context.Context, platform *httpSource, id string) (map[string]string, error) {
-	data, code, err := platform.do(ctx, http.MethodGet, "/v1/notices/"+id, nil)
+func benchStatus(ctx context.Context, platform *inboxclient.Client, id string) (map[string]string, error) {
+	data, code, err := platform.Do(ctx, http.MethodGet, "/v1/notices/"+id, nil)
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}

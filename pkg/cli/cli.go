@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -39,6 +40,8 @@ Commands:
   audit                                       auditor tooling: keygen, verify, export, replay, prove, verify-proof
   inbox pull --out DIR (--url URL --token T | --nats URL --authority ID)  the police-side client
   deliveries dead|redrive|nats-config         dead letters, redrive, least-privilege NATS users
+  station --config FILE                       the receiving station: an authority's inbox in a browser
+  passwd                                      print the argon2id hash of a password (station users)
   bench [--notices N] [--clients N | --rate R] load-generate through the real HTTP API and print one JSON line
 
 Run "noticerelay COMMAND -h" for a command's flags.
@@ -69,6 +72,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return deliveriesCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
+	case "station":
+		return stationCmd(ctx, args[1:], stdout, stderr)
+	case "passwd":
+		return passwd(args[1:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK

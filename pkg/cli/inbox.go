@@ -19,6 +19,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/inboxclient"
 	"github.com/noticerelay/noticerelay/pkg/natsauth"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -108,7 +109,7 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	var src source
 	if *url != "" {
-		src = &httpSource{base: *url, token: *token, max: *max, client: client}
+		src = httpSource{inboxclient.New(*url, *token, *max, client)}
 	} else {
 		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *max, stderr)
 		if err != nil {
@@ -256,98 +257,26 @@ func writeFileDurably(path string, data []byte) error {
 }
 
 // httpSource is the relay's HTTP inbox.
-type httpSource struct {
-	base, token string
-	max         int
-	client      *http.Client
-}
+type httpSource struct{ *inboxclient.Client }
 
-func (h *httpSource) do(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, h.base+path, rd)
+func (h httpSource) fetch(ctx context.Context) ([]item, error) {
+	outs, err := h.Fetch(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+h.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	return data, resp.StatusCode, err
-}
-
-func (h *httpSource) fetch(ctx context.Context) ([]item, error) {
-	data, code, err := h.do(ctx, http.MethodGet, fmt.Sprintf("/v1/inbox?max=%d", h.max), nil)
-	if err != nil {
-		return nil, fmt.Errorf("GET /v1/inbox: %w", err)
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("GET /v1/inbox: HTTP %d: %s", code, bytes.TrimSpace(data))
-	}
-	var in struct {
-		Deliveries []delivery.Out `json:"deliveries"`
-	}
-	if err := json.Unmarshal(data, &in); err != nil {
-		return nil, fmt.Errorf("GET /v1/inbox: %w", err)
-	}
-	items := make([]item, len(in.Deliveries))
-	for i, d := range in.Deliveries {
+	items := make([]item, len(outs))
+	for i, d := range outs {
 		items[i] = item{out: d}
 	}
 	return items, nil
 }
 
-func (h *httpSource) ackAll(ctx context.Context, items []item) error {
+func (h httpSource) ackAll(ctx context.Context, items []item) error {
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.out.ID
 	}
-	statuses, err := h.ack(ctx, ids)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, id := range ids {
-		if st := statuses[id]; st != http.StatusNoContent {
-			errs = append(errs, fmt.Errorf("ack %s: HTTP %d", id, st))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// ack acknowledges ids in one request and returns the status the relay
-// answered for each.
-func (h *httpSource) ack(ctx context.Context, ids []string) (map[string]int, error) {
-	body, _ := json.Marshal(map[string][]string{"ids": ids})
-	data, code, err := h.do(ctx, http.MethodPost, "/v1/inbox/ack", body)
-	if err != nil {
-		return nil, fmt.Errorf("POST /v1/inbox/ack: %w", err)
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("POST /v1/inbox/ack: HTTP %d: %s", code, bytes.TrimSpace(data))
-	}
-	var res struct {
-		Results []struct {
-			ID     string `json:"id"`
-			Status int    `json:"status"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(data, &res); err != nil {
-		return nil, fmt.Errorf("POST /v1/inbox/ack: %w", err)
-	}
-	statuses := make(map[string]int, len(res.Results))
-	for _, r := range res.Results {
-		statuses[r.ID] = r.Status
-	}
-	return statuses, nil
+	return h.AckAll(ctx, ids)
 }
 
 // natsSource consumes the authority's durable consumers directly, with a

@@ -583,3 +583,20 @@ func (c *Config) Authority(id string) *Authority {
 	}
 	return &c.Authorities[i]
 }
+
+// DecodeStrict decodes the YAML document data into v (a pointer to a
+// struct) the way Load does, and returns every problem under its field
+// path: an unknown or repeated key, a value of the wrong type. Other
+// programs' configurations (the station's) use it so that their errors
+// read like the relay's.
+func DecodeStrict(data []byte, v any) []string {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var p problems
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		decodeNode(doc.Content[0], reflect.ValueOf(v).Elem(), "", &p)
+	}
+	return p
+}

@@ -1,0 +1,217 @@
+package station
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/notice"
+)
+
+// Received is one delivery as the station took it from the relay, its
+// body in clear (decrypted when it was sealed).
+type Received struct {
+	ID       string
+	NoticeID string
+	Type     string
+	Priority string
+	Sealed   bool
+	Body     json.RawMessage
+}
+
+// Forwarded is a notice as the station reads it: the relay's forwarded
+// notice plus the links to earlier notices that a follow-up carries.
+type Forwarded struct {
+	delivery.Forwarded
+	FollowUpOf string `json:"follow_up_of,omitempty"`
+	Supersedes string `json:"supersedes,omitempty"`
+}
+
+// AttachmentDelivery is the body of a delivery of type attachment
+// (contract section 7).
+type AttachmentDelivery struct {
+	NoticeID   string     `json:"notice_id"`
+	Attachment Attachment `json:"attachment"`
+}
+
+// MessageDelivery is the body of a delivery of type message (contract
+// section 8): a message of the platform to this authority.
+type MessageDelivery struct {
+	NoticeID string  `json:"notice_id"`
+	Message  Message `json:"message"`
+}
+
+// Store writes one delivery and everything it means (a new notice, a
+// withdrawal, an attachment, a message) in one transaction. A delivery id
+// already stored is a no-op: stored reports whether it was new. Only after
+// Store returns nil may the delivery be acknowledged.
+func (s *Store) Store(ctx context.Context, r Received, now time.Time) (stored bool, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, notice_id, type, priority, sealed, body, stored_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			r.ID, r.NoticeID, r.Type, r.Priority, r.Sealed, []byte(r.Body), ts(now))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // stored before: the acknowledgement was lost
+		}
+		stored = true
+		switch r.Type {
+		case "notice", "withdrawal":
+			return storeNotice(ctx, tx, r, now)
+		case "attachment":
+			var a AttachmentDelivery
+			if err := json.Unmarshal(r.Body, &a); err != nil {
+				return fmt.Errorf("attachment delivery: %w", err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO attachments (delivery_id, notice_id, sha256, size, media_type, filename, relevance, stored_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.NoticeID, a.Attachment.SHA256, a.Attachment.Size,
+				a.Attachment.MediaType, a.Attachment.Filename, a.Attachment.Relevance, ts(now))
+			return err
+		case "message":
+			var m MessageDelivery
+			if err := json.Unmarshal(r.Body, &m); err != nil {
+				return fmt.Errorf("message delivery: %w", err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, notice_id, direction, kind, text, in_reply_to, status, at)
+				VALUES (?, ?, 'in', ?, ?, ?, 'received', ?) ON CONFLICT (id) DO NOTHING`,
+				m.Message.ID, r.NoticeID, m.Message.Kind, m.Message.Text, m.Message.InReplyTo, orNow(m.Message.SentAt, now))
+			return err
+		}
+		// A kind this station does not know yet stays stored as received.
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("storing delivery %s: %w", r.ID, err)
+	}
+	return stored, nil
+}
+
+// storeNotice creates or completes the notice of a notice or withdrawal
+// delivery. A withdrawal may come first (its notice's delivery was still
+// leased when the station crashed): it creates the notice from the copy
+// it carries, which the notice delivery then completes.
+func storeNotice(ctx context.Context, tx *sql.Tx, r Received, now time.Time) error {
+	var f Forwarded
+	if err := json.Unmarshal(r.Body, &f); err != nil {
+		return fmt.Errorf("%s delivery: %w", r.Type, err)
+	}
+	if f.Notice == nil {
+		f.Notice = &notice.Notice{}
+	}
+	if f.ID == "" {
+		f.ID = r.NoticeID
+	}
+	if f.ID != r.NoticeID {
+		return fmt.Errorf("%s delivery: notice id %q in a delivery of notice %q", r.Type, f.ID, r.NoticeID)
+	}
+	received := now
+	if t, err := time.Parse(time.RFC3339Nano, f.ReceivedAt); err == nil {
+		received = t
+	}
+	var escalation []byte
+	if f.Escalation != nil {
+		escalation, _ = json.Marshal(f.Escalation)
+	}
+	complete := r.Type == "notice"
+	_, err := tx.ExecContext(ctx, `INSERT INTO notices (id, reference, platform, category, priority, countries,
+			received_at, stored_at, body, complete, follow_up_of, supersedes, escalation, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, ?)
+		ON CONFLICT (id) DO UPDATE SET
+			body = CASE WHEN notices.complete = 0 AND excluded.complete = 1 THEN excluded.body ELSE notices.body END,
+			category = CASE WHEN notices.complete = 0 AND excluded.complete = 1 THEN excluded.category ELSE notices.category END,
+			countries = CASE WHEN notices.complete = 0 AND excluded.complete = 1 THEN excluded.countries ELSE notices.countries END,
+			complete = MAX(notices.complete, excluded.complete),
+			escalation = COALESCE(excluded.escalation, notices.escalation)`,
+		f.ID, f.Reference, f.Platform, f.Category, r.Priority, strings.Join(Countries(f.Notice), ","),
+		ts(received), ts(now), []byte(r.Body), complete, f.FollowUpOf, f.Supersedes, escalation, ts(now))
+	if err != nil {
+		return err
+	}
+	if r.Type == "withdrawal" && f.Withdrawal != nil {
+		_, err = tx.ExecContext(ctx, `UPDATE notices SET withdrawn_at = ?, withdrawal_reason = ?, updated_at = ? WHERE id = ?`,
+			orNow(f.Withdrawal.RequestedAt, now), f.Withdrawal.Reason, ts(now), f.ID)
+	}
+	return err
+}
+
+// Countries returns the Member States a notice names (places, suspects,
+// victims), sorted, each once.
+func Countries(n *notice.Notice) []string {
+	var out []string
+	add := func(cc string) {
+		if cc != "" && !slices.Contains(out, cc) {
+			out = append(out, cc)
+		}
+	}
+	for _, l := range n.Locations {
+		add(l.Country)
+	}
+	for _, p := range n.Suspects {
+		add(p.Country)
+	}
+	for _, p := range n.Victims {
+		add(p.Country)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// orNow is an RFC 3339 time stamp in the store's form, or now's.
+func orNow(s string, now time.Time) string {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return ts(t)
+	}
+	return ts(now)
+}
+
+// RelayStatus is what the station knows of its link to the relay.
+type RelayStatus struct {
+	// UnreachableSince is zero while the relay answers.
+	UnreachableSince time.Time
+	LastContact      time.Time
+	LastError        string
+}
+
+// RelayReached records a successful exchange with the relay, and the
+// trouble with its deliveries, if any ("" for none).
+func (s *Store) RelayReached(ctx context.Context, now time.Time, problem string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE relay SET unreachable_since = NULL, last_contact = ?, last_error = ? WHERE id = 1`, ts(now), problem)
+	return err
+}
+
+// RelayFailed records a failed exchange; the first failure after a
+// success sets since when the relay is unreachable.
+func (s *Store) RelayFailed(ctx context.Context, now time.Time, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE relay SET unreachable_since = COALESCE(unreachable_since, ?), last_error = ? WHERE id = 1`,
+		ts(now), reason)
+	return err
+}
+
+// Relay returns the state of the link to the relay.
+func (s *Store) Relay(ctx context.Context) (RelayStatus, error) {
+	var since, last sql.NullString
+	var st RelayStatus
+	err := s.db.QueryRowContext(ctx, `SELECT unreachable_since, last_contact, last_error FROM relay WHERE id = 1`).
+		Scan(&since, &last, &st.LastError)
+	if since.Valid {
+		st.UnreachableSince = parseTS(since.String)
+	}
+	if last.Valid {
+		st.LastContact = parseTS(last.String)
+	}
+	return st, err
+}
+
+// Sealed reports whether the delivery with id arrived encrypted.
+func (s *Store) Sealed(ctx context.Context, id string) (bool, error) {
+	var sealed bool
+	err := s.db.QueryRowContext(ctx, `SELECT sealed FROM deliveries WHERE id = ?`, id).Scan(&sealed)
+	return sealed, err
+}

@@ -1,0 +1,33 @@
+// noticerelay web pages: small progressive enhancements; every page works without them.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  // A page marked data-refresh reloads itself every N seconds while it is
+  // visible and no one is typing into it.
+  const r = document.querySelector("[data-refresh]");
+  if (r) {
+    const secs = Math.max(5, parseInt(r.dataset.refresh, 10) || 30);
+    setInterval(() => {
+      const a = document.activeElement;
+      const typing = a && (a.tagName === "INPUT" || a.tagName === "SELECT" || a.tagName === "TEXTAREA");
+      if (!document.hidden && !typing) location.reload();
+    }, secs * 1000);
+  }
+  // Show a triage form's destination and outcome only for the state that needs them.
+  const st = document.getElementById("state");
+  if (st) {
+    const sync = () => {
+      for (const el of document.querySelectorAll("[data-for-state]")) {
+        el.hidden = el.dataset.forState !== st.value;
+      }
+    };
+    st.addEventListener("change", sync);
+    sync();
+  }
+  for (const b of document.querySelectorAll("[data-print]")) {
+    b.addEventListener("click", () => window.print());
+  }
+  // Filter forms submit as soon as a choice changes.
+  for (const s of document.querySelectorAll("form.filters select")) {
+    s.addEventListener("change", () => s.form.submit());
+  }
+});

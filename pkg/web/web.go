@@ -1,0 +1,372 @@
+// Package web is what every page of noticerelay's web applications needs,
+// written once: the layout, sign-in and sign-out, sessions kept in a
+// store, CSRF protection on every form, flash messages, security headers
+// and the embedded assets. The receiving station uses it; the platforms'
+// portal can reuse it.
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+//go:embed assets templates
+var files embed.FS
+
+// Account is a user who may sign in.
+type Account struct {
+	ID           string
+	Name         string
+	Role         string
+	PasswordHash string
+}
+
+// NavItem is a link of the navigation bar, with an optional badge.
+type NavItem struct {
+	Label, Href string
+	Badge       string
+	// BadgeLabel says what the badge counts, for screen readers.
+	BadgeLabel string
+	Current    bool
+}
+
+// Alert is a notice shown at the top of every page (e.g. an outage).
+type Alert struct {
+	Level string // info, warning or error
+	Text  string
+}
+
+// Page is what every template receives; a page's own data is in Data.
+type Page struct {
+	Site   string
+	Title  string
+	User   *Account
+	CSRF   string
+	Flash  string
+	Nav    []NavItem
+	Alerts []Alert
+	// Print lays the page out for paper only.
+	Print bool
+	Data  any
+}
+
+// App is one web application: its name, accounts, sessions and pages.
+type App struct {
+	// Site names the application's owner on every page (the station's authority).
+	Site       string
+	Accounts   map[string]Account
+	Sessions   SessionStore
+	SessionTTL time.Duration
+	// Secure marks cookies Secure: set it when served over TLS.
+	Secure bool
+	// Nav and Alerts, when set, give every page of a signed-in user its
+	// navigation and alerts.
+	Nav    func(r *http.Request, u *Account) []NavItem
+	Alerts func(r *http.Request) []Alert
+	// OnSignIn and OnSignOut are told of each (the access log).
+	OnSignIn, OnSignOut func(ctx context.Context, user string) error
+	Log                 *zap.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+
+	pages map[string]*template.Template
+}
+
+type ctxKey struct{}
+
+type reqState struct {
+	session Session
+	user    *Account
+	csrf    string
+}
+
+func (a *App) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// Parse parses the application's page templates (every *.html of pages,
+// each defining "content" and optionally "title"), each with the layout,
+// and funcs for them.
+func (a *App) Parse(pages fs.FS, funcs template.FuncMap) error {
+	all := template.FuncMap{
+		"time": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+		"join": strings.Join,
+	}
+	for k, v := range funcs {
+		all[k] = v
+	}
+	base, err := template.New("layout.html").Funcs(all).ParseFS(files, "templates/layout.html")
+	if err != nil {
+		return fmt.Errorf("web: parsing the layout: %w", err)
+	}
+	a.pages = map[string]*template.Template{}
+	add := func(fsys fs.FS, pattern string) error {
+		names, err := fs.Glob(fsys, pattern)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if path.Base(n) == "layout.html" {
+				continue
+			}
+			t, err := template.Must(base.Clone()).ParseFS(fsys, n)
+			if err != nil {
+				return fmt.Errorf("web: parsing %s: %w", n, err)
+			}
+			a.pages[strings.TrimSuffix(path.Base(n), ".html")] = t
+		}
+		return nil
+	}
+	if err := add(files, "templates/*.html"); err != nil {
+		return err
+	}
+	return add(pages, "*.html")
+}
+
+// Handler wraps the application's routes with what every request needs:
+// security headers, cross-origin protection, the session, and the CSRF
+// token check of every state-changing request. It also serves the assets
+// under /assets/ and sign-in and sign-out.
+func (a *App) Handler(routes *http.ServeMux) http.Handler {
+	assets, _ := fs.Sub(files, "assets")
+	routes.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
+	routes.HandleFunc("GET /signin", a.signInPage)
+	routes.HandleFunc("POST /signin", a.signIn)
+	routes.HandleFunc("POST /signout", a.signOut)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.Error(w, r, http.StatusForbidden, "This form came from another site and was refused.")
+	}))
+	inner := cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &reqState{}
+		if s, ok := a.session(r); ok {
+			if acc, ok := a.Accounts[s.User]; ok {
+				st.session, st.user, st.csrf = s, &acc, s.CSRF
+			}
+		}
+		if st.user == nil {
+			// Signed out: the sign-in form's token is bound to a cookie of its own.
+			if c, err := r.Cookie("nr_csrf"); err == nil && len(c.Value) == 43 {
+				st.csrf = c.Value
+			} else if r.Method == http.MethodGet {
+				st.csrf = randomToken()
+				http.SetCookie(w, a.cookie("nr_csrf", st.csrf, 0))
+			}
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := r.ParseForm(); err != nil {
+				a.Error(w, r, http.StatusBadRequest, "The form could not be read.")
+				return
+			}
+			got := r.PostForm.Get("csrf")
+			if st.csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(st.csrf)) != 1 {
+				a.Error(w, r, http.StatusForbidden, "The form was refused: its security token is missing or stale. Reload the page and try again.")
+				return
+			}
+		}
+		routes.ServeHTTP(w, r)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cache-Control", "no-store")
+		if a.Secure {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		inner.ServeHTTP(w, r)
+	})
+}
+
+func state(r *http.Request) *reqState {
+	if st, ok := r.Context().Value(ctxKey{}).(*reqState); ok {
+		return st
+	}
+	return &reqState{}
+}
+
+// User returns the signed-in user of a request, or nil.
+func User(r *http.Request) *Account { return state(r).user }
+
+// Require lets only signed-in users with one of roles (any role when none
+// is given) reach h; others go to the sign-in page or get 403.
+func (a *App) Require(h http.HandlerFunc, roles ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u := User(r)
+		if u == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			a.Error(w, r, http.StatusUnauthorized, "Sign in first.")
+			return
+		}
+		if len(roles) > 0 && !contains(roles, u.Role) {
+			a.Error(w, r, http.StatusForbidden, "Your role ("+u.Role+") may not see this page.")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Flash sets a one-time message shown on the next page.
+func (a *App) Flash(w http.ResponseWriter, msg string) {
+	http.SetCookie(w, a.cookie("nr_flash", url.QueryEscape(msg), time.Minute))
+}
+
+// Render writes the page template name with the layout.
+func (a *App) Render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
+	a.render(w, r, status, name, &Page{Title: title, Data: data})
+}
+
+// RenderPrint writes the page template name laid out for paper.
+func (a *App) RenderPrint(w http.ResponseWriter, r *http.Request, name, title string, data any) {
+	a.render(w, r, http.StatusOK, name, &Page{Title: title, Data: data, Print: true})
+}
+
+func (a *App) render(w http.ResponseWriter, r *http.Request, status int, name string, p *Page) {
+	t, ok := a.pages[name]
+	if !ok {
+		http.Error(w, "no page "+name, http.StatusInternalServerError)
+		return
+	}
+	st := state(r)
+	p.Site, p.User, p.CSRF = a.Site, st.user, st.csrf
+	if c, err := r.Cookie("nr_flash"); err == nil {
+		p.Flash, _ = url.QueryUnescape(c.Value)
+		http.SetCookie(w, a.cookie("nr_flash", "", -1))
+	}
+	if st.user != nil {
+		if a.Nav != nil {
+			p.Nav = a.Nav(r, st.user)
+		}
+		if a.Alerts != nil {
+			p.Alerts = a.Alerts(r)
+		}
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		if a.Log != nil {
+			a.Log.Error("rendering page", zap.String("page", name), zap.Error(err))
+		}
+		http.Error(w, "the page could not be shown", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// Error shows an error page with status.
+func (a *App) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	a.Render(w, r, status, "error", http.StatusText(status), msg)
+}
+
+func (a *App) signInPage(w http.ResponseWriter, r *http.Request) {
+	if User(r) != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	a.Render(w, r, http.StatusOK, "signin", "Sign in", signInData{Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+type signInData struct {
+	User, Next, Error string
+}
+
+func (a *App) signIn(w http.ResponseWriter, r *http.Request) {
+	id, pw := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
+	next := safeNext(r.PostForm.Get("next"))
+	acc, known := a.Accounts[id]
+	if !passwordMatches(pw, acc.PasswordHash) || !known {
+		if a.Log != nil {
+			a.Log.Info("sign-in refused")
+		}
+		a.Render(w, r, http.StatusUnauthorized, "signin", "Sign in", signInData{User: id, Next: next, Error: "Unknown user or wrong password."})
+		return
+	}
+	if _, err := a.startSession(w, r, acc.ID); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	http.SetCookie(w, a.cookie("nr_csrf", "", -1))
+	if a.OnSignIn != nil {
+		if err := a.OnSignIn(r.Context(), acc.ID); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (a *App) signOut(w http.ResponseWriter, r *http.Request) {
+	st := state(r)
+	if st.user != nil {
+		if err := a.Sessions.DeleteSession(r.Context(), st.session.Key); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if a.OnSignOut != nil {
+			if err := a.OnSignOut(r.Context(), st.user.ID); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+	}
+	http.SetCookie(w, a.cookie(sessionCookie, "", -1))
+	a.Flash(w, "You are signed out.")
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+}
+
+// fail answers 500 for an error of the application's store.
+func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if a.Log != nil {
+		a.Log.Error("request failed", zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	a.Error(w, r, http.StatusInternalServerError, "Something went wrong; nothing was changed. Try again.")
+}
+
+// Fail answers 500 for an error of the application's store, and logs it.
+func (a *App) Fail(w http.ResponseWriter, r *http.Request, err error) { a.fail(w, r, err) }
+
+// safeNext keeps a redirect target on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}

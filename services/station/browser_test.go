@@ -1,0 +1,256 @@
+package station_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
+	"github.com/noticerelay/noticerelay/pkg/web"
+)
+
+// urgentNotice is an urgent notice for DE (suspect) and RO (victim), with
+// what an analyst needs to read: an IP address with port and time, a contact.
+func urgentNotice(ref string) map[string]any {
+	n := relaytest.Notice(ref, true, "DE", "DE", "RO")
+	n["urgency_reason"] = "The suspect arranged to meet the victim tonight."
+	n["suspicion"] = "Recruiter offers a minor a job abroad; travel booked for tonight."
+	n["suspects"] = []map[string]any{{"country": "DE", "account_id": "u-991", "username": "jobs4you",
+		"ip_addresses": []map[string]any{{"ip": "203.0.113.7", "port": 50312, "seen_at": "2026-11-20T13:58:11Z", "event": "login"}}}}
+	n["contact"] = map[string]any{"name": "Trust & Safety duty desk", "email": "lea@example.net"}
+	return n
+}
+
+// TestStationInBrowser walks an analyst through the station in Chromium:
+// an urgent sealed notice arrives at the top, is opened, read decrypted,
+// triaged, annotated and exported; a withdrawal marks its notice; the lead
+// reads the access log; sessions and forms refuse what they must.
+func TestStationInBrowser(t *testing.T) {
+	e := newEnv(t)
+	ctx := browser(t)
+	base := e.url
+
+	// A normal notice first, so that the urgent one has to jump it.
+	normalID := e.relay.Submit("examplenet", relaytest.Notice("REF-NORMAL-1", false, "", "DE", ""))
+	signIn(t, ctx, base, "duty1", analystPassword)
+	if got := text(t, ctx, ".top .authority"); got != "Bundeskriminalamt (test)" {
+		t.Fatalf("the page names %q, want the station's authority", got)
+	}
+	firstRow := func() string {
+		do(t, ctx, "reloading the inbox", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#urgent-unopened")))
+		rows := js[int](t, ctx, `document.querySelectorAll("table.inbox tbody tr").length`)
+		if rows == 0 {
+			return ""
+		}
+		return text(t, ctx, "table.inbox tbody tr:first-child")
+	}
+	relaytest.Eventually(t, 20*time.Second, "the normal notice in the inbox", func() bool {
+		return strings.Contains(firstRow(), "REF-NORMAL-1")
+	})
+	if got := text(t, ctx, "#urgent-unopened"); !strings.HasPrefix(got, "0 urgent") {
+		t.Fatalf("urgent count before the urgent notice: %q", got)
+	}
+
+	urgentID := e.relay.Submit("examplenet", urgentNotice("REF-URGENT-1"))
+	relaytest.Eventually(t, 20*time.Second, "the urgent notice at the top", func() bool {
+		return strings.Contains(firstRow(), "REF-URGENT-1")
+	})
+	if cls := js[string](t, ctx, `document.querySelector("table.inbox tbody tr:first-child").className`); !strings.Contains(cls, "urgent") || !strings.Contains(cls, "unread") {
+		t.Fatalf("the urgent row is not marked urgent and unread: class %q", cls)
+	}
+	if got := text(t, ctx, "#urgent-unopened"); !strings.HasPrefix(got, "1 urgent") {
+		t.Fatalf("urgent count: %q", got)
+	}
+	if got := text(t, ctx, ".top nav .badge"); got != "1" {
+		t.Fatalf("the navigation's urgent badge says %q, want 1", got)
+	}
+	if got := js[int](t, ctx, `document.querySelectorAll("table.inbox tbody tr").length`); got != 2 {
+		t.Fatalf("the inbox shows %d rows, want 2", got)
+	}
+	screenshot(t, ctx, "station-inbox.png")
+
+	// Open it: the fields arrive decrypted (the relay sealed them to de-bka's key).
+	do(t, ctx, "opening the urgent notice",
+		chromedp.Click(chromedp.CSS("table.inbox tbody tr:first-child a")),
+		chromedp.WaitVisible(chromedp.CSS("#suspicion")))
+	if got := text(t, ctx, "#suspicion"); got != "Recruiter offers a minor a job abroad; travel booked for tonight." {
+		t.Fatalf("suspicion: %q", got)
+	}
+	ips := text(t, ctx, ".suspect table.ips")
+	for _, want := range []string{"203.0.113.7", "50312", "2026-11-20T13:58:11Z", "login"} {
+		if !strings.Contains(ips, want) {
+			t.Fatalf("the suspect's IP table lacks %q: %q", want, ips)
+		}
+	}
+	if got := text(t, ctx, "#grounds"); !strings.Contains(got, "suspect") || !strings.Contains(got, "declared") {
+		t.Fatalf("grounds: %q", got)
+	}
+	if got := text(t, ctx, "#co-recipients"); !strings.Contains(got, "ro-police") {
+		t.Fatalf("co-recipients: %q", got)
+	}
+	if !e.sealed(t, urgentID) {
+		t.Fatal("the urgent notice did not arrive sealed: the test would not show decryption")
+	}
+	screenshot(t, ctx, "station-notice.png")
+
+	// Triage: forwarded needs a destination.
+	do(t, ctx, "forwarding without destination",
+		chromedp.SetValue(chromedp.CSS("#state"), "forwarded"),
+		chromedp.Submit(chromedp.CSS("#triage-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#form-error")))
+	if got := text(t, ctx, "#form-error"); !strings.Contains(got, "destination") {
+		t.Fatalf("error without destination: %q", got)
+	}
+	do(t, ctx, "forwarding",
+		chromedp.SetValue(chromedp.CSS("#state"), "forwarded"),
+		chromedp.SendKeys(chromedp.CSS("#destination"), "LKA Berlin, unit 42"),
+		chromedp.SetValue(chromedp.CSS("#assignee"), "duty1"),
+		chromedp.Submit(chromedp.CSS("#triage-form button")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := text(t, ctx, "#triage-state"); !strings.Contains(got, "forwarded") || !strings.Contains(got, "LKA Berlin, unit 42") || !strings.Contains(got, "duty1") {
+		t.Fatalf("triage after saving: %q", got)
+	}
+	do(t, ctx, "adding a note",
+		chromedp.SendKeys(chromedp.CSS("#note"), "Called LKA duty desk."),
+		chromedp.Submit(chromedp.CSS("#note-form button")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	do(t, ctx, "writing to the platform",
+		chromedp.SetValue(chromedp.CSS("#kind"), "preservation_request"),
+		chromedp.SendKeys(chromedp.CSS("#text"), "Please preserve the chat logs of u-991."),
+		chromedp.Submit(chromedp.CSS("#message-form button")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := text(t, ctx, ".message"); !strings.Contains(strings.ToLower(got), "not sent") || !strings.Contains(got, "preserve the chat logs") {
+		t.Fatalf("the kept message: %q", got)
+	}
+
+	// A form without its CSRF token is refused, and changes nothing.
+	do(t, ctx, "posting a note without the token",
+		chromedp.SendKeys(chromedp.CSS("#note"), "FORGED NOTE"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#note-form input[name=csrf]").remove()`),
+		chromedp.Submit(chromedp.CSS("#note-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#error-message")))
+	if got := text(t, ctx, "#error-message"); !strings.Contains(got, "security token") {
+		t.Fatalf("a form without token: %q", got)
+	}
+	status := js[int](t, ctx, `fetch("/notices/`+urgentID+`/notes", {method: "POST", headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "note=FORGED+NOTE&csrf=wrong"}).then(r => r.status)`)
+	if status != 403 {
+		t.Fatalf("a form with a wrong token: HTTP %d, want 403", status)
+	}
+
+	// Export: the notice in clear, with the station's own handling.
+	exported := js[string](t, ctx, `fetch("/notices/`+urgentID+`/export").then(r => r.text())`)
+	var ex struct {
+		Notice struct {
+			Reference string `json:"reference"`
+			Suspicion string `json:"suspicion"`
+		} `json:"notice"`
+		Triage struct{ State, Destination string } `json:"triage"`
+		Notes []struct{ Text string } `json:"notes"`
+	}
+	if err := json.Unmarshal([]byte(exported), &ex); err != nil {
+		t.Fatalf("export: %v: %s", err, exported)
+	}
+	if ex.Notice.Reference != "REF-URGENT-1" || !strings.Contains(ex.Notice.Suspicion, "travel booked") ||
+		ex.Triage.State != "forwarded" || ex.Triage.Destination != "LKA Berlin, unit 42" || len(ex.Notes) != 1 {
+		t.Fatalf("export: %s", exported)
+	}
+	if strings.Contains(exported, "FORGED") {
+		t.Fatal("the refused note was stored")
+	}
+
+	// The print view names the authority and the notice, without forms.
+	do(t, ctx, "print view", chromedp.Navigate(base+"/notices/"+urgentID+"/print"), chromedp.WaitVisible(chromedp.CSS("#suspicion")))
+	if n := js[int](t, ctx, `document.querySelectorAll("form#triage-form, form#note-form").length`); n != 0 {
+		t.Fatalf("the print view has %d forms", n)
+	}
+
+	// The platform withdraws the normal notice: the inbox shows it.
+	if resp := e.relay.Do("POST", "/v1/notices/"+normalID+"/withdraw", "platform:examplenet", map[string]string{"reason": "sent in error"}); resp.Status != 202 {
+		t.Fatalf("withdraw: %s", resp)
+	}
+	relaytest.Eventually(t, 20*time.Second, "the withdrawal in the inbox", func() bool {
+		firstRow()
+		return js[int](t, ctx, `document.querySelectorAll("table.inbox tr.withdrawn").length`) == 1
+	})
+	do(t, ctx, "opening the withdrawn notice", chromedp.Navigate(base+"/notices/"+normalID), chromedp.WaitVisible(chromedp.CSS("#withdrawn")))
+	if got := text(t, ctx, "#withdrawn"); !strings.Contains(got, "sent in error") {
+		t.Fatalf("withdrawal: %q", got)
+	}
+
+	// An analyst may not read the access log.
+	do(t, ctx, "the access log as analyst", chromedp.Navigate(base+"/access-log"), chromedp.WaitVisible(chromedp.CSS("#error-message")))
+
+	// Sign out: the pages need a sign-in again.
+	do(t, ctx, "signing out", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("form.signout")),
+		chromedp.Submit(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#user")))
+	e.expectSignIn(t, ctx, "after signing out")
+
+	// A session cookie of another station, and an expired one, are refused;
+	// a valid one made the same way is accepted (so the refusals mean something).
+	do(t, ctx, "a foreign cookie", clearCookies(), setCookie(base, "nr_session", "cookie-of-another-station-0123456789abcdef0123"))
+	e.expectSignIn(t, ctx, "with another station's cookie")
+	now := time.Now()
+	e.session(t, "expired-cookie-0123456789abcdef0123456789abcdef", now.Add(-9*time.Hour), now.Add(-time.Hour))
+	do(t, ctx, "an expired cookie", clearCookies(), setCookie(base, "nr_session", "expired-cookie-0123456789abcdef0123456789abcdef"))
+	e.expectSignIn(t, ctx, "with an expired cookie")
+	e.session(t, "valid-cookie-0123456789abcdef0123456789abcdef00", now, now.Add(time.Hour))
+	do(t, ctx, "a valid cookie", clearCookies(), setCookie(base, "nr_session", "valid-cookie-0123456789abcdef0123456789abcdef00"),
+		chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#urgent-unopened")))
+	do(t, ctx, "signing out", clearCookies())
+
+	// The lead reads the access log: every view, export, print and change, by whom.
+	signIn(t, ctx, base, "lead", leadPassword)
+	do(t, ctx, "the access log", chromedp.Navigate(base+"/access-log"), chromedp.WaitVisible(chromedp.CSS("#access-log")))
+	logText := text(t, ctx, "#access-log")
+	for _, want := range []string{"view", "state change", "note", "message", "export", "print", "sign in", "sign out"} {
+		if !strings.Contains(logText, want) {
+			t.Fatalf("the access log lacks %q:\n%s", want, logText)
+		}
+	}
+	csv := js[string](t, ctx, `fetch("/access-log.csv").then(r => r.text())`)
+	if !strings.HasPrefix(csv, "seq,time,user,action,notice,detail\n") || !strings.Contains(csv, ",duty1,export,"+urgentID+",") {
+		t.Fatalf("access log CSV:\n%s", csv)
+	}
+	if strings.Contains(csv, "travel booked") || strings.Contains(csv, "203.0.113.7") {
+		t.Fatal("the access log holds the notice's content")
+	}
+}
+
+// expectSignIn checks that the inbox sends the browser to the sign-in page.
+func (e *env) expectSignIn(t *testing.T, ctx context.Context, when string) {
+	t.Helper()
+	do(t, ctx, "the inbox "+when, chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.CSS("#password")))
+	if loc := get(t, ctx, "location", chromedp.Location()); !strings.Contains(loc, "/signin") {
+		t.Fatalf("%s: the inbox answered at %s, want the sign-in page", when, loc)
+	}
+}
+
+// session stores a session of duty1 whose cookie is value.
+func (e *env) session(t *testing.T, value string, created, expires time.Time) {
+	t.Helper()
+	sum := sha256.Sum256([]byte(value))
+	if err := e.station.Store().SaveSession(context.Background(), web.Session{Key: hex.EncodeToString(sum[:]), User: "duty1",
+		CSRF: "x", Created: created, Expires: expires}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sealed reports whether notice id's delivery arrived sealed.
+func (e *env) sealed(t *testing.T, id string) bool {
+	t.Helper()
+	n, err := e.station.Store().Notice(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := e.station.Store().Sealed(context.Background(), n.Deliveries[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}

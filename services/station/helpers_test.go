@@ -1,0 +1,216 @@
+package station_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
+	"github.com/noticerelay/noticerelay/pkg/web"
+	"github.com/noticerelay/noticerelay/services/station"
+)
+
+// The station under test receives for de-bka, whose deliveries the relay
+// seals to an age key.
+const authority = "de-bka"
+
+// Passwords of the test users.
+const (
+	analystPassword = "correct horse battery"
+	leadPassword    = "lead staple battery horse"
+)
+
+var hashes = sync.OnceValue(func() [2]string {
+	a, err := web.HashPassword(analystPassword)
+	if err != nil {
+		panic(err)
+	}
+	l, err := web.HashPassword(leadPassword)
+	if err != nil {
+		panic(err)
+	}
+	return [2]string{a, l}
+})
+
+// env is a relay and a station for de-bka.
+type env struct {
+	t       *testing.T
+	relay   *relaytest.Relay
+	station *station.Station
+	url     string
+	cfgYAML string
+}
+
+// newEnv starts a relay that seals de-bka's deliveries and a station
+// that opens them.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == authority {
+				c.Authorities[i].AgeRecipient = id.Recipient().String()
+			}
+		}
+	}})
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "authority.agekey")
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NR_STATION_TOKEN", r.Tokens["authority:"+authority])
+	h := hashes()
+	yaml := fmt.Sprintf(`authority: Bundeskriminalamt (test)
+relay: {url: %s, token_env: NR_STATION_TOKEN}
+identity: %s
+data: %s
+http: {listen: 127.0.0.1:0}
+users:
+  - {id: duty1, name: Duty officer 1, password: %q, role: analyst}
+  - {id: lead, name: Team lead, password: %q, role: lead}
+`, r.URL, keyFile, filepath.Join(dir, "data"), h[0], h[1])
+	cfg, err := station.ParseConfig([]byte(yaml))
+	if err != nil {
+		t.Fatalf("station configuration: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := station.Start(ctx, station.Options{Config: cfg, Log: zaptest.NewLogger(t), Listener: ln, PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("starting the station: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("closing the station: %v", err)
+		}
+	})
+	return &env{t: t, relay: r, station: s, url: "http://" + s.Addr(), cfgYAML: yaml}
+}
+
+// browserPath finds Debian's Chromium. Without one the test skips, except
+// in CI (CI=true), where it fails: browser tests never go missing quietly.
+func browserPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no Chromium found: CI must install it (apt-get install -y chromium)")
+	}
+	t.Skip("no Chromium found: apt-get install -y chromium to run the browser tests")
+	return ""
+}
+
+// browser starts a headless Chromium for the test and returns its context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browserPath(t)), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx
+}
+
+// do runs browser steps with a deadline, failing the test on error.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// get runs one browser action with a deadline and returns its value.
+func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// text returns the text of the first element matching the CSS selector.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	return strings.TrimSpace(get(t, ctx, "reading "+sel, chromedp.Text(chromedp.CSS(sel))))
+}
+
+// js evaluates an expression (awaiting a promise) in the page.
+func js[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	return get(t, ctx, "evaluating "+expr, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// signIn signs in through the sign-in form.
+func signIn(t *testing.T, ctx context.Context, base, user, password string) {
+	t.Helper()
+	do(t, ctx, "signing in as "+user,
+		chromedp.Navigate(base+"/signin"),
+		chromedp.WaitVisible(chromedp.CSS("#user")),
+		chromedp.SendKeys(chromedp.CSS("#user"), user),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("form.signout")),
+	)
+}
+
+// setCookie sets a cookie of the station in the browser.
+func setCookie(base, name, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.SetCookie, network.SetCookieParams{Name: name, Value: value, URL: base})
+		return err
+	})
+}
+
+// clearCookies removes every cookie of the browser.
+func clearCookies() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.ClearBrowserCookies, cdp.Empty{})
+		return err
+	})
+}
+
+// screenshot saves a full-page PNG under $NR_SCREENSHOTS, when it is set
+// (docs/img is made this way: NR_SCREENSHOTS=$PWD/docs/img go test ./services/station).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("NR_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png := get(t, ctx, "screenshot", chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

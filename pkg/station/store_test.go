@@ -1,0 +1,141 @@
+package station
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func body(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const nid = "6f1f6d0e-5b7a-4c1e-9a55-2f0c3d6e8b21"
+
+func noticeBody(t *testing.T, withdrawal map[string]string) json.RawMessage {
+	n := map[string]any{"id": nid, "platform": "examplenet", "received_at": "2026-11-20T14:05:00Z",
+		"reference": "R-1", "category": "grooming", "imminent_threat": true, "suspicion": "s",
+		"suspects": []map[string]any{{"country": "DE"}}, "victims": []map[string]any{{"country": "AT"}},
+		"grounds": []map[string]any{{"basis": "suspect", "evidence": "declared"}}, "co_recipients": []any{}}
+	if withdrawal != nil {
+		n["withdrawal"] = withdrawal
+	}
+	return body(t, n)
+}
+
+func TestStoreIsIdempotentPerDelivery(t *testing.T) {
+	s, ctx, now := open(t), context.Background(), time.Now()
+	r := Received{ID: "d-1", NoticeID: nid, Type: "notice", Priority: "urgent", Body: noticeBody(t, nil)}
+	for i, want := range []bool{true, false} {
+		stored, err := s.Store(ctx, r, now)
+		if err != nil || stored != want {
+			t.Fatalf("store #%d: stored=%v err=%v, want %v", i+1, stored, err, want)
+		}
+	}
+	rows, err := s.Inbox(ctx, Filter{}, 10)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("inbox: %v %v", rows, err)
+	}
+	if got := strings.Join(rows[0].Countries, ","); got != "AT,DE" || !rows[0].Urgent() || rows[0].Opened {
+		t.Fatalf("row: %+v", rows[0])
+	}
+	if n, _ := s.UrgentUnopened(ctx); n != 1 {
+		t.Fatalf("urgent unopened: %d", n)
+	}
+	if err := s.MarkOpened(ctx, nid, "duty1", now); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.UrgentUnopened(ctx); n != 0 {
+		t.Fatalf("urgent unopened after opening: %d", n)
+	}
+}
+
+// A withdrawal that arrives before its notice (the notice's delivery was
+// still leased when the station crashed) creates the notice, which the
+// notice delivery then completes; it stays withdrawn.
+func TestWithdrawalBeforeNotice(t *testing.T) {
+	s, ctx, now := open(t), context.Background(), time.Now()
+	w := Received{ID: "d-w", NoticeID: nid, Type: "withdrawal", Priority: "urgent",
+		Body: body(t, map[string]any{"id": nid, "platform": "examplenet", "reference": "R-1", "category": "", "imminent_threat": false,
+			"suspicion": "", "grounds": []any{}, "co_recipients": []any{}, "withdrawal": map[string]string{"reason": "error", "requested_at": "2026-11-20T15:00:00Z"}})}
+	if _, err := s.Store(ctx, w, now); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Notice(ctx, nid)
+	if err != nil || n.Complete || !n.Withdrawn || n.WithdrawalReason != "error" {
+		t.Fatalf("after the withdrawal: %+v %v", n, err)
+	}
+	if _, err := s.Store(ctx, Received{ID: "d-n", NoticeID: nid, Type: "notice", Priority: "urgent", Body: noticeBody(t, nil)}, now); err != nil {
+		t.Fatal(err)
+	}
+	n, err = s.Notice(ctx, nid)
+	if err != nil || !n.Complete || !n.Withdrawn || n.Category != "grooming" || len(n.Deliveries) != 2 {
+		t.Fatalf("after the notice: %+v %v", n, err)
+	}
+}
+
+func TestAccessLogIsAppendOnly(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	if err := s.Log(ctx, Access{At: time.Now(), User: "duty1", Action: ActionView, Notice: nid}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE access_log SET user_id = 'someone'`, `DELETE FROM access_log`} {
+		if _, err := s.db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var b strings.Builder
+	if err := s.WriteAccessCSV(ctx, &b); err != nil || !strings.Contains(b.String(), ",duty1,view,"+nid+",") {
+		t.Fatalf("csv: %v\n%s", err, b.String())
+	}
+}
+
+func TestTriageRules(t *testing.T) {
+	s, ctx, now := open(t), context.Background(), time.Now()
+	if _, err := s.Store(ctx, Received{ID: "d-1", NoticeID: nid, Type: "notice", Priority: "normal", Body: noticeBody(t, nil)}, now); err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"duty1", "lead"}
+	for _, tc := range []struct {
+		t     Triage
+		field string
+	}{
+		{Triage{State: "done"}, "state"},
+		{Triage{State: "forwarded"}, "destination"},
+		{Triage{State: "closed", Outcome: "  "}, "outcome"},
+		{Triage{State: "in_progress", Assignee: "mallory"}, "assignee"},
+	} {
+		var te *TriageError
+		if err := s.SetTriage(ctx, nid, "duty1", tc.t, users, now); !errors.As(err, &te) || te.Field != tc.field {
+			t.Fatalf("%+v: %v, want an error about %s", tc.t, err, tc.field)
+		}
+	}
+	if err := s.SetTriage(ctx, nid, "duty1", Triage{State: "closed", Outcome: "no offence", Destination: "dropped", Assignee: "lead"}, users, now); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := s.Notice(ctx, nid)
+	if n.Triage != (Triage{State: "closed", Outcome: "no offence", Assignee: "lead"}) {
+		t.Fatalf("triage: %+v", n.Triage)
+	}
+	if err := s.SetTriage(ctx, "no-such", "duty1", Triage{State: "new"}, users, now); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown notice: %v", err)
+	}
+}

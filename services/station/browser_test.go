@@ -151,7 +151,7 @@ func TestStationInBrowser(t *testing.T) {
 			Suspicion string `json:"suspicion"`
 		} `json:"notice"`
 		Triage struct{ State, Destination string } `json:"triage"`
-		Notes []struct{ Text string } `json:"notes"`
+		Notes  []struct{ Text string }             `json:"notes"`
 	}
 	if err := json.Unmarshal([]byte(exported), &ex); err != nil {
 		t.Fatalf("export: %v: %s", err, exported)

@@ -142,6 +142,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return ExitFailure
 		}
 		cfg = c
+		stationKey, err := sealDemoStation(*data, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "noticerelay: %v\n", err)
+			return ExitFailure
+		}
 		printDemo(stdout, cfg, tokens, *data)
 		return run(ctx, relay.Options{Config: cfg, Embedded: true, DataDir: *data, Log: logger(stderr, true)}, stdout, stderr,
 			func(r *relay.Relay) error {
@@ -160,6 +165,13 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				}
 				fmt.Fprintf(stdout, "noticerelay dev: NATS on nats://%s; configuration for the tools in %s\n"+
 					"  e.g. noticerelay audit verify --config %s\n", config.DemoNATSListen, path, path)
+				stationCfg, err := writeDemoStation(*data, "http://"+r.Addr(), stationKey, tokens["NR_STATION_PASSWORD"])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "noticerelay dev: a receiving station for %s (deliveries sealed to %s):\n"+
+					"  . %s && noticerelay station --config %s   # then http://%s, user duty1 or lead, password $NR_STATION_PASSWORD\n",
+					config.DemoAuthority(demoStationCountry), stationKey, filepath.Join(*data, config.DemoTokensFile), stationCfg, demoStationListen)
 				return nil
 			})
 	}

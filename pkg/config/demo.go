@@ -46,7 +46,8 @@ func DemoAuthority(cc string) string {
 // Demo returns `dev`'s built-in configuration: one demo platform
 // (established in IE) and one authority per Member State plus Europol. Its
 // plain tokens are made once and kept in dataDir/demo-tokens.env (mode
-// 0600) as shell variables: NR_PLATFORM_TOKEN and NR_TOKEN_<CC>.
+// 0600) as shell variables: NR_PLATFORM_TOKEN and NR_TOKEN_<CC>, and
+// NR_STATION_PASSWORD, the password of the demo station's users.
 func Demo(dataDir string) (*Config, map[string]string, error) {
 	path := filepath.Join(dataDir, DemoTokensFile)
 	tokens, err := readEnv(path)
@@ -55,7 +56,7 @@ func Demo(dataDir string) (*Config, map[string]string, error) {
 	}
 	states := append(append([]string{}, country.EU27...), country.Europol)
 	sort.Strings(states)
-	vars := append([]string{"NR_PLATFORM_TOKEN", "NR_AUDITOR_TOKEN"}, func() []string {
+	vars := append([]string{"NR_PLATFORM_TOKEN", "NR_AUDITOR_TOKEN", "NR_STATION_PASSWORD"}, func() []string {
 		out := make([]string, len(states))
 		for i, cc := range states {
 			out[i] = "NR_TOKEN_" + cc

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -18,26 +17,11 @@ import (
 	auditsvc "github.com/noticerelay/noticerelay/services/audit"
 )
 
-// browser starts Debian's Chromium headless for the test. .ci/run installs
-// it; in CI (CI=true) a missing browser fails the test.
+// browser starts Chromium for the test, with a deadline.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no chromium on PATH: %v", err)
-		}
-		t.Skip("no chromium on PATH: apt-get install -y chromium (.ci/run does)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
+	ctx, cancel := context.WithTimeout(relaytest.Browser(t), 2*time.Minute)
+	t.Cleanup(cancel)
 	return ctx
 }
 

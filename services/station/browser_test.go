@@ -33,7 +33,7 @@ func urgentNotice(ref string) map[string]any {
 // reads the access log; sessions and forms refuse what they must.
 func TestStationInBrowser(t *testing.T) {
 	e := newEnv(t)
-	ctx := browser(t)
+	ctx := relaytest.Browser(t)
 	base := e.url
 
 	// A normal notice first, so that the urgent one has to jump it.

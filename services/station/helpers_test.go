@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -106,36 +105,6 @@ users:
 		}
 	})
 	return &env{t: t, relay: r, station: s, url: "http://" + s.Addr(), cfgYAML: yaml}
-}
-
-// browserPath finds Debian's Chromium. Without one the test skips, except
-// in CI (CI=true), where it fails: browser tests never go missing quietly.
-func browserPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no Chromium found: CI must install it (apt-get install -y chromium)")
-	}
-	t.Skip("no Chromium found: apt-get install -y chromium to run the browser tests")
-	return ""
-}
-
-// browser starts a headless Chromium for the test and returns its context.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browserPath(t)), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelB(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return ctx
 }
 
 // do runs browser steps with a deadline, failing the test on error.

@@ -59,8 +59,8 @@ func TestDemo(t *testing.T) {
 	}
 
 	// Every digest in the configuration is the digest of its plain token.
-	if len(tokens) != 30 {
-		t.Errorf("%d tokens, want 30 (platform, auditor and 28 authorities)", len(tokens))
+	if len(tokens) != 31 {
+		t.Errorf("%d tokens, want 31 (platform, auditor, 28 authorities and the demo station's password)", len(tokens))
 	}
 	if got, want := c.Platforms[0].Tokens, []config.Token{config.Digest(tokens["NR_PLATFORM_TOKEN"])}; !slices.Equal(got, want) {
 		t.Errorf("platform tokens = %v, want %v", got, want)
@@ -144,8 +144,8 @@ func TestDemoKeepsTokens(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, tokens[k], v)
 				}
 			}
-			if len(tokens) != 30 {
-				t.Errorf("%d tokens, want 30", len(tokens))
+			if len(tokens) != 31 {
+				t.Errorf("%d tokens, want 31", len(tokens))
 			}
 			if got := c.Authority("de-police").Tokens[0]; got != config.Digest(tokens["NR_TOKEN_DE"]) {
 				t.Errorf("de-police digest %s does not match NR_TOKEN_DE", got)

@@ -106,7 +106,16 @@ func Start(t testing.TB, o Options) *Relay {
 
 func (r *Relay) start(services []string) {
 	r.T.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A restart keeps the port when it can, so that clients configured
+	// with the URL (a station) find the relay again.
+	addr := "127.0.0.1:0"
+	if r.URL != "" {
+		addr = strings.TrimPrefix(r.URL, "http://")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		r.T.Fatal(err)
 	}

@@ -77,8 +77,8 @@ func TestStationInBrowser(t *testing.T) {
 
 	// Open it: the fields arrive decrypted (the relay sealed them to de-bka's key).
 	do(t, ctx, "opening the urgent notice",
-		chromedp.Click(chromedp.CSS("table.inbox tbody tr:first-child a")),
-		chromedp.WaitVisible(chromedp.CSS("#suspicion")))
+		chromedp.Click(chromedp.CSS("table.inbox tbody tr:first-child a")))
+	waitFor(t, ctx, "the notice page", `document.querySelector("#suspicion")`)
 	if got := text(t, ctx, "#suspicion"); got != "Recruiter offers a minor a job abroad; travel booked for tonight." {
 		t.Fatalf("suspicion: %q", got)
 	}
@@ -102,8 +102,8 @@ func TestStationInBrowser(t *testing.T) {
 	// Triage: forwarded needs a destination.
 	do(t, ctx, "forwarding without destination",
 		chromedp.SetValue(chromedp.CSS("#state"), "forwarded"),
-		chromedp.Submit(chromedp.CSS("#triage-form button")),
-		chromedp.WaitVisible(chromedp.CSS("#form-error")))
+		chromedp.Submit(chromedp.CSS("#triage-form button")))
+	waitFor(t, ctx, "the form's error", `document.querySelector("#form-error")`)
 	if got := text(t, ctx, "#form-error"); !strings.Contains(got, "destination") {
 		t.Fatalf("error without destination: %q", got)
 	}
@@ -111,20 +111,20 @@ func TestStationInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#state"), "forwarded"),
 		chromedp.SendKeys(chromedp.CSS("#destination"), "LKA Berlin, unit 42"),
 		chromedp.SetValue(chromedp.CSS("#assignee"), "duty1"),
-		chromedp.Submit(chromedp.CSS("#triage-form button")),
-		chromedp.WaitVisible(chromedp.CSS(".flash")))
+		chromedp.Submit(chromedp.CSS("#triage-form button")))
+	flashed(t, ctx, "now forwarded")
 	if got := text(t, ctx, "#triage-state"); !strings.Contains(got, "forwarded") || !strings.Contains(got, "LKA Berlin, unit 42") || !strings.Contains(got, "duty1") {
 		t.Fatalf("triage after saving: %q", got)
 	}
 	do(t, ctx, "adding a note",
 		chromedp.SendKeys(chromedp.CSS("#note"), "Called LKA duty desk."),
-		chromedp.Submit(chromedp.CSS("#note-form button")),
-		chromedp.WaitVisible(chromedp.CSS(".flash")))
+		chromedp.Submit(chromedp.CSS("#note-form button")))
+	flashed(t, ctx, "Note added")
 	do(t, ctx, "writing to the platform",
 		chromedp.SetValue(chromedp.CSS("#kind"), "preservation_request"),
 		chromedp.SendKeys(chromedp.CSS("#text"), "Please preserve the chat logs of u-991."),
-		chromedp.Submit(chromedp.CSS("#message-form button")),
-		chromedp.WaitVisible(chromedp.CSS(".flash")))
+		chromedp.Submit(chromedp.CSS("#message-form button")))
+	flashed(t, ctx, "Message kept")
 	if got := text(t, ctx, ".message"); !strings.Contains(strings.ToLower(got), "not sent") || !strings.Contains(got, "preserve the chat logs") {
 		t.Fatalf("the kept message: %q", got)
 	}
@@ -133,8 +133,8 @@ func TestStationInBrowser(t *testing.T) {
 	do(t, ctx, "posting a note without the token",
 		chromedp.SendKeys(chromedp.CSS("#note"), "FORGED NOTE"),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector("#note-form input[name=csrf]").remove()`),
-		chromedp.Submit(chromedp.CSS("#note-form button")),
-		chromedp.WaitVisible(chromedp.CSS("#error-message")))
+		chromedp.Submit(chromedp.CSS("#note-form button")))
+	waitFor(t, ctx, "the refusal", `document.querySelector("#error-message")`)
 	if got := text(t, ctx, "#error-message"); !strings.Contains(got, "security token") {
 		t.Fatalf("a form without token: %q", got)
 	}
@@ -188,7 +188,8 @@ func TestStationInBrowser(t *testing.T) {
 
 	// Sign out: the pages need a sign-in again.
 	do(t, ctx, "signing out", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("form.signout")),
-		chromedp.Submit(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#user")))
+		chromedp.Submit(chromedp.CSS("form.signout button")))
+	waitFor(t, ctx, "the sign-in page", `document.querySelector("#user")`)
 	e.expectSignIn(t, ctx, "after signing out")
 
 	// A session cookie of another station, and an expired one, are refused;

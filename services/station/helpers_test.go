@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -110,17 +111,35 @@ users:
 // do runs browser steps with a deadline, failing the test on error.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(c, steps...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
 
+// waitFor polls a JavaScript condition in the page until it holds: after
+// a form's submission the old page may still be there for a moment.
+func waitFor(t *testing.T, ctx context.Context, what, cond string) {
+	t.Helper()
+	relaytest.Eventually(t, 60*time.Second, what, func() bool {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!(" + cond + ")"))
+		return err == nil && ok
+	})
+}
+
+// flashed waits for the page after a form, whose flash says want.
+func flashed(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	waitFor(t, ctx, "the flash "+want, `document.querySelector(".flash") && document.querySelector(".flash").textContent.includes(`+strconv.Quote(want)+`)`)
+}
+
 // get runs one browser action with a deadline and returns its value.
 func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(c, a)
 	if err != nil {
@@ -150,8 +169,8 @@ func signIn(t *testing.T, ctx context.Context, base, user, password string) {
 		chromedp.SendKeys(chromedp.CSS("#user"), user),
 		chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.Submit(chromedp.CSS("#password")),
-		chromedp.WaitVisible(chromedp.CSS("form.signout")),
 	)
+	waitFor(t, ctx, "signed in as "+user, `document.querySelector("form.signout")`)
 }
 
 // setCookie sets a cookie of the station in the browser.

@@ -1,0 +1,109 @@
+package station_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
+	store "github.com/noticerelay/noticerelay/pkg/station"
+)
+
+// client is an analyst's HTTP client, signed in.
+func (e *env) client(t *testing.T, user, password string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	page := e.get(t, c, "/signin")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the sign-in page:\n%s", page)
+	}
+	resp, err := c.PostForm(e.url+"/signin", url.Values{"csrf": {m[1]}, "user": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `class="signout"`) {
+		t.Fatalf("signing in as %s: HTTP %d", user, resp.StatusCode)
+	}
+	return c
+}
+
+func (e *env) get(t *testing.T, c *http.Client, path string) string {
+	t.Helper()
+	resp, err := c.Get(e.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func (e *env) stored(t *testing.T) int {
+	t.Helper()
+	rows, err := e.station.Store().Inbox(context.Background(), store.Filter{}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(rows)
+}
+
+// While the relay is down the station keeps serving what it has and says
+// since when the relay is unreachable; afterwards it catches up.
+func TestStationThroughRelayOutage(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(t, "duty1", analystPassword)
+	e.relay.Submit("examplenet", relaytest.Notice("OUT-1", false, "", "DE", ""))
+	relaytest.Eventually(t, 20*time.Second, "the first notice stored", func() bool { return e.stored(t) == 1 })
+
+	e.relay.Stop()
+	relaytest.Eventually(t, 20*time.Second, "the outage noticed", func() bool {
+		st, err := e.station.Store().Relay(context.Background())
+		return err == nil && !st.UnreachableSince.IsZero()
+	})
+	page := e.get(t, c, "/")
+	if !strings.Contains(page, "The relay has not been reachable since") || !strings.Contains(page, "OUT-1") {
+		t.Fatalf("the inbox during the outage:\n%s", page)
+	}
+
+	e.relay.Restart()
+	e.relay.Submit("examplenet", relaytest.Notice("OUT-2", true, "", "DE", ""))
+	relaytest.Eventually(t, 40*time.Second, "the catch-up", func() bool { return e.stored(t) == 2 })
+	relaytest.Eventually(t, 20*time.Second, "the alert gone", func() bool {
+		return !strings.Contains(e.get(t, c, "/"), "has not been reachable")
+	})
+	if page := e.get(t, c, "/"); !strings.Contains(page, "OUT-2") {
+		t.Fatalf("the inbox after the outage:\n%s", page)
+	}
+}
+
+// Sign-in refuses a wrong password and an unknown user alike.
+func TestSignInRefusals(t *testing.T) {
+	e := newEnv(t)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(e.get(t, c, "/signin"))
+	for _, tc := range []struct{ user, password string }{{"duty1", "wrong password"}, {"nobody", analystPassword}} {
+		resp, err := c.PostForm(e.url+"/signin", url.Values{"csrf": {m[1]}, "user": {tc.user}, "password": {tc.password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "Unknown user or wrong password.") {
+			t.Fatalf("%s/%s: HTTP %d", tc.user, tc.password, resp.StatusCode)
+		}
+	}
+	if page := e.get(t, c, "/"); !strings.Contains(page, `id="password"`) {
+		t.Fatal("the inbox answered without a sign-in")
+	}
+}

@@ -125,7 +125,7 @@ func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	relaytest.Eventually(t, 60*time.Second, what, func() bool {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!(" + cond + ")"))
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!("+cond+")"))
 		return err == nil && ok
 	})
 }

@@ -24,7 +24,7 @@ import (
 // times while sealed notices arrive, then lets it catch up: every notice
 // is stored exactly once and every delivery is acknowledged.
 func TestStationKillLosesNothing(t *testing.T) {
-	const n = 40
+	const n = 24
 	bin := buildRelay(t)
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -92,7 +92,7 @@ func TestStationKillLosesNothing(t *testing.T) {
 		var ids []string
 		for i := range n {
 			ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("KILL-%03d", i), i%3 == 0, "", "DE", "")))
-			time.Sleep(40 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 		}
 		submitted <- ids
 	}()

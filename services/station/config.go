@@ -28,11 +28,8 @@ type Config struct {
 	// Data is the directory of the station's database.
 	Data string `yaml:"data"`
 	HTTP struct {
-		Listen string `yaml:"listen"`
-		TLS    struct {
-			CertFile string `yaml:"cert_file"`
-			KeyFile  string `yaml:"key_file"`
-		} `yaml:"tls"`
+		Listen string     `yaml:"listen"`
+		TLS    config.TLS `yaml:"tls"`
 	} `yaml:"http"`
 	Users []User `yaml:"users"`
 
@@ -119,13 +116,15 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	t := c.HTTP.TLS
 	switch {
-	case t.CertFile == "" && t.KeyFile == "":
-	case t.CertFile == "" || t.KeyFile == "":
-		add("http.tls", "give both cert_file and key_file, or neither")
+	case !t.Enabled():
+	case t.CertFile == "":
+		add("http.tls.cert_file", "is required with http.tls.key_file")
+	case t.KeyFile == "":
+		add("http.tls.key_file", "is required with http.tls.cert_file")
 	default:
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			add("http.tls", "%v", err)
+			add("http.tls.cert_file", "with http.tls.key_file: %v", err)
 		} else {
 			c.cert = &cert
 		}

@@ -49,7 +49,7 @@ users:
 		{"no authority", "authority: Bundeskriminalamt\n", "", "authority: is required"},
 		{"no data", "data: " + dir + "\n", "", "data: is required"},
 		{"bad listen", "127.0.0.1:9090", "nine", "http.listen: "},
-		{"half tls", "http: {listen: 127.0.0.1:9090}", "http: {listen: 127.0.0.1:9090, tls: {cert_file: x}}", "http.tls: "},
+		{"half tls", "http: {listen: 127.0.0.1:9090}", "http: {listen: 127.0.0.1:9090, tls: {cert_file: x}}", "http.tls.key_file: is required"},
 		{"bad role", "role: analyst", "role: chief", "users[0].role: "},
 		{"bad hash", fmt.Sprintf("password: %q, role: analyst", h), `password: "secret", role: analyst`, "users[0].password: "},
 		{"duplicate user", "id: lead,", "id: duty1,", "users[1].id: "},

@@ -43,7 +43,7 @@ func TestStationInBrowser(t *testing.T) {
 		t.Fatalf("the page names %q, want the station's authority", got)
 	}
 	firstRow := func() string {
-		do(t, ctx, "reloading the inbox", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#urgent-unopened")))
+		open(t, ctx, base+"/", "#urgent-unopened")
 		rows := js[int](t, ctx, `document.querySelectorAll("table.inbox tbody tr").length`)
 		if rows == 0 {
 			return ""
@@ -76,8 +76,7 @@ func TestStationInBrowser(t *testing.T) {
 	screenshot(t, ctx, "station-inbox.png")
 
 	// Open it: the fields arrive decrypted (the relay sealed them to de-bka's key).
-	do(t, ctx, "opening the urgent notice",
-		chromedp.Click(chromedp.CSS("table.inbox tbody tr:first-child a")))
+	js[bool](t, ctx, `(() => { document.querySelector("table.inbox tbody tr:first-child a").click(); return true })()`)
 	waitFor(t, ctx, "the notice page", `document.querySelector("#suspicion")`)
 	if got := text(t, ctx, "#suspicion"); got != "Recruiter offers a minor a job abroad; travel booked for tonight." {
 		t.Fatalf("suspicion: %q", got)
@@ -100,40 +99,35 @@ func TestStationInBrowser(t *testing.T) {
 	screenshot(t, ctx, "station-notice.png")
 
 	// Triage: forwarded needs a destination.
-	do(t, ctx, "forwarding without destination",
-		chromedp.SetValue(chromedp.CSS("#state"), "forwarded"),
-		chromedp.Submit(chromedp.CSS("#triage-form button")))
+	set(t, ctx, "#state", "forwarded")
+	submit(t, ctx, "#triage-form")
 	waitFor(t, ctx, "the form's error", `document.querySelector("#form-error")`)
 	if got := text(t, ctx, "#form-error"); !strings.Contains(got, "destination") {
 		t.Fatalf("error without destination: %q", got)
 	}
-	do(t, ctx, "forwarding",
-		chromedp.SetValue(chromedp.CSS("#state"), "forwarded"),
-		chromedp.SendKeys(chromedp.CSS("#destination"), "LKA Berlin, unit 42"),
-		chromedp.SetValue(chromedp.CSS("#assignee"), "duty1"),
-		chromedp.Submit(chromedp.CSS("#triage-form button")))
+	set(t, ctx, "#state", "forwarded")
+	set(t, ctx, "#destination", "LKA Berlin, unit 42")
+	set(t, ctx, "#assignee", "duty1")
+	submit(t, ctx, "#triage-form")
 	flashed(t, ctx, "now forwarded")
 	if got := text(t, ctx, "#triage-state"); !strings.Contains(got, "forwarded") || !strings.Contains(got, "LKA Berlin, unit 42") || !strings.Contains(got, "duty1") {
 		t.Fatalf("triage after saving: %q", got)
 	}
-	do(t, ctx, "adding a note",
-		chromedp.SendKeys(chromedp.CSS("#note"), "Called LKA duty desk."),
-		chromedp.Submit(chromedp.CSS("#note-form button")))
+	set(t, ctx, "#note", "Called LKA duty desk.")
+	submit(t, ctx, "#note-form")
 	flashed(t, ctx, "Note added")
-	do(t, ctx, "writing to the platform",
-		chromedp.SetValue(chromedp.CSS("#kind"), "preservation_request"),
-		chromedp.SendKeys(chromedp.CSS("#text"), "Please preserve the chat logs of u-991."),
-		chromedp.Submit(chromedp.CSS("#message-form button")))
+	set(t, ctx, "#kind", "preservation_request")
+	set(t, ctx, "#text", "Please preserve the chat logs of u-991.")
+	submit(t, ctx, "#message-form")
 	flashed(t, ctx, "Message kept")
 	if got := text(t, ctx, ".message"); !strings.Contains(strings.ToLower(got), "not sent") || !strings.Contains(got, "preserve the chat logs") {
 		t.Fatalf("the kept message: %q", got)
 	}
 
 	// A form without its CSRF token is refused, and changes nothing.
-	do(t, ctx, "posting a note without the token",
-		chromedp.SendKeys(chromedp.CSS("#note"), "FORGED NOTE"),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector("#note-form input[name=csrf]").remove()`),
-		chromedp.Submit(chromedp.CSS("#note-form button")))
+	set(t, ctx, "#note", "FORGED NOTE")
+	js[bool](t, ctx, `(() => { document.querySelector("#note-form input[name=csrf]").remove(); return true })()`)
+	submit(t, ctx, "#note-form")
 	waitFor(t, ctx, "the refusal", `document.querySelector("#error-message")`)
 	if got := text(t, ctx, "#error-message"); !strings.Contains(got, "security token") {
 		t.Fatalf("a form without token: %q", got)
@@ -165,7 +159,7 @@ func TestStationInBrowser(t *testing.T) {
 	}
 
 	// The print view names the authority and the notice, without forms.
-	do(t, ctx, "print view", chromedp.Navigate(base+"/notices/"+urgentID+"/print"), chromedp.WaitVisible(chromedp.CSS("#suspicion")))
+	open(t, ctx, base+"/notices/"+urgentID+"/print", "#suspicion")
 	if n := js[int](t, ctx, `document.querySelectorAll("form#triage-form, form#note-form").length`); n != 0 {
 		t.Fatalf("the print view has %d forms", n)
 	}
@@ -178,17 +172,17 @@ func TestStationInBrowser(t *testing.T) {
 		firstRow()
 		return js[int](t, ctx, `document.querySelectorAll("table.inbox tr.withdrawn").length`) == 1
 	})
-	do(t, ctx, "opening the withdrawn notice", chromedp.Navigate(base+"/notices/"+normalID), chromedp.WaitVisible(chromedp.CSS("#withdrawn")))
+	open(t, ctx, base+"/notices/"+normalID, "#withdrawn")
 	if got := text(t, ctx, "#withdrawn"); !strings.Contains(got, "sent in error") {
 		t.Fatalf("withdrawal: %q", got)
 	}
 
 	// An analyst may not read the access log.
-	do(t, ctx, "the access log as analyst", chromedp.Navigate(base+"/access-log"), chromedp.WaitVisible(chromedp.CSS("#error-message")))
+	open(t, ctx, base+"/access-log", "#error-message")
 
 	// Sign out: the pages need a sign-in again.
-	do(t, ctx, "signing out", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("form.signout")),
-		chromedp.Submit(chromedp.CSS("form.signout button")))
+	do(t, ctx, "the inbox", chromedp.Navigate(base+"/"))
+	submit(t, ctx, "form.signout")
 	waitFor(t, ctx, "the sign-in page", `document.querySelector("#user")`)
 	e.expectSignIn(t, ctx, "after signing out")
 
@@ -202,12 +196,13 @@ func TestStationInBrowser(t *testing.T) {
 	e.expectSignIn(t, ctx, "with an expired cookie")
 	e.session(t, "valid-cookie-0123456789abcdef0123456789abcdef00", now, now.Add(time.Hour))
 	do(t, ctx, "a valid cookie", clearCookies(), setCookie(base, "nr_session", "valid-cookie-0123456789abcdef0123456789abcdef00"),
-		chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#urgent-unopened")))
+		chromedp.Navigate(base+"/"))
+	waitFor(t, ctx, "the inbox", `document.querySelector("#urgent-unopened")`)
 	do(t, ctx, "signing out", clearCookies())
 
 	// The lead reads the access log: every view, export, print and change, by whom.
 	signIn(t, ctx, base, "lead", leadPassword)
-	do(t, ctx, "the access log", chromedp.Navigate(base+"/access-log"), chromedp.WaitVisible(chromedp.CSS("#access-log")))
+	open(t, ctx, base+"/access-log", "#access-log")
 	logText := text(t, ctx, "#access-log")
 	for _, want := range []string{"view", "state change", "note", "message", "export", "print", "sign in", "sign out"} {
 		if !strings.Contains(logText, want) {
@@ -226,7 +221,7 @@ func TestStationInBrowser(t *testing.T) {
 // expectSignIn checks that the inbox sends the browser to the sign-in page.
 func (e *env) expectSignIn(t *testing.T, ctx context.Context, when string) {
 	t.Helper()
-	do(t, ctx, "the inbox "+when, chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.CSS("#password")))
+	open(t, ctx, e.url+"/", "#password")
 	if loc := get(t, ctx, "location", chromedp.Location()); !strings.Contains(loc, "/signin") {
 		t.Fatalf("%s: the inbox answered at %s, want the sign-in page", when, loc)
 	}

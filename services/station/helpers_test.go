@@ -148,10 +148,36 @@ func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 	return v
 }
 
-// text returns the text of the first element matching the CSS selector.
+// text returns the rendered text of the first element matching the CSS
+// selector, once there is one. It reads through JavaScript, which always
+// sees the current document (a DOM query may hold a node of the page that
+// a form's answer just replaced).
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	return strings.TrimSpace(get(t, ctx, "reading "+sel, chromedp.Text(chromedp.CSS(sel))))
+	waitFor(t, ctx, sel, "document.querySelector("+strconv.Quote(sel)+")")
+	return strings.TrimSpace(js[string](t, ctx, "(document.querySelector("+strconv.Quote(sel)+") || {innerText: ''}).innerText"))
+}
+
+// open navigates to url and waits for an element of the page.
+func open(t *testing.T, ctx context.Context, url, sel string) {
+	t.Helper()
+	do(t, ctx, "opening "+url, chromedp.Navigate(url))
+	waitFor(t, ctx, sel+" on "+url, "document.querySelector("+strconv.Quote(sel)+")")
+}
+
+// set sets the value of a form field, as a choice or typing would.
+func set(t *testing.T, ctx context.Context, sel, value string) {
+	t.Helper()
+	waitFor(t, ctx, sel, "document.querySelector("+strconv.Quote(sel)+")")
+	js[bool](t, ctx, "(() => { const e = document.querySelector("+strconv.Quote(sel)+"); e.value = "+strconv.Quote(value)+
+		"; e.dispatchEvent(new Event('input')); return true })()")
+}
+
+// submit submits a form as its button would.
+func submit(t *testing.T, ctx context.Context, form string) {
+	t.Helper()
+	waitFor(t, ctx, form, "document.querySelector("+strconv.Quote(form)+")")
+	js[bool](t, ctx, "(() => { document.querySelector("+strconv.Quote(form)+").requestSubmit(); return true })()")
 }
 
 // js evaluates an expression (awaiting a promise) in the page.
@@ -163,13 +189,10 @@ func js[T any](t *testing.T, ctx context.Context, expr string) T {
 // signIn signs in through the sign-in form.
 func signIn(t *testing.T, ctx context.Context, base, user, password string) {
 	t.Helper()
-	do(t, ctx, "signing in as "+user,
-		chromedp.Navigate(base+"/signin"),
-		chromedp.WaitVisible(chromedp.CSS("#user")),
-		chromedp.SendKeys(chromedp.CSS("#user"), user),
-		chromedp.SendKeys(chromedp.CSS("#password"), password),
-		chromedp.Submit(chromedp.CSS("#password")),
-	)
+	do(t, ctx, "the sign-in page", chromedp.Navigate(base+"/signin"))
+	set(t, ctx, "#user", user)
+	set(t, ctx, "#password", password)
+	submit(t, ctx, "form[action='/signin']")
 	waitFor(t, ctx, "signed in as "+user, `document.querySelector("form.signout")`)
 }
 

@@ -39,13 +39,6 @@ type AttachmentDelivery struct {
 	Attachment Attachment `json:"attachment"`
 }
 
-// MessageDelivery is the body of a delivery of type message (contract
-// section 8): a message of the platform to this authority.
-type MessageDelivery struct {
-	NoticeID string  `json:"notice_id"`
-	Message  Message `json:"message"`
-}
-
 // Store writes one delivery and everything it means (a new notice, a
 // withdrawal, an attachment, a message) in one transaction. A delivery id
 // already stored is a no-op: stored reports whether it was new. Only after
@@ -74,14 +67,17 @@ func (s *Store) Store(ctx context.Context, r Received, now time.Time) (stored bo
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.NoticeID, a.Attachment.SHA256, a.Attachment.Size,
 				a.Attachment.MediaType, a.Attachment.Filename, a.Attachment.Relevance, ts(now))
 			return err
-		case "message":
-			var m MessageDelivery
+		case "message": // the body is the message itself (contract section 8)
+			var m Message
 			if err := json.Unmarshal(r.Body, &m); err != nil {
 				return fmt.Errorf("message delivery: %w", err)
 			}
+			if m.ID == "" {
+				m.ID = r.ID
+			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, notice_id, direction, kind, text, in_reply_to, status, at)
 				VALUES (?, ?, 'in', ?, ?, ?, 'received', ?) ON CONFLICT (id) DO NOTHING`,
-				m.Message.ID, r.NoticeID, m.Message.Kind, m.Message.Text, m.Message.InReplyTo, orNow(m.Message.SentAt, now))
+				m.ID, r.NoticeID, m.Kind, m.Text, m.InReplyTo, orNow(m.SentAt, now))
 			return err
 		}
 		// A kind this station does not know yet stays stored as received.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,25 @@ func TestTriageRules(t *testing.T) {
 	}
 	if err := s.SetTriage(ctx, "no-such", "duty1", Triage{State: "new"}, users, now); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown notice: %v", err)
+	}
+}
+
+// A message delivery's body is the message: each is kept under its id,
+// with a null in_reply_to read as none.
+func TestMessageDeliveries(t *testing.T) {
+	s, ctx, now := open(t), context.Background(), time.Now()
+	if _, err := s.Store(ctx, Received{ID: "d-1", NoticeID: nid, Type: "notice", Priority: "normal", Body: noticeBody(t, nil)}, now); err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range []string{"first answer", "second answer"} {
+		b := body(t, map[string]any{"id": fmt.Sprintf("m-%d", i), "from": "platform", "to": "de-bka", "kind": "other",
+			"text": text, "sent_at": "2026-11-20T15:00:00Z", "in_reply_to": nil})
+		if _, err := s.Store(ctx, Received{ID: fmt.Sprintf("d-m%d", i), NoticeID: nid, Type: "message", Priority: "normal", Body: b}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.Notice(ctx, nid)
+	if err != nil || len(n.Messages) != 2 || n.Messages[0].Text != "first answer" || n.Messages[1].Text != "second answer" {
+		t.Fatalf("messages: %+v %v", n.Messages, err)
 	}
 }

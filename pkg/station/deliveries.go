@@ -56,7 +56,7 @@ func (s *Store) Store(ctx context.Context, r Received, now time.Time) (stored bo
 		}
 		stored = true
 		switch r.Type {
-		case "notice", "withdrawal":
+		case "notice", "withdrawal", "escalation": // an escalation carries the whole notice
 			return storeNotice(ctx, tx, r, now)
 		case "attachment":
 			var a AttachmentDelivery
@@ -115,7 +115,7 @@ func storeNotice(ctx context.Context, tx *sql.Tx, r Received, now time.Time) err
 	if f.Escalation != nil {
 		escalation, _ = json.Marshal(f.Escalation)
 	}
-	complete := r.Type == "notice"
+	complete := r.Type != "withdrawal"
 	_, err := tx.ExecContext(ctx, `INSERT INTO notices (id, reference, platform, category, priority, countries,
 			received_at, stored_at, body, complete, follow_up_of, supersedes, escalation, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, ?)

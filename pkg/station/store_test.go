@@ -160,3 +160,21 @@ func TestMessageDeliveries(t *testing.T) {
 		t.Fatalf("messages: %+v %v", n.Messages, err)
 	}
 }
+
+// An escalation delivery (another authority did not acknowledge an urgent
+// notice in time) brings the whole notice, with who failed to act.
+func TestEscalationDelivery(t *testing.T) {
+	s, ctx, now := open(t), context.Background(), time.Now()
+	var b map[string]any
+	if err := json.Unmarshal(noticeBody(t, nil), &b); err != nil {
+		t.Fatal(err)
+	}
+	b["escalation"] = map[string]string{"from": "de-bka", "delivery": "d-x", "queued_at": "2026-11-20T14:05:00Z", "deadline": "2026-11-20T14:20:00Z"}
+	if _, err := s.Store(ctx, Received{ID: "d-e", NoticeID: nid, Type: "escalation", Priority: "urgent", Body: body(t, b)}, now); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Notice(ctx, nid)
+	if err != nil || !n.Complete || n.Escalation == nil || n.Escalation.From != "de-bka" || n.Category != "grooming" {
+		t.Fatalf("escalated notice: %+v %v", n, err)
+	}
+}

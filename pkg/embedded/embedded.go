@@ -35,21 +35,9 @@ type Server struct {
 
 // Start starts the server and waits until it is ready for connections.
 func Start(o Options) (*Server, error) {
-	opts := &server.Options{
-		ServerName:         "noticerelay-dev",
-		JetStream:          true,
-		StoreDir:           filepath.Join(o.DataDir, "jetstream"),
-		NoSigs:             true,
-		NoLog:              true,
-		MaxPayload:         8 << 20,
-		JetStreamMaxMemory: 256 << 20,
-	}
-	if !o.DefaultSync {
-		// sync_interval: always. SyncInterval must be non-zero too, or the
-		// server replaces it with its two-minute default.
-		opts.SyncAlways = true
-		opts.SyncInterval = 2 * time.Minute
-	}
+	opts := nodeOptions(o.DefaultSync)
+	opts.ServerName = "noticerelay-dev"
+	opts.StoreDir = filepath.Join(o.DataDir, "jetstream")
 	if o.StoreKey != "" {
 		opts.JetStreamCipher, opts.JetStreamKey = server.ChaCha, o.StoreKey
 	}
@@ -79,6 +67,25 @@ func Start(o Options) (*Server, error) {
 		return nil, fmt.Errorf("embedded NATS server not ready after 30s")
 	}
 	return &Server{ns}, nil
+}
+
+// nodeOptions are the options every embedded node shares: JetStream,
+// 8 MiB payloads, and an fsync on every write unless defaultSync.
+func nodeOptions(defaultSync bool) *server.Options {
+	opts := &server.Options{
+		JetStream:          true,
+		NoSigs:             true,
+		NoLog:              true,
+		MaxPayload:         8 << 20,
+		JetStreamMaxMemory: 256 << 20,
+	}
+	if !defaultSync {
+		// sync_interval: always. SyncInterval must be non-zero too, or the
+		// server replaces it with its two-minute default.
+		opts.SyncAlways = true
+		opts.SyncInterval = 2 * time.Minute
+	}
+	return opts
 }
 
 // Connect opens an in-process client connection.

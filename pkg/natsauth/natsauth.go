@@ -100,7 +100,8 @@ func ServicePermissions() map[string][]string {
 		"push":  append(queues("nr.event.>", dead), directGet(stream.Events, stream.Deliveries)...),
 		"receipts": append(append([]string{"nr.event.>", dead},
 			consumerAPI(stream.Receipts, "receipts")...), directGet(stream.Deliveries)...),
-		// The audit service reads the log with ordered (ephemeral) consumers.
+		// The audit service reads the log with a consumer of its own per read
+		// (named nr-read-…, deleted when the read ends).
 		"audit": append([]string{stream.CheckpointSubject,
 			"$JS.API.CONSUMER.CREATE." + stream.Events + ".>", "$JS.API.CONSUMER.DELETE." + stream.Events + ".>",
 			"$JS.API.CONSUMER.INFO." + stream.Events + ".>", "$JS.API.CONSUMER.MSG.NEXT." + stream.Events + ".>",

@@ -348,8 +348,6 @@ func FirstError(errs []error) error {
 // JetStream error codes the relay branches on.
 const (
 	codeStoreFailed      = 10077 // JSStreamStoreFailedF: limits reached among others
-	codeWrongLastSeq     = 10071 // JSStreamWrongLastSequenceErrF
-	codeNoMessageFound   = 10037
 	codeMsgIDInProcess   = 10158 // JSStreamDuplicateMessageConflict: same id being stored now
 	codeBatchDuplicate   = 10201 // JSAtomicPublishContainsDuplicateMessage: an id seen in the window
 	perSubjectExceeded   = "maximum messages per subject exceeded"
@@ -378,9 +376,12 @@ func classify(op string, err error) error {
 			// Another publish with this id is in flight (a concurrent
 			// retry); its outcome is not known yet: try again.
 			return fault.E(op, fault.Unavailable, err)
-		case api.ErrorCode == codeWrongLastSeq:
+		case api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence,
+			api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			// A conditional write lost a race: 10071 on a single node,
+			// 10164 on a replicated stream.
 			return fault.E(op, fault.Conflict, err)
-		case api.ErrorCode == codeNoMessageFound:
+		case api.ErrorCode == jetstream.JSErrCodeMessageNotFound:
 			return fault.E(op, fault.NotFound, err)
 		case api.Code == 503:
 			return fault.E(op, fault.Unavailable, err)

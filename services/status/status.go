@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/event"
@@ -164,7 +165,8 @@ func (s *Service) handleBodies(ctx context.Context, msgs []jetstream.Msg) []erro
 
 // commit applies each change to its projection: one read and one
 // conditional write per notice, the writes pipelined. A write that loses a
-// race with another writer is folded again.
+// race with another writer (a second relay's status service, or this one's
+// other worker) is folded again at once, logged at debug only.
 func (s *Service) commit(ctx context.Context, pending []*change, errs []error) {
 	fail := func(c *change, err error) {
 		for _, i := range c.msgs {
@@ -172,6 +174,12 @@ func (s *Service) commit(ctx context.Context, pending []*change, errs []error) {
 		}
 	}
 	for attempt := 0; len(pending) > 0 && attempt < 5; attempt++ {
+		if attempt > 0 {
+			// Another status process (or worker) wrote one of these
+			// projections since it was read: fold it again at once.
+			s.env.Log.Debug("status: folding again after a conflicting write",
+				zap.Int("notices", len(pending)), zap.Int("attempt", attempt+1))
+		}
 		writes := make([]stream.Message, 0, len(pending))
 		var written []*change
 		for _, c := range pending {

@@ -50,7 +50,10 @@ type BenchResult struct {
 	// (202 or 200) while submitting: what a fault costs the platforms.
 	StallMS float64 `json:"stall_ms"`
 	// Redelivered counts hand-outs of a delivery already handed out (a
-	// lease that ended, or a relay that restarted before the ack).
+	// lease that ended or was released, a relay that restarted before the
+	// ack), including those the run never saw the first time (the
+	// delivery's attempt above 1: a failed hand-out, or a fetch lost in a
+	// failover).
 	Redelivered int `json:"redelivered"`
 	// The guarantees, checked by the run; each must be 0. Lost: (notice,
 	// recipient) pairs of accepted notices not acknowledged when the run
@@ -307,6 +310,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		expected  atomic.Int64              // deliveries expected from accepted notices
 		acked     atomic.Int64              // distinct (notice, recipient) pairs acknowledged
 		handouts  atomic.Int64
+		unseen    atomic.Int64 // first seen here, but fetched before (Attempt > 1)
 		twoIDs    atomic.Int64
 		submitted atomic.Int64
 		rejected  atomic.Int64
@@ -452,6 +456,12 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 					if prev, ok := idOf[key]; !ok {
 						idOf[key] = it.out.ID
 						firstSeen[key] = now
+						if it.out.Attempt > 1 {
+							// Fetched before, but never seen here: a
+							// hand-out that failed, or a lease that a
+							// relay or NATS failover released.
+							unseen.Add(1)
+						}
 					} else if prev != it.out.ID {
 						twoIDs.Add(1)
 					}
@@ -566,7 +576,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	end := time.Unix(0, lastAck.Load())
 	res := &BenchResult{Notices: int(submitted.Load()), Deliveries: int(acked.Load()), Fsync: o.fsync,
 		Clients: o.clients, Rate: o.rate, Rejected: int(rejected.Load()),
-		Retried: int(retried.Load()), Redelivered: int(handouts.Load()) - len(idOf), DuplicateDeliveryIDs: int(twoIDs.Load())}
+		Retried: int(retried.Load()), Redelivered: int(handouts.Load()) - len(idOf) + int(unseen.Load()), DuplicateDeliveryIDs: int(twoIDs.Load())}
 	if o.url != "" {
 		res.Fsync = "remote"
 	}

@@ -39,14 +39,18 @@ type Delivery struct {
 
 // Out is a delivery as an authority receives it from the inbox.
 type Out struct {
-	ID          string          `json:"id"`
-	NoticeID    string          `json:"notice_id"`
-	Type        string          `json:"type"`
-	Priority    string          `json:"priority"`
-	LeasedUntil string          `json:"leased_until,omitempty"`
-	Notice      json.RawMessage `json:"notice,omitempty"`
-	Message     json.RawMessage `json:"message,omitempty"`
-	Ciphertext  string          `json:"ciphertext,omitempty"`
+	ID          string `json:"id"`
+	NoticeID    string `json:"notice_id"`
+	Type        string `json:"type"`
+	Priority    string `json:"priority"`
+	LeasedUntil string `json:"leased_until,omitempty"`
+	// Attempt counts the times the inbox has fetched this delivery for a
+	// caller, this one included: above 1, it may have been handed out
+	// before (a lease that ended or was released, a failed hand-out).
+	Attempt    int             `json:"attempt,omitempty"`
+	Notice     json.RawMessage `json:"notice,omitempty"`
+	Message    json.RawMessage `json:"message,omitempty"`
+	Ciphertext string          `json:"ciphertext,omitempty"`
 }
 
 // CoRecipient is another authority that received the same notice.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
@@ -51,6 +52,7 @@ type Service struct {
 
 	mu     sync.Mutex
 	leases map[string]lease // delivery id -> the message last handed out
+	wg     sync.WaitGroup
 
 	handedOut *prometheus.CounterVec
 	acked     *prometheus.CounterVec
@@ -58,7 +60,27 @@ type Service struct {
 
 type lease struct {
 	msg   jetstream.Msg
-	until time.Time
+	until time.Time // as told to the caller (the service's clock)
+	ends  time.Time // the same on the wall clock, for holding it
+	keep  bool      // the consumer's AckWait is shorter: send progress acks
+}
+
+// Hold is how long the server keeps a handed-out delivery from everyone
+// else on its own (the AckWait of an inbox consumer, when inbox.lease is
+// longer): the process that handed it out keeps it held, with a progress
+// ack every Hold/4, until the caller's lease ends or the caller
+// acknowledges it. When that process dies, or cannot reach NATS for Hold,
+// the server hands the delivery out again after Hold instead of after the
+// whole lease. Authorities consuming from NATS directly keep AckWait =
+// inbox.lease: their clients do not send progress acks.
+const Hold = 20 * time.Second
+
+// ackWait is the AckWait of an authority's inbox consumers.
+func (s *Service) ackWait(natsClients bool) time.Duration {
+	if natsClients || s.lease <= Hold {
+		return s.lease
+	}
+	return Hold
 }
 
 // New returns the inbox service.
@@ -100,7 +122,7 @@ func (s *Service) Start(ctx context.Context) error {
 				Description:   fmt.Sprintf("%s deliveries of %s", p, a.ID),
 				FilterSubject: stream.DeliveryFilter(a.ID, p),
 				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       s.lease,
+				AckWait:       s.ackWait(a.ConsumesNATS()),
 				MaxDeliver:    -1,
 				MaxAckPending: 10000,
 				DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -117,11 +139,72 @@ func (s *Service) Start(ctx context.Context) error {
 	s.env.Mux.HandleFunc("GET /v1/inbox", s.list)
 	s.env.Mux.HandleFunc("POST /v1/inbox/ack", s.ackMany)
 	s.env.Mux.HandleFunc("POST /v1/inbox/{id}/ack", s.ackOne)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.hold(ctx)
+	}()
 	return nil
 }
 
-// Wait returns at once: the inbox works only inside requests.
-func (s *Service) Wait() {}
+// Wait blocks until the service has released its leases (after ctx of
+// Start ended, once the HTTP server no longer hands any out).
+func (s *Service) Wait() { s.wg.Wait() }
+
+// hold keeps the deliveries this process handed out held on the server
+// until their leases end (see Hold); when ctx ends (a graceful shutdown,
+// after the last request) it releases every lease not acknowledged yet, so
+// that another process can hand those deliveries out at once.
+func (s *Service) hold(ctx context.Context) {
+	t := time.NewTicker(Hold / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			var held []jetstream.Msg
+			now := time.Now()
+			for id, l := range s.leases {
+				if now.Before(l.ends) {
+					held = append(held, l.msg)
+				}
+				delete(s.leases, id)
+			}
+			s.mu.Unlock()
+			s.release(held)
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		now := time.Now()
+		for id, l := range s.leases {
+			switch {
+			case !now.Before(l.ends):
+				delete(s.leases, id)
+			case l.keep && now.Add(Hold).Before(l.ends.Add(Hold/4)):
+				// Held until the lease's end, at most Hold/4 after it.
+				_ = l.msg.InProgress()
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// release makes deliveries fetched but not (or no longer) handed out
+// available to the next fetch at once: a nak without delay, flushed so that
+// it reaches the server now. A nak lost with the connection leaves the
+// delivery to the server's AckWait (Hold).
+func (s *Service) release(msgs []jetstream.Msg) {
+	if len(msgs) == 0 {
+		return
+	}
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+	if err := s.env.NC.FlushTimeout(2 * time.Second); err != nil {
+		s.env.Log.Debug("inbox: releasing deliveries", zap.Int("deliveries", len(msgs)), zap.Error(err))
+	}
+}
 
 // Inbox is the answer to GET /v1/inbox.
 type Inbox struct {
@@ -153,6 +236,12 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	out, err := s.take(ctx, p.ID, max)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
+		return
+	}
+	if r.Context().Err() != nil {
+		// The caller is gone and will never see them: release them now
+		// rather than when their lease ends.
+		s.unlease(out)
 		return
 	}
 	httpapi.JSON(w, http.StatusOK, Inbox{Deliveries: out})
@@ -190,13 +279,17 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		// (through another process, or before a restart, when the ack could
 		// not reach its lease): settle it instead of handing it out again.
 		// A first hand-out cannot have been acknowledged: nobody knew its id.
-		if md, err := m.Metadata(); err != nil || md.NumDelivered > 1 {
+		attempt := 0
+		if md, err := m.Metadata(); err == nil {
+			attempt = int(md.NumDelivered)
+		}
+		if attempt != 1 {
 			ev := s.receiptEvent(d, authority, event.Acknowledged)
 			if _, err := stream.Get(ctx, s.events, ev.Subject()); err == nil {
 				_ = m.Ack()
 				continue
 			} else if !fault.Is(err, fault.NotFound) {
-				nakAll(msgs)
+				s.release(msgs)
 				return nil, err
 			}
 		}
@@ -204,17 +297,18 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		dev.Time = now
 		em, err := dev.Message()
 		if err != nil {
-			nakAll(msgs)
+			s.release(msgs)
 			return nil, fault.E("inbox", fault.Internal, err)
 		}
 		events = append(events, em)
 		leased = append(leased, m)
 		o := d.Out()
 		o.LeasedUntil = service.Timestamp(until)
+		o.Attempt = attempt
 		out = append(out, o)
 	}
 	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
-		nakAll(leased)
+		s.release(leased)
 		return nil, err
 	}
 	s.mu.Lock()
@@ -223,18 +317,31 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 			delete(s.leases, id)
 		}
 	}
+	ends := time.Now().Add(s.lease)
+	keep := false
+	if a := s.env.Config.Authority(authority); a != nil {
+		keep = s.ackWait(a.ConsumesNATS()) < s.lease
+	}
 	for i, m := range leased {
-		s.leases[out[i].ID] = lease{msg: m, until: until}
+		s.leases[out[i].ID] = lease{msg: m, until: until, ends: ends, keep: keep}
 		s.handedOut.WithLabelValues(authority, out[i].Priority).Inc()
 	}
 	s.mu.Unlock()
 	return out, nil
 }
 
-func nakAll(msgs []jetstream.Msg) {
-	for _, m := range msgs {
-		_ = m.Nak()
+// unlease releases deliveries just leased, which their caller never got.
+func (s *Service) unlease(out []delivery.Out) {
+	s.mu.Lock()
+	var msgs []jetstream.Msg
+	for _, d := range out {
+		if l, ok := s.leases[d.ID]; ok {
+			msgs = append(msgs, l.msg)
+			delete(s.leases, d.ID)
+		}
 	}
+	s.mu.Unlock()
+	s.release(msgs)
 }
 
 // receiptEvent is the delivered or acknowledged event of d for authority.
@@ -408,7 +515,15 @@ func (s *Service) fetch(ctx context.Context, c jetstream.Consumer, n int) ([]jet
 	if err != nil {
 		return nil, fault.E("inbox: fetch", fault.Unavailable, err)
 	}
-	msgs := receive(ctx, batch)
+	msgs, late := receive(ctx, batch)
+	if late {
+		// Whatever still comes for this fetch would be leased to nobody.
+		go func() {
+			for m := range batch.Messages() {
+				s.release([]jetstream.Msg{m})
+			}
+		}()
+	}
 	switch {
 	case len(msgs) > 0:
 		return msgs, nil
@@ -434,19 +549,18 @@ func (s *Service) fetch(ctx context.Context, c jetstream.Consumer, n int) ([]jet
 }
 
 // receive collects a no-wait fetch's messages, but gives up when ctx ends
-// (http.store_timeout): a message that arrives later stays leased to
-// nobody and is handed out again when its lease ends.
-func receive(ctx context.Context, batch jetstream.MessageBatch) []jetstream.Msg {
-	var out []jetstream.Msg
+// (http.store_timeout), saying so: messages that arrive later must be
+// released.
+func receive(ctx context.Context, batch jetstream.MessageBatch) (msgs []jetstream.Msg, late bool) {
 	for {
 		select {
 		case m, ok := <-batch.Messages():
 			if !ok {
-				return out
+				return msgs, false
 			}
-			out = append(out, m)
+			msgs = append(msgs, m)
 		case <-ctx.Done():
-			return out
+			return msgs, true
 		}
 	}
 }

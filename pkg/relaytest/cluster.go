@@ -1,9 +1,12 @@
 package relaytest
 
 import (
+	"path/filepath"
 	"testing"
 
+	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/embedded"
+	"github.com/noticerelay/noticerelay/pkg/relay"
 )
 
 // Cluster starts a 3-node NATS cluster in this process (routes and
@@ -18,4 +21,16 @@ func Cluster(t testing.TB) *embedded.Cluster {
 	}
 	t.Cleanup(c.Stop)
 	return c
+}
+
+// OnCluster returns the options of a relay on cluster c that shares one
+// pseudonym key file with every relay started with them, as the processes
+// of a deployment do.
+func OnCluster(t testing.TB, c *embedded.Cluster) Options {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "pseudonym.key")
+	if err := relay.WritePseudonymKey(key); err != nil {
+		t.Fatal(err)
+	}
+	return Options{NATSURL: c.URL(), Config: func(cfg *config.Config) { cfg.Audit.PseudonymKey = key }}
 }

@@ -8,8 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/noticerelay/noticerelay/pkg/config"
-	"github.com/noticerelay/noticerelay/pkg/relay"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 	"github.com/noticerelay/noticerelay/services/audit"
@@ -21,14 +19,8 @@ import (
 // 300 consumers at rest.
 func TestConsumersAtRestOnCluster(t *testing.T) {
 	c := relaytest.Cluster(t)
-	dir := t.TempDir()
-	keyFile := dir + "/pseudonym.key"
-	if err := relay.WritePseudonymKey(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	withKey := func(cfg *config.Config) { cfg.Audit.PseudonymKey = keyFile }
-	a := relaytest.Start(t, relaytest.Options{NATSURL: c.URL(), Config: withKey})
-	b := relaytest.Start(t, relaytest.Options{NATSURL: c.URL(), Config: withKey})
+	o := relaytest.OnCluster(t, c)
+	a, b := relaytest.Start(t, o), relaytest.Start(t, o)
 	for i := range 20 {
 		[]*relaytest.Relay{a, b}[i%2].Submit("examplenet", relaytest.Notice(fmt.Sprintf("ref-%d", i), false, "DE", "", ""))
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noticerelay/noticerelay/pkg/config"
-	"github.com/noticerelay/noticerelay/pkg/relay"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/services/inbox"
 )
@@ -52,12 +50,7 @@ func ids(ds []handed) []string {
 // whole 60 s lease.
 func TestLeasesReleasedOnCluster(t *testing.T) {
 	c := relaytest.Cluster(t)
-	dir := t.TempDir()
-	keyFile := dir + "/pseudonym.key"
-	if err := relay.WritePseudonymKey(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	o := relaytest.Options{NATSURL: c.URL(), Config: func(cfg *config.Config) { cfg.Audit.PseudonymKey = keyFile }}
+	o := relaytest.OnCluster(t, c)
 	a, b := relaytest.Start(t, o), relaytest.Start(t, o)
 	const n = 5
 	for i := range n {

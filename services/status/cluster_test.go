@@ -21,10 +21,9 @@ import (
 func TestTwoStatusServicesOnCluster(t *testing.T) {
 	c := relaytest.Cluster(t)
 	obs, logs := observer.New(zapcore.DebugLevel)
-	relays := []*relaytest.Relay{
-		relaytest.Start(t, relaytest.Options{NATSURL: c.URL(), Log: obs}),
-		relaytest.Start(t, relaytest.Options{NATSURL: c.URL(), Log: obs}),
-	}
+	o := relaytest.OnCluster(t, c)
+	o.Log = obs
+	relays := []*relaytest.Relay{relaytest.Start(t, o), relaytest.Start(t, o)}
 	const n = 300
 	var ids []string
 	for i := range n {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -194,13 +195,26 @@ func (c *Checkpointer) adoptLatest(ctx context.Context) error {
 	return nil
 }
 
+// runBudget bounds one round of Run.
+const runBudget = 10 * time.Second
+
 // Run checkpoints every interval until ctx is cancelled.
 func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failures := health.Streak{Log: c.log, What: "audit: checkpoint"}
 	for {
-		if _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+		// A round reads for at most runBudget (a read retries transient
+		// errors meanwhile), so that a checkpoint request is not kept
+		// waiting long; the next round goes on from where it stopped.
+		rctx, cancel := context.WithTimeout(ctx, runBudget)
+		before := c.Read()
+		_, err := c.Checkpoint(rctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && c.Read() > before {
+			err = nil // a long read, going on in the next round
+		}
+		if err != nil && ctx.Err() == nil {
 			failures.Fail(err)
 		} else if err == nil {
 			failures.OK()

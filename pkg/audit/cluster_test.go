@@ -37,21 +37,28 @@ func startCluster(t testing.TB, replicas int) (*embedded.Cluster, *nats.Conn, je
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A request whose answer a young cluster's meta leader change lost
-	// is asked again.
+	ensure(t, js, replicas)
+	return c, nc, js
+}
+
+// ensure creates or updates the relay's streams with replicas copies,
+// asking again when a young cluster's meta leader change lost an answer or
+// JetStream is busy changing replicas.
+func ensure(t testing.TB, js jetstream.JetStream, replicas int) {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		err := stream.Ensure(ctx, js, stream.Topology{Replicas: replicas, Retention: time.Hour})
 		cancel()
 		if err == nil {
-			break
+			return
 		}
-		if attempt == 3 {
+		if attempt == 5 {
 			t.Fatal(err)
 		}
 		t.Logf("creating the streams: %v", err)
+		time.Sleep(time.Second)
 	}
-	return c, nc, js
 }
 
 // fill stores n leaves quickly: the five events of n/5 notices as the
@@ -122,11 +129,9 @@ func TestVerifyOnCluster(t *testing.T) {
 	// much faster than 250,000 replicated publishes on two busy cores.
 	_, nc, js := startCluster(t, 1)
 	fill(t, js, n)
+	ensure(t, js, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := stream.Ensure(ctx, js, stream.Topology{Replicas: 3, Retention: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
 	relaytest.Eventually(t, 2*time.Minute, "three current replicas of "+stream.Events, func() bool {
 		s, err := js.Stream(ctx, stream.Events)
 		if err != nil {

@@ -8,6 +8,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -37,6 +38,10 @@ const Name = "audit"
 // Interval is how often the service checks whether the log has grown and,
 // if so, publishes a checkpoint.
 const Interval = 2 * time.Second
+
+// followBudget bounds one round of following the log; the next round
+// goes on from where it stopped.
+const followBudget = 10 * time.Second
 
 // requestTimeout bounds the work of one request.
 const requestTimeout = 30 * time.Second
@@ -150,13 +155,29 @@ func (s *Service) catchUp(ctx context.Context) error {
 	return err
 }
 
+// size is how many leaves the index holds.
+func (s *Service) size() uint64 {
+	s.index.mu.RLock()
+	defer s.index.mu.RUnlock()
+	return s.index.tree.Size()
+}
+
 // follow keeps the index up to date until ctx is cancelled.
 func (s *Service) follow(ctx context.Context) {
 	t := time.NewTicker(Interval)
 	defer t.Stop()
 	failures := health.Streak{Log: s.env.Log, What: "audit: reading the log"}
 	for {
-		if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
+		// Each round reads for at most followBudget: a read keeps retrying
+		// transient errors, and a proof request waits for the index.
+		rctx, cancel := context.WithTimeout(ctx, followBudget)
+		before := s.size()
+		err := s.catchUp(rctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && s.size() > before {
+			err = nil // a long read, going on in the next round
+		}
+		if err != nil && ctx.Err() == nil {
 			failures.Fail(err)
 		} else if err == nil {
 			failures.OK()

@@ -182,9 +182,9 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 		if e.Time.Before(p.o.Since) {
 			return nil
 		}
-		p.r.Rejected++
+		p.r.Rejected += e.Submissions()
 		for _, reason := range e.Reasons {
-			p.rejections[reason]++
+			p.rejections[reason] += max(1, e.ReasonCounts[reason])
 		}
 		return nil
 	}

@@ -70,6 +70,22 @@ type Event struct {
 	Decision *jurisdiction.Decision `json:"decision,omitempty"`
 	// Reasons holds the reason codes of a rejected event.
 	Reasons []string `json:"reasons,omitempty"`
+	// Count is how many submissions a rejected event records: rejections
+	// are counted per platform over a window (audit.rejection_window) and
+	// recorded as one event whose time is the window's start, with the
+	// count of each reason code in ReasonCounts. Absent (events written
+	// before the counting): one.
+	Count        int            `json:"count,omitempty"`
+	ReasonCounts map[string]int `json:"reason_counts,omitempty"`
+}
+
+// Submissions is how many rejected submissions e records: Count, or one for
+// an event that has none.
+func (e *Event) Submissions() int {
+	if e.Type != Rejected {
+		return 0
+	}
+	return max(1, e.Count)
 }
 
 // Subject is where e is stored. Each event has its own subject, and the

@@ -3,6 +3,8 @@
 // stores, hashes and forwards.
 package notice
 
+import "github.com/noticerelay/noticerelay/pkg/jsonbody"
+
 // Categories a notice may have.
 var Categories = []string{
 	"human_trafficking", "child_sexual_abuse", "grooming", "terrorism",
@@ -85,10 +87,7 @@ type Contact struct {
 
 // FieldError is one problem with one field of a submitted notice. Field is
 // a path such as "victims[0].country"; the empty path is the body itself.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldError = jsonbody.FieldError
 
 // Priority is how fast a notice must reach its recipients.
 type Priority string

@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/mail"
 	"net/netip"
 	"net/url"
@@ -18,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // MaxBodyBytes is the largest body intake accepts (1 MiB).
@@ -30,11 +29,14 @@ const (
 	maxDepth = 32
 	// maxErrors bounds the error list, so that a hostile 1 MiB body cannot
 	// make an answer many times its own size.
-	maxErrors = 1000
+	maxErrors = jsonbody.MaxErrors
 	// maxItems is the most items each array of a notice may hold.
 	maxItems = 100
-	// maxKeyInPath is how many characters of an unknown key a field path shows.
-	maxKeyInPath = 64
+	// maxValues is the most JSON values a body may hold. It bounds the
+	// memory a parse takes (about 100 bytes a value) whatever the body's
+	// shape: a few MiB for a 1 MiB body. A real notice holds a few hundred;
+	// 16,384 is room for 2,500 fully described IP addresses.
+	maxValues = 1 << 14
 )
 
 // Length limits, in Unicode characters.
@@ -61,13 +63,11 @@ const (
 	msgArray       = "must be an array of objects"
 	msgUnknown     = "unknown field"
 	msgDuplicate   = "duplicate field"
-	msgControl     = "contains a control character"
 	msgTime        = "must be an RFC 3339 time stamp with an offset, e.g. 2026-11-20T14:03:00+01:00"
 	msgURL         = "must be an absolute http or https URL"
 	msgPort        = "must be an integer from 0 to 65535"
 	msgPhone       = "must be 3 to 32 characters of digits, spaces and + - ( ) . /"
 	msgPhoneDigits = "must contain at least 3 digits"
-	msgTooMany     = "too many problems; only the first 1000 are listed"
 )
 
 // Parse decodes and validates a submitted notice body. It returns the
@@ -89,12 +89,9 @@ const (
 // an error at "" saying so.
 func Parse(body []byte) (*Notice, []FieldError) {
 	if len(body) > MaxBodyBytes {
-		return nil, []FieldError{{"", fmt.Sprintf("is larger than %d bytes (1 MiB)", MaxBodyBytes)}}
+		return nil, []FieldError{{Field: "", Message: fmt.Sprintf("is larger than %d bytes (1 MiB)", MaxBodyBytes)}}
 	}
-	if !utf8.Valid(body) {
-		return nil, []FieldError{{"", fmt.Sprintf("is not valid UTF-8 (at byte %d)", invalidUTF8At(body))}}
-	}
-	root, fe := decodeTree(body)
+	root, fe := jsonbody.Parse(body, limits)
 	if fe != nil {
 		return nil, []FieldError{*fe}
 	}
@@ -105,6 +102,10 @@ func Parse(body []byte) (*Notice, []FieldError) {
 	}
 	return n, nil
 }
+
+// limits bound the parse: a body over them yields one error, at "" or at
+// the array that has too many items.
+var limits = jsonbody.Limits{MaxDepth: maxDepth, MaxItems: maxItems, MaxValues: maxValues}
 
 // Canonical returns the canonical JSON encoding of n (encoding/json of the
 // Notice struct, no HTML escaping, no trailing newline) and its lowercase hex
@@ -122,232 +123,41 @@ func Canonical(n *Notice) (body []byte, sha256hex string) {
 	return body, hex.EncodeToString(sum[:])
 }
 
-// invalidUTF8At returns the offset of the first byte of b that is not part
-// of a valid UTF-8 sequence.
-func invalidUTF8At(b []byte) int {
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size <= 1 {
-			return i
-		}
-		i += size
-	}
-	return len(b)
-}
-
-// --- Decoding into a generic tree -------------------------------------------
-
-type jsonKind uint8
-
-const (
-	nodeNull jsonKind = iota
-	nodeBool
-	nodeNumber
-	nodeString
-	nodeArray
-	nodeObject
-)
-
-// jsonNode is a JSON value. Objects keep every member in document order,
-// duplicates included, so that the walk can report them.
-type jsonNode struct {
-	kind    jsonKind
-	b       bool
-	s       string // string value, or the literal of a number
-	items   []jsonNode
-	members []jsonMember
-}
-
-type jsonMember struct {
-	key string
-	val jsonNode
-}
-
-var errTooDeep = errors.New("too deep")
-
-type treeDecoder struct {
-	dec  *json.Decoder
-	body []byte
-}
-
-// decode parses body into a tree; it fails with the one error at "" that
-// makes the body unusable.
-func decodeTree(body []byte) (jsonNode, *FieldError) {
-	d := treeDecoder{dec: json.NewDecoder(bytes.NewReader(body)), body: body}
-	d.dec.UseNumber()
-	tok, err := d.dec.Token()
-	if err == io.EOF {
-		return jsonNode{}, &FieldError{"", "is empty; want a JSON object"}
-	}
-	var root jsonNode
-	if err == nil {
-		root, err = d.fromToken(tok, 0)
-	}
-	if err != nil {
-		return jsonNode{}, d.fail(err)
-	}
-	off := int(d.dec.InputOffset())
-	for off < len(body) && isJSONSpace(body[off]) {
-		off++
-	}
-	if off < len(body) {
-		return jsonNode{}, &FieldError{"", fmt.Sprintf("is not valid JSON: unexpected data after the top-level value (at byte %d)", off)}
-	}
-	return root, nil
-}
-
-func isJSONSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
-
-func (d *treeDecoder) fail(err error) *FieldError {
-	var se *json.SyntaxError
-	switch {
-	case errors.Is(err, errTooDeep):
-		return &FieldError{"", fmt.Sprintf("is nested more than %d levels deep (at byte %d)", maxDepth, d.dec.InputOffset())}
-	case errors.As(err, &se):
-		return &FieldError{"", fmt.Sprintf("is not valid JSON: %s (at byte %d)", se.Error(), se.Offset)}
-	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
-		return &FieldError{"", fmt.Sprintf("is not valid JSON: unexpected end of input (at byte %d)", len(d.body))}
-	default:
-		return &FieldError{"", fmt.Sprintf("is not valid JSON: %s (at byte %d)", err.Error(), d.dec.InputOffset())}
-	}
-}
-
-func (d *treeDecoder) value(depth int) (jsonNode, error) {
-	tok, err := d.dec.Token()
-	if err != nil {
-		return jsonNode{}, err
-	}
-	return d.fromToken(tok, depth)
-}
-
-// fromToken builds the value that starts with tok; depth is the number of
-// arrays and objects around it.
-func (d *treeDecoder) fromToken(tok json.Token, depth int) (jsonNode, error) {
-	switch v := tok.(type) {
-	case nil:
-		return jsonNode{kind: nodeNull}, nil
-	case bool:
-		return jsonNode{kind: nodeBool, b: v}, nil
-	case json.Number:
-		return jsonNode{kind: nodeNumber, s: string(v)}, nil
-	case string:
-		return jsonNode{kind: nodeString, s: v}, nil
-	case json.Delim:
-		if depth >= maxDepth {
-			return jsonNode{}, errTooDeep
-		}
-		n := jsonNode{kind: nodeArray}
-		if v == '{' {
-			n.kind = nodeObject
-		}
-		for d.dec.More() {
-			if n.kind == nodeArray {
-				item, err := d.value(depth + 1)
-				if err != nil {
-					return jsonNode{}, err
-				}
-				n.items = append(n.items, item)
-				continue
-			}
-			ktok, err := d.dec.Token()
-			if err != nil {
-				return jsonNode{}, err
-			}
-			key, ok := ktok.(string)
-			if !ok { // json.Decoder only yields string keys; be safe anyway
-				return jsonNode{}, fmt.Errorf("object key is not a string")
-			}
-			val, err := d.value(depth + 1)
-			if err != nil {
-				return jsonNode{}, err
-			}
-			n.members = append(n.members, jsonMember{key, val})
-		}
-		// The closing delimiter; Token checks that it matches.
-		if _, err := d.dec.Token(); err != nil {
-			return jsonNode{}, err
-		}
-		return n, nil
-	}
-	return jsonNode{}, fmt.Errorf("unexpected token %v", tok)
-}
-
 // --- Walking the tree against the schema ------------------------------------
 
 type fieldChecker struct {
-	errs []FieldError
+	errs jsonbody.Errors
 }
 
-func (c *fieldChecker) add(path, msg string) {
-	switch {
-	case len(c.errs) < maxErrors:
-		c.errs = append(c.errs, FieldError{path, msg})
-	case len(c.errs) == maxErrors:
-		c.errs = append(c.errs, FieldError{"", msgTooMany})
-	}
-}
+func (c *fieldChecker) add(path, msg string) { c.errs.Add(path, msg) }
 
-// joinPath appends a known field name to a path.
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
 
-// joinKey appends a submitted (unknown) key to a path: plain keys as
-// ".key", others quoted as `["key"]`; long keys are cut short.
-func joinKey(path, key string) string {
-	plain := key != "" && len(key) <= maxKeyInPath
-	for i := 0; plain && i < len(key); i++ {
-		b := key[i]
-		plain = b == '_' || b == '-' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
-	}
-	if plain {
-		return joinPath(path, key)
-	}
-	return path + "[" + strconv.Quote(shortenText(key, maxKeyInPath)) + "]"
-}
 
-func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
-// shortenText cuts s to at most max characters, marking the cut with "...".
-func shortenText(s string, max int) string {
-	i, n := 0, 0
-	for i < len(s) && n < max {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		n++
-	}
-	if i < len(s) {
-		return s[:i] + "..."
-	}
-	return s
-}
 
 // fields checks that n is an object with only the given fields, each once,
 // and returns the value of each field (nil when absent or null). Unknown and
 // duplicate fields are reported in document order. ok is false, with an
 // error, when n is not an object.
-func (c *fieldChecker) fields(n *jsonNode, path string, names []string) (vals []*jsonNode, ok bool) {
-	if n.kind != nodeObject {
+func (c *fieldChecker) fields(n *jsonbody.Value, path string, names []string) (vals []*jsonbody.Value, ok bool) {
+	if n.Kind != jsonbody.Object {
 		c.add(path, msgObject)
 		return nil, false
 	}
-	vals = make([]*jsonNode, len(names))
+	vals = make([]*jsonbody.Value, len(names))
 	seen := make([]bool, len(names))
-	for i := range n.members {
-		m := &n.members[i]
-		j := indexOfString(names, m.key)
+	for i := range n.Members {
+		m := &n.Members[i]
+		j := indexOfString(names, m.Key)
 		switch {
 		case j < 0:
-			c.add(joinKey(path, m.key), msgUnknown)
+			c.add(jsonbody.JoinKey(path, m.Key), msgUnknown)
 		case seen[j]:
-			c.add(joinPath(path, m.key), msgDuplicate)
+			c.add(jsonbody.JoinPath(path, m.Key), msgDuplicate)
 		default:
 			seen[j] = true
-			if m.val.kind != nodeNull {
-				vals[j] = &m.val
+			if m.Value.Kind != jsonbody.Null {
+				vals[j] = &m.Value
 			}
 		}
 	}
@@ -367,39 +177,31 @@ func indexOfString(list []string, s string) int {
 // empty; an optional one that is absent, null or "" yields ok == false with
 // no error. Strings with C0 control characters other than \t, \n and \r are
 // refused.
-func (c *fieldChecker) str(n *jsonNode, path string, required bool) (s string, ok bool) {
+func (c *fieldChecker) str(n *jsonbody.Value, path string, required bool) (s string, ok bool) {
 	switch {
 	case n == nil:
 		if required {
 			c.add(path, msgRequired)
 		}
 		return "", false
-	case n.kind != nodeString:
+	case n.Kind != jsonbody.String:
 		c.add(path, msgString)
 		return "", false
-	case n.s == "":
+	case n.Text == "":
 		if required {
 			c.add(path, msgNotEmpty)
 		}
 		return "", false
-	case hasControl(n.s):
-		c.add(path, msgControl)
+	case jsonbody.TextProblem(n.Text) != "":
+		c.add(path, jsonbody.TextProblem(n.Text))
 		return "", false
 	}
-	return n.s, true
+	return n.Text, true
 }
 
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; b < 0x20 && b != '\t' && b != '\n' && b != '\r' {
-			return true
-		}
-	}
-	return false
-}
 
 // text returns an optional or required free text of at most max characters.
-func (c *fieldChecker) text(n *jsonNode, path string, required bool, max int) string {
+func (c *fieldChecker) text(n *jsonbody.Value, path string, required bool, max int) string {
 	s, ok := c.str(n, path, required)
 	if !ok {
 		return ""
@@ -412,7 +214,7 @@ func (c *fieldChecker) text(n *jsonNode, path string, required bool, max int) st
 }
 
 // oneOf returns an optional or required string that must be one of list.
-func (c *fieldChecker) oneOf(n *jsonNode, path string, required bool, list []string) string {
+func (c *fieldChecker) oneOf(n *jsonbody.Value, path string, required bool, list []string) string {
 	s, ok := c.str(n, path, required)
 	if !ok {
 		return ""
@@ -425,18 +227,18 @@ func (c *fieldChecker) oneOf(n *jsonNode, path string, required bool, list []str
 }
 
 // array returns the items of an optional array of objects.
-func (c *fieldChecker) array(n *jsonNode, path string) []jsonNode {
+func (c *fieldChecker) array(n *jsonbody.Value, path string) []jsonbody.Value {
 	if n == nil {
 		return nil
 	}
-	if n.kind != nodeArray {
+	if n.Kind != jsonbody.Array {
 		c.add(path, msgArray)
 		return nil
 	}
-	if len(n.items) > maxItems {
+	if len(n.Items) > maxItems {
 		c.add(path, fmt.Sprintf("must have at most %d items", maxItems))
 	}
-	return n.items
+	return n.Items
 }
 
 var noticeFields = []string{
@@ -444,8 +246,8 @@ var noticeFields = []string{
 	"occurred_at", "aware_at", "locations", "suspects", "victims", "content", "contact",
 }
 
-func (c *fieldChecker) notice(root *jsonNode) *Notice {
-	if root.kind != nodeObject {
+func (c *fieldChecker) notice(root *jsonbody.Value) *Notice {
+	if root.Kind != jsonbody.Object {
 		c.add("", "must be a JSON object")
 		return nil
 	}
@@ -460,22 +262,22 @@ func (c *fieldChecker) notice(root *jsonNode) *Notice {
 	n.OccurredAt = c.timestamp(f[6], "occurred_at")
 	n.AwareAt = c.timestamp(f[7], "aware_at")
 	for i, item := range c.array(f[8], "locations") {
-		if l, ok := c.location(&item, indexPath("locations", i)); ok {
+		if l, ok := c.location(&item, jsonbody.Index("locations", i)); ok {
 			n.Locations = append(n.Locations, l)
 		}
 	}
 	for i, item := range c.array(f[9], "suspects") {
-		if p, ok := c.person(&item, indexPath("suspects", i), suspectFields); ok {
+		if p, ok := c.person(&item, jsonbody.Index("suspects", i), suspectFields); ok {
 			n.Suspects = append(n.Suspects, p)
 		}
 	}
 	for i, item := range c.array(f[10], "victims") {
-		if p, ok := c.person(&item, indexPath("victims", i), victimFields); ok {
+		if p, ok := c.person(&item, jsonbody.Index("victims", i), victimFields); ok {
 			n.Victims = append(n.Victims, p)
 		}
 	}
 	for i, item := range c.array(f[11], "content") {
-		if ct, ok := c.content(&item, indexPath("content", i)); ok {
+		if ct, ok := c.content(&item, jsonbody.Index("content", i)); ok {
 			n.Content = append(n.Content, ct)
 		}
 	}
@@ -485,7 +287,7 @@ func (c *fieldChecker) notice(root *jsonNode) *Notice {
 	return n
 }
 
-func (c *fieldChecker) reference(n *jsonNode, path string) string {
+func (c *fieldChecker) reference(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, true)
 	if !ok {
 		return ""
@@ -504,14 +306,14 @@ func (c *fieldChecker) reference(n *jsonNode, path string) string {
 	return s
 }
 
-func (c *fieldChecker) exploitation(n *jsonNode, path string, category *jsonNode) string {
+func (c *fieldChecker) exploitation(n *jsonbody.Value, path string, category *jsonbody.Value) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""
 	}
 	// Only when the category is itself valid can it rule exploitation out.
-	if category != nil && category.kind == nodeString && indexOfString(Categories, category.s) >= 0 &&
-		category.s != "human_trafficking" {
+	if category != nil && category.Kind == jsonbody.String && indexOfString(Categories, category.Text) >= 0 &&
+		category.Text != "human_trafficking" {
 		c.add(path, "is only allowed when category is human_trafficking")
 		return ""
 	}
@@ -522,21 +324,21 @@ func (c *fieldChecker) exploitation(n *jsonNode, path string, category *jsonNode
 	return s
 }
 
-func (c *fieldChecker) boolean(n *jsonNode, path string, required bool) bool {
+func (c *fieldChecker) boolean(n *jsonbody.Value, path string, required bool) bool {
 	switch {
 	case n == nil:
 		if required {
 			c.add(path, msgRequired)
 		}
-	case n.kind != nodeBool:
+	case n.Kind != jsonbody.Bool:
 		c.add(path, msgBoolean)
 	default:
-		return n.b
+		return n.Bool
 	}
 	return false
 }
 
-func (c *fieldChecker) suspicion(n *jsonNode, path string) string {
+func (c *fieldChecker) suspicion(n *jsonbody.Value, path string) string {
 	s := c.text(n, path, true, maxSuspicion)
 	if s == "" {
 		return ""
@@ -549,7 +351,7 @@ func (c *fieldChecker) suspicion(n *jsonNode, path string) string {
 }
 
 // timestamp returns an optional RFC 3339 time stamp, unchanged.
-func (c *fieldChecker) timestamp(n *jsonNode, path string) string {
+func (c *fieldChecker) timestamp(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""
@@ -604,21 +406,21 @@ func validTime(s string) bool {
 }
 
 // countryCode returns an optional country code, upper-cased.
-func (c *fieldChecker) countryCode(n *jsonNode, path string) string {
+func (c *fieldChecker) countryCode(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""
 	}
 	code, known := country.Normalize(s)
 	if !known {
-		c.add(path, fmt.Sprintf("unknown country code %q; want ISO 3166-1 alpha-2", shortenText(s, 16)))
+		c.add(path, fmt.Sprintf("unknown country code %q; want ISO 3166-1 alpha-2", jsonbody.Shorten(s, 16)))
 		return ""
 	}
 	return code
 }
 
 // httpURL returns an optional absolute http or https URL, unchanged.
-func (c *fieldChecker) httpURL(n *jsonNode, path string) string {
+func (c *fieldChecker) httpURL(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""
@@ -646,7 +448,7 @@ func validHTTPURL(s string) bool {
 }
 
 // phone returns an optional phone number, unchanged.
-func (c *fieldChecker) phone(n *jsonNode, path string) string {
+func (c *fieldChecker) phone(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""
@@ -676,14 +478,14 @@ func (c *fieldChecker) phone(n *jsonNode, path string) string {
 
 var locationFields = []string{"country", "description"}
 
-func (c *fieldChecker) location(n *jsonNode, path string) (Location, bool) {
+func (c *fieldChecker) location(n *jsonbody.Value, path string) (Location, bool) {
 	f, ok := c.fields(n, path, locationFields)
 	if !ok {
 		return Location{}, false
 	}
 	l := Location{
-		Country:     c.countryCode(f[0], joinPath(path, "country")),
-		Description: c.text(f[1], joinPath(path, "description"), false, maxDescription),
+		Country:     c.countryCode(f[0], jsonbody.JoinPath(path, "country")),
+		Description: c.text(f[1], jsonbody.JoinPath(path, "description"), false, maxDescription),
 	}
 	if isEmptyString(f[0]) && isEmptyString(f[1]) {
 		c.add(path, "must have a country or a description")
@@ -693,37 +495,37 @@ func (c *fieldChecker) location(n *jsonNode, path string) (Location, bool) {
 }
 
 // isEmptyString reports whether an optional value counts as absent.
-func isEmptyString(n *jsonNode) bool { return n == nil || n.kind == nodeString && n.s == "" }
+func isEmptyString(n *jsonbody.Value) bool { return n == nil || n.Kind == jsonbody.String && n.Text == "" }
 
 var (
 	suspectFields = []string{"country", "account_id", "username", "profile_url", "ip_addresses", "phone"}
 	victimFields  = []string{"country", "account_id", "username", "profile_url", "ip_addresses", "phone", "minor"}
 )
 
-func (c *fieldChecker) person(n *jsonNode, path string, names []string) (Person, bool) {
+func (c *fieldChecker) person(n *jsonbody.Value, path string, names []string) (Person, bool) {
 	f, ok := c.fields(n, path, names)
 	if !ok {
 		return Person{}, false
 	}
 	p := Person{
-		Country:    c.countryCode(f[0], joinPath(path, "country")),
-		AccountID:  c.text(f[1], joinPath(path, "account_id"), false, maxIdentifier),
-		Username:   c.text(f[2], joinPath(path, "username"), false, maxIdentifier),
-		ProfileURL: c.httpURL(f[3], joinPath(path, "profile_url")),
+		Country:    c.countryCode(f[0], jsonbody.JoinPath(path, "country")),
+		AccountID:  c.text(f[1], jsonbody.JoinPath(path, "account_id"), false, maxIdentifier),
+		Username:   c.text(f[2], jsonbody.JoinPath(path, "username"), false, maxIdentifier),
+		ProfileURL: c.httpURL(f[3], jsonbody.JoinPath(path, "profile_url")),
 	}
-	ipPath := joinPath(path, "ip_addresses")
+	ipPath := jsonbody.JoinPath(path, "ip_addresses")
 	for i, item := range c.array(f[4], ipPath) {
-		if a, ok := c.ipAddress(&item, indexPath(ipPath, i)); ok {
+		if a, ok := c.ipAddress(&item, jsonbody.Index(ipPath, i)); ok {
 			p.IPAddresses = append(p.IPAddresses, a)
 		}
 	}
-	p.Phone = c.phone(f[5], joinPath(path, "phone"))
+	p.Phone = c.phone(f[5], jsonbody.JoinPath(path, "phone"))
 	if len(f) > 6 && f[6] != nil {
-		if m := f[6]; m.kind == nodeBool {
-			minor := m.b
+		if m := f[6]; m.Kind == jsonbody.Bool {
+			minor := m.Bool
 			p.Minor = &minor
 		} else {
-			c.add(joinPath(path, "minor"), msgBoolean)
+			c.add(jsonbody.JoinPath(path, "minor"), msgBoolean)
 		}
 	}
 	return p, true
@@ -731,13 +533,13 @@ func (c *fieldChecker) person(n *jsonNode, path string, names []string) (Person,
 
 var ipFields = []string{"ip", "port", "seen_at", "event", "possible_proxy"}
 
-func (c *fieldChecker) ipAddress(n *jsonNode, path string) (IPAddress, bool) {
+func (c *fieldChecker) ipAddress(n *jsonbody.Value, path string) (IPAddress, bool) {
 	f, ok := c.fields(n, path, ipFields)
 	if !ok {
 		return IPAddress{}, false
 	}
 	var a IPAddress
-	ipPath := joinPath(path, "ip")
+	ipPath := jsonbody.JoinPath(path, "ip")
 	if s, ok := c.str(f[0], ipPath, true); ok {
 		addr, err := netip.ParseAddr(s)
 		switch {
@@ -749,24 +551,24 @@ func (c *fieldChecker) ipAddress(n *jsonNode, path string) (IPAddress, bool) {
 			a.IP = addr.Unmap().String()
 		}
 	}
-	a.Port = c.port(f[1], joinPath(path, "port"))
-	a.SeenAt = c.timestamp(f[2], joinPath(path, "seen_at"))
-	a.Event = c.oneOf(f[3], joinPath(path, "event"), false, IPEvents)
-	a.PossibleProxy = c.boolean(f[4], joinPath(path, "possible_proxy"), false)
+	a.Port = c.port(f[1], jsonbody.JoinPath(path, "port"))
+	a.SeenAt = c.timestamp(f[2], jsonbody.JoinPath(path, "seen_at"))
+	a.Event = c.oneOf(f[3], jsonbody.JoinPath(path, "event"), false, IPEvents)
+	a.PossibleProxy = c.boolean(f[4], jsonbody.JoinPath(path, "possible_proxy"), false)
 	return a, true
 }
 
 // port returns an optional port: a plain JSON integer from 0 to 65535
 // (not 1.5, not 1e3, not "80").
-func (c *fieldChecker) port(n *jsonNode, path string) *int {
+func (c *fieldChecker) port(n *jsonbody.Value, path string) *int {
 	if n == nil {
 		return nil
 	}
-	if n.kind != nodeNumber || strings.ContainsAny(n.s, ".eE") {
+	if n.Kind != jsonbody.Number || strings.ContainsAny(n.Text, ".eE") {
 		c.add(path, msgPort)
 		return nil
 	}
-	p, err := strconv.Atoi(n.s)
+	p, err := strconv.Atoi(n.Text)
 	if err != nil || p < 0 || p > 65535 {
 		c.add(path, msgPort)
 		return nil
@@ -776,16 +578,16 @@ func (c *fieldChecker) port(n *jsonNode, path string) *int {
 
 var contentFields = []string{"url", "type", "published_at", "sha256"}
 
-func (c *fieldChecker) content(n *jsonNode, path string) (Content, bool) {
+func (c *fieldChecker) content(n *jsonbody.Value, path string) (Content, bool) {
 	f, ok := c.fields(n, path, contentFields)
 	if !ok {
 		return Content{}, false
 	}
 	ct := Content{
-		URL:         c.httpURL(f[0], joinPath(path, "url")),
-		Type:        c.contentType(f[1], joinPath(path, "type")),
-		PublishedAt: c.timestamp(f[2], joinPath(path, "published_at")),
-		SHA256:      c.sha256(f[3], joinPath(path, "sha256")),
+		URL:         c.httpURL(f[0], jsonbody.JoinPath(path, "url")),
+		Type:        c.contentType(f[1], jsonbody.JoinPath(path, "type")),
+		PublishedAt: c.timestamp(f[2], jsonbody.JoinPath(path, "published_at")),
+		SHA256:      c.sha256(f[3], jsonbody.JoinPath(path, "sha256")),
 	}
 	empty := true
 	for _, v := range f {
@@ -800,7 +602,7 @@ func (c *fieldChecker) content(n *jsonNode, path string) (Content, bool) {
 	return ct, true
 }
 
-func (c *fieldChecker) contentType(n *jsonNode, path string) string {
+func (c *fieldChecker) contentType(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""
@@ -817,7 +619,7 @@ func (c *fieldChecker) contentType(n *jsonNode, path string) string {
 	return s
 }
 
-func (c *fieldChecker) sha256(n *jsonNode, path string) string {
+func (c *fieldChecker) sha256(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""
@@ -836,19 +638,19 @@ func (c *fieldChecker) sha256(n *jsonNode, path string) string {
 
 var contactFields = []string{"name", "email", "phone"}
 
-func (c *fieldChecker) contact(n *jsonNode, path string) *Contact {
+func (c *fieldChecker) contact(n *jsonbody.Value, path string) *Contact {
 	f, ok := c.fields(n, path, contactFields)
 	if !ok {
 		return nil
 	}
 	return &Contact{
-		Name:  c.text(f[0], joinPath(path, "name"), false, maxIdentifier),
-		Email: c.email(f[1], joinPath(path, "email")),
-		Phone: c.phone(f[2], joinPath(path, "phone")),
+		Name:  c.text(f[0], jsonbody.JoinPath(path, "name"), false, maxIdentifier),
+		Email: c.email(f[1], jsonbody.JoinPath(path, "email")),
+		Phone: c.phone(f[2], jsonbody.JoinPath(path, "phone")),
 	}
 }
 
-func (c *fieldChecker) email(n *jsonNode, path string) string {
+func (c *fieldChecker) email(n *jsonbody.Value, path string) string {
 	s, ok := c.str(n, path, false)
 	if !ok {
 		return ""

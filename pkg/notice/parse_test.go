@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // fullNotice is the contract's example, completed to be valid, with letter
@@ -439,7 +441,7 @@ func errsMatch(got []FieldError, want []wantErr) bool {
 func showErrs(errs []FieldError) string {
 	var b strings.Builder
 	for _, e := range errs {
-		fmt.Fprintf(&b, "\n\t%q: %s", e.Field, shortenText(e.Message, 200))
+		fmt.Fprintf(&b, "\n\t%q: %s", e.Field, jsonbody.Shorten(e.Message, 200))
 	}
 	return b.String()
 }
@@ -463,10 +465,10 @@ func TestParseErrorCap(t *testing.T) {
 	if n != nil || len(errs) != maxErrors+1 {
 		t.Fatalf("got %d errors, want %d", len(errs), maxErrors+1)
 	}
-	if errs[0] != (FieldError{"x0", "unknown field"}) || errs[maxErrors-1].Field != "x999" {
+	if errs[0] != (FieldError{Field: "x0", Message: "unknown field"}) || errs[maxErrors-1].Field != "x999" {
 		t.Errorf("first and last errors: %v, %v", errs[0], errs[maxErrors-1])
 	}
-	if last := errs[maxErrors]; last != (FieldError{"", "too many problems; only the first 1000 are listed"}) {
+	if last := errs[maxErrors]; last != (FieldError{Field: "", Message: "too many problems; only the first 1000 are listed"}) {
 		t.Errorf("last error = %v", last)
 	}
 }

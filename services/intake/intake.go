@@ -7,9 +7,7 @@ package intake
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -17,11 +15,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/event"
@@ -29,6 +25,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -41,6 +38,7 @@ type Service struct {
 	notices  jetstream.Stream
 	events   jetstream.Stream
 	inFlight chan struct{}
+	rejected *rejections
 	answers  *prometheus.CounterVec
 	latency  prometheus.Histogram
 }
@@ -50,6 +48,7 @@ func New(env *service.Env) *Service {
 	s := &Service{
 		env:      env,
 		inFlight: make(chan struct{}, env.Config.Limits.MaxInFlight),
+		rejected: newRejections(env),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticerelay_intake_answers_total",
 			Help: "Answers to notice submissions, by HTTP status.",
@@ -75,11 +74,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.env.Mux.HandleFunc("POST /v1/notices", s.submit)
 	s.env.Mux.HandleFunc("POST /v1/notices/{id}/withdraw", s.withdraw)
+	go s.rejected.run(ctx)
 	return nil
 }
 
-// Wait returns at once: intake works only inside requests.
-func (s *Service) Wait() {}
+// Wait returns once the last rejections are recorded.
+func (s *Service) Wait() { <-s.rejected.done }
 
 // Accepted is the answer to a stored submission.
 type Accepted struct {
@@ -97,6 +97,38 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
+	// The body first, under its own deadline, before any slot or share is
+	// taken: a slow sender holds nothing the others need.
+	body, prob := httpapi.ReadBody(w, r, notice.MaxBodyBytes, time.Duration(s.env.Config.HTTP.BodyTimeout))
+	if prob != nil {
+		if prob.Status == http.StatusRequestEntityTooLarge {
+			s.rejected.add(p.ID, "body_too_large")
+		}
+		s.count(prob.Status)
+		httpapi.WriteProblem(w, *prob)
+		return
+	}
+	n, problems := notice.Parse(body)
+	// An urgent notice has a share of its own: the platform's normal
+	// traffic, valid or not, never refuses it.
+	class := share.Normal
+	if n != nil && n.ImminentThreat {
+		class = share.Urgent
+	}
+	release, retry, ok := s.env.Shares.Take(p.ID, class)
+	if !ok {
+		s.rejected.add(p.ID, "over_share")
+		s.count(http.StatusTooManyRequests)
+		share.TooMany(w, retry)
+		return
+	}
+	defer release()
+	if len(problems) > 0 {
+		s.rejected.add(p.ID, reasonCodes(problems)...)
+		s.count(http.StatusBadRequest)
+		httpapi.BadRequest(w, fmt.Sprintf("the notice has %d problem(s)", len(problems)), problems...)
+		return
+	}
 	select {
 	case s.inFlight <- struct{}{}:
 		defer func() { <-s.inFlight }()
@@ -104,31 +136,6 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 		s.count(http.StatusServiceUnavailable)
 		httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusServiceUnavailable,
 			Detail: "too many submissions in flight; retry after the time in Retry-After"})
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, notice.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.reject(r.Context(), p.ID, "body_too_large")
-			s.count(http.StatusRequestEntityTooLarge)
-			httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusRequestEntityTooLarge,
-				Detail: fmt.Sprintf("the body is larger than %d bytes", notice.MaxBodyBytes)})
-			return
-		}
-		s.count(http.StatusBadRequest)
-		httpapi.BadRequest(w, "could not read the body: "+err.Error())
-		return
-	}
-	n, problems := notice.Parse(body)
-	if len(problems) > 0 {
-		s.reject(r.Context(), p.ID, reasonCodes(problems)...)
-		s.count(http.StatusBadRequest)
-		errs := make([]httpapi.FieldError, len(problems))
-		for i, fe := range problems {
-			errs[i] = httpapi.FieldError(fe)
-		}
-		httpapi.BadRequest(w, fmt.Sprintf("the notice has %d problem(s)", len(errs)), errs...)
 		return
 	}
 	canonical, sum := notice.Canonical(n)
@@ -146,7 +153,7 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	ans, status, err := s.store(ctx, &rec)
 	if err != nil {
 		if fault.Is(err, fault.Conflict) {
-			s.reject(r.Context(), p.ID, "reference_conflict")
+			s.rejected.add(p.ID, "reference_conflict")
 		}
 		s.count(fault.HTTPStatus(err))
 		httpapi.Error(w, s.env.Log, err)
@@ -232,22 +239,6 @@ func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, err
 	return &Accepted{ID: prev.ID, Reference: rec.Reference, Status: "accepted", ReceivedAt: prev.ReceivedAt}, http.StatusOK, nil
 }
 
-// reject records a rejected submission: the platform and reason codes only.
-// Failing to record it does not change the answer, which already says no.
-func (s *Service) reject(ctx context.Context, platform string, reasons ...string) {
-	ev := event.Event{Type: event.Rejected, Notice: uuid.NewString(), Time: s.env.Now(),
-		Actor: Name, Platform: platform, Reasons: reasons}
-	m, err := ev.Message()
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_, err = stream.Publish(ctx, s.env.JS, m)
-	}
-	if err != nil {
-		s.env.Log.Warn("intake: recording a rejection failed", zap.Error(err))
-	}
-}
-
 func (s *Service) count(status int) { s.answers.WithLabelValues(fmt.Sprint(status)).Inc() }
 
 var indexPattern = regexp.MustCompile(`\[\d+\]`)
@@ -313,19 +304,16 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req WithdrawRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpapi.BadRequest(w, "the body must be a JSON object {\"reason\": \"...\"}",
-			httpapi.FieldError{Field: "", Message: err.Error()})
+	if !httpapi.DecodeBody(w, r, &req, time.Duration(s.env.Config.HTTP.BodyTimeout), `a JSON object {"reason": "..."}`) {
 		return
 	}
-	if dec.More() {
-		httpapi.BadRequest(w, "trailing data after the JSON object")
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
 		return
 	}
+	defer release()
 	n := utf8.RuneCountInString(req.Reason)
-	if strings.TrimSpace(req.Reason) == "" || n > maxReason || !utf8.ValidString(req.Reason) {
+	if strings.TrimSpace(req.Reason) == "" || n > maxReason {
 		httpapi.BadRequest(w, "invalid withdrawal", httpapi.FieldError{Field: "reason",
 			Message: fmt.Sprintf("is required: 1 to %d characters", maxReason)})
 		return

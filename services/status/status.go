@@ -27,6 +27,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -257,6 +258,11 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
+	release, ok := s.env.Shares.Admit(w, caller.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	id := strings.ToLower(r.PathValue("id"))
 	if !notice.ValidID(id) {
 		httpapi.NotFound(w, "notice")

@@ -29,7 +29,7 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	authorities := map[string]string{"AT": "at-police", "DE": "de-bka", "FR": "fr-police", "EU": "europol"}
-	dev := newDev(t, authorities)
+	dev := newDev(t, authorities, "")
 	base, start := dev.base, dev.start
 	client := &http.Client{Timeout: 10 * time.Second}
 	type sub struct {
@@ -201,7 +201,7 @@ func TestBenchThroughKill(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	authorities := map[string]string{"AT": "at-police", "DE": "de-police", "FR": "fr-police", "PL": "pl-police"}
-	dev := newDev(t, authorities)
+	dev := newDev(t, authorities, "")
 	base, bin := dev.base, dev.bin
 	var tokens []string
 	for cc, id := range authorities {
@@ -259,22 +259,27 @@ func TestBenchThroughKill(t *testing.T) {
 }
 
 // devProcess is `noticerelay dev` as the tests run it: the real binary,
-// on a data dir of its own, with platform p1 (token
-// platform-token-p1-xxxx), the authorities given (country to id, token
-// authority-token-<id>) and a 3 s lease.
+// on a data dir of its own, with platforms p1 and p2 (tokens
+// platform-token-p1-xxxx and platform-token-p2-xxxx), the authorities given
+// (country to id, token authority-token-<id>), a 3 s lease and the extra
+// top-level YAML given.
 type devProcess struct {
 	t                    *testing.T
 	bin, cfg, data, base string
 }
 
-func newDev(t *testing.T, authorities map[string]string) *devProcess {
+func newDev(t *testing.T, authorities map[string]string, extra string) *devProcess {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
 	d := &devProcess{t: t, bin: buildRelay(t), cfg: filepath.Join(dir, "config.yaml"), data: filepath.Join(dir, "data"),
 		base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n  - id: p1\n    name: P1\n    tokens: [\"platform-token-p1-xxxx\"]\n    establishment: IE\nauthorities:\n", port)
+	fmt.Fprintf(&b, "%sinbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n", extra, port)
+	for _, p := range []string{"p1", "p2"} {
+		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    tokens: [\"platform-token-%s-xxxx\"]\n    establishment: IE\n", p, p, p)
+	}
+	b.WriteString("authorities:\n")
 	for cc, id := range authorities {
 		fmt.Fprintf(&b, "  - id: %s\n    country: %s\n    name: %s\n    tokens: [\"authority-token-%s\"]\n", id, cc, id, id)
 	}

@@ -163,6 +163,11 @@ type PerCaller struct {
 	// Concurrency is how many requests of one caller may be in progress at
 	// once (default 64).
 	Concurrency int `yaml:"concurrency"`
+	// LargeBodyRate is how many bodies over 64 KiB one caller may send a
+	// second (default 4); they are read one at a time per caller. Real
+	// notices are a few KiB; the cap bounds what a flood of 1 MiB bodies
+	// costs in memory and CPU.
+	LargeBodyRate float64 `yaml:"large_body_rate"`
 }
 
 // Token is the SHA-256 digest of a bearer token.
@@ -532,6 +537,12 @@ func (l *Limits) fill(p *problems) {
 	}
 	positive("limits.per_caller.burst", &l.PerCaller.Burst, max(1, int(math.Min(2*l.PerCaller.Rate, 1e9))))
 	positive("limits.per_caller.concurrency", &l.PerCaller.Concurrency, 64)
+	switch pc := &l.PerCaller; {
+	case pc.LargeBodyRate == 0:
+		pc.LargeBodyRate = 4
+	case pc.LargeBodyRate < 0 || math.IsNaN(pc.LargeBodyRate) || math.IsInf(pc.LargeBodyRate, 0):
+		p.add("limits.per_caller.large_body_rate", "must be a positive number of bodies per second")
+	}
 }
 
 type problems []string

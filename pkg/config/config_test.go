@@ -129,7 +129,7 @@ func TestDefaults(t *testing.T) {
 				Retention:    config.Retention{Notices: config.Duration(720 * time.Hour)},
 				Inbox:        config.Inbox{Lease: config.Duration(60 * time.Second)},
 				Limits: config.Limits{MaxInFlight: 1024, MaxConnections: 4096, MaxConnectionsPerSource: 256,
-					PerCaller: config.PerCaller{Rate: 1000, Burst: 2000, Concurrency: 64}},
+					PerCaller: config.PerCaller{Rate: 1000, Burst: 2000, Concurrency: 64, LargeBodyRate: 4}},
 				Deliveries: config.Deliveries{UrgentDeadline: config.Duration(15 * time.Minute), PoisonAttempts: 5,
 					Webhook: config.WebhookSettings{Timeout: config.Duration(10 * time.Second), MaxAttempts: 12,
 						Backoff: config.Duration(time.Second), MaxBackoff: config.Duration(10 * time.Minute)}},
@@ -152,7 +152,7 @@ func TestDefaults(t *testing.T) {
 				if c.HTTP.Listen != "0.0.0.0:9000" || time.Duration(c.HTTP.StoreTimeout) != 2*time.Second || c.MemberStates != "EEA" || time.Duration(c.Retention.Notices) != 7*24*time.Hour ||
 					time.Duration(c.Inbox.Lease) != 90*time.Second || c.Limits.MaxInFlight != 10 || c.Limits.NoticeStoreBytes != 1000 ||
 					c.Limits.MaxConnections != 50 || c.Limits.MaxConnectionsPerSource != 5 ||
-					c.Limits.PerCaller != (config.PerCaller{Rate: 2.5, Burst: 5, Concurrency: 3}) || c.NATS.Replicas != 3 {
+					c.Limits.PerCaller != (config.PerCaller{Rate: 2.5, Burst: 5, Concurrency: 3, LargeBodyRate: 4}) || c.NATS.Replicas != 3 {
 					return fmt.Errorf("got %+v", *c)
 				}
 				return nil
@@ -292,6 +292,7 @@ func TestRefused(t *testing.T) {
 		{name: "negative per_caller rate", extra: "limits:\n  per_caller:\n    rate: -1\n", field: "limits.per_caller.rate", msg: "positive"},
 		{name: "per_caller rate not a number", extra: "limits:\n  per_caller:\n    rate: fast\n", field: "limits.per_caller.rate"},
 		{name: "zero-less per_caller concurrency", extra: "limits:\n  per_caller:\n    concurrency: -3\n", field: "limits.per_caller.concurrency", msg: "must be positive"},
+		{name: "negative large_body_rate", extra: "limits:\n  per_caller:\n    large_body_rate: -2\n", field: "limits.per_caller.large_body_rate", msg: "positive"},
 		{name: "unknown per_caller field", extra: "limits:\n  per_caller:\n    rps: 5\n", field: "limits.per_caller.rps", msg: "unknown field"},
 		{name: "bad body_timeout", edits: []edit{{"http:\n", "http:\n  body_timeout: soon\n"}}, field: "http.body_timeout"},
 	}

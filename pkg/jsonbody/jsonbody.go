@@ -76,10 +76,10 @@ func Parse(body []byte, lim Limits) (Value, *FieldError) {
 	if !utf8.Valid(body) {
 		return Value{}, &FieldError{"", fmt.Sprintf("is not valid UTF-8 (at byte %d)", invalidUTF8At(body))}
 	}
-	// One copy of the body: every plain string value is a slice of it.
-	p := parser{body: body, src: string(body), lim: lim}
+	// Values are copied out of the body: the caller may reuse it at once.
+	p := parser{body: body, lim: lim}
 	p.space()
-	if p.pos == len(p.src) {
+	if p.pos == len(p.body) {
 		return Value{}, &FieldError{"", "is empty; want a JSON object"}
 	}
 	v, ok := p.value(0)
@@ -87,7 +87,7 @@ func Parse(body []byte, lim Limits) (Value, *FieldError) {
 		return Value{}, p.err
 	}
 	p.space()
-	if p.pos < len(p.src) {
+	if p.pos < len(p.body) {
 		return Value{}, &FieldError{"", fmt.Sprintf("is not valid JSON: unexpected data after the top-level value (at byte %d)", p.pos)}
 	}
 	return v, nil
@@ -113,7 +113,6 @@ type pathElem struct {
 
 type parser struct {
 	body   []byte
-	src    string
 	pos    int
 	lim    Limits
 	values int
@@ -122,8 +121,8 @@ type parser struct {
 }
 
 func (p *parser) space() {
-	for p.pos < len(p.src) {
-		switch p.src[p.pos] {
+	for p.pos < len(p.body) {
+		switch p.body[p.pos] {
 		case ' ', '\t', '\n', '\r':
 			p.pos++
 		default:
@@ -133,8 +132,8 @@ func (p *parser) space() {
 }
 
 func (p *parser) peek() byte {
-	if p.pos < len(p.src) {
-		return p.src[p.pos]
+	if p.pos < len(p.body) {
+		return p.body[p.pos]
 	}
 	return 0
 }
@@ -277,12 +276,12 @@ func appendDoubling[T any](s []T, x T) []T {
 func (p *parser) str() (string, bool) {
 	start := p.pos
 	escaped := false
-	for p.pos++; p.pos < len(p.src); {
-		switch c := p.src[p.pos]; {
+	for p.pos++; p.pos < len(p.body); {
+		switch c := p.body[p.pos]; {
 		case c == '"':
 			p.pos++
 			if !escaped {
-				return p.src[start+1 : p.pos-1], true
+				return string(p.body[start+1 : p.pos-1]), true
 			}
 			var s string
 			if err := json.Unmarshal(p.body[start:p.pos], &s); err != nil {
@@ -306,7 +305,7 @@ func (p *parser) str() (string, bool) {
 }
 
 func (p *parser) literal(word string, v Value) (Value, bool) {
-	if len(p.src)-p.pos < len(word) || p.src[p.pos:p.pos+len(word)] != word {
+	if len(p.body)-p.pos < len(word) || string(p.body[p.pos:p.pos+len(word)]) != word {
 		return p.syntax()
 	}
 	p.pos += len(word)
@@ -318,7 +317,7 @@ func (p *parser) number() (Value, bool) {
 	start := p.pos
 	digits := func() int {
 		n := 0
-		for p.pos < len(p.src) && '0' <= p.src[p.pos] && p.src[p.pos] <= '9' {
+		for p.pos < len(p.body) && '0' <= p.body[p.pos] && p.body[p.pos] <= '9' {
 			p.pos++
 			n++
 		}
@@ -350,7 +349,7 @@ func (p *parser) number() (Value, bool) {
 			return p.syntax()
 		}
 	}
-	return Value{Kind: Number, Text: p.src[start:p.pos]}, true
+	return Value{Kind: Number, Text: string(p.body[start:p.pos])}, true
 }
 
 // syntax records a syntax error. encoding/json's scanner words it, so that

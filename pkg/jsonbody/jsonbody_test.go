@@ -18,7 +18,7 @@ func TestParseLimits(t *testing.T) {
 		{"items of a nested array", `[[], [` + strings.Repeat("{},", 100) + `{}]]`, "[1]", "must have at most 100 items"},
 		{"too deep", strings.Repeat("[", 33) + strings.Repeat("]", 33), "", "is nested more than 32 levels deep (at byte 33)"},
 		{"too many values", `{"x": [` + strings.Repeat("["+strings.Repeat("0,", 99)+"0],", 99) + `[]]` +
-			`, "y": [`+strings.Repeat("["+strings.Repeat("0,", 99)+"0],", 99)+`[]]` + `}`, "", "holds more than 16384 JSON values"},
+			`, "y": [` + strings.Repeat("["+strings.Repeat("0,", 99)+"0],", 99) + `[]]` + `}`, "", "holds more than 16384 JSON values"},
 		{"empty", " \n", "", "is empty"},
 		{"not UTF-8", "\"caf\xe9\"", "", "is not valid UTF-8 (at byte 4)"},
 		{"trailing data", `{} x`, "", "unexpected data after the top-level value (at byte 3)"},

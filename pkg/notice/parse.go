@@ -131,10 +131,6 @@ type fieldChecker struct {
 
 func (c *fieldChecker) add(path, msg string) { c.errs.Add(path, msg) }
 
-
-
-
-
 // fields checks that n is an object with only the given fields, each once,
 // and returns the value of each field (nil when absent or null). Unknown and
 // duplicate fields are reported in document order. ok is false, with an
@@ -198,7 +194,6 @@ func (c *fieldChecker) str(n *jsonbody.Value, path string, required bool) (s str
 	}
 	return n.Text, true
 }
-
 
 // text returns an optional or required free text of at most max characters.
 func (c *fieldChecker) text(n *jsonbody.Value, path string, required bool, max int) string {
@@ -495,7 +490,9 @@ func (c *fieldChecker) location(n *jsonbody.Value, path string) (Location, bool)
 }
 
 // isEmptyString reports whether an optional value counts as absent.
-func isEmptyString(n *jsonbody.Value) bool { return n == nil || n.Kind == jsonbody.String && n.Text == "" }
+func isEmptyString(n *jsonbody.Value) bool {
+	return n == nil || n.Kind == jsonbody.String && n.Text == ""
+}
 
 var (
 	suspectFields = []string{"country", "account_id", "username", "profile_url", "ip_addresses", "phone"}

@@ -39,16 +39,20 @@ type Service struct {
 	events   jetstream.Stream
 	inFlight chan struct{}
 	rejected *rejections
-	answers  *prometheus.CounterVec
-	latency  prometheus.Histogram
+	// largeBodies are the turns of bodies over 64 KiB: read and parsed
+	// one at a time per platform (at its large_body_rate), two in all.
+	largeBodies *httpapi.Turns
+	answers     *prometheus.CounterVec
+	latency     prometheus.Histogram
 }
 
 // New returns the intake service.
 func New(env *service.Env) *Service {
 	s := &Service{
-		env:      env,
-		inFlight: make(chan struct{}, env.Config.Limits.MaxInFlight),
-		rejected: newRejections(env),
+		env:         env,
+		inFlight:    make(chan struct{}, env.Config.Limits.MaxInFlight),
+		rejected:    newRejections(env),
+		largeBodies: httpapi.NewTurns(2, env.Config.Limits.PerCaller.LargeBodyRate),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticerelay_intake_answers_total",
 			Help: "Answers to notice submissions, by HTTP status.",
@@ -99,30 +103,37 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body first, under its own deadline, before any slot or share is
 	// taken: a slow sender holds nothing the others need.
-	body, prob := httpapi.ReadBody(w, r, notice.MaxBodyBytes, time.Duration(s.env.Config.HTTP.BodyTimeout))
+	body, release, prob := httpapi.ReadBody(w, r, notice.MaxBodyBytes, time.Duration(s.env.Config.HTTP.BodyTimeout), s.largeBodies, p.ID)
+	defer release()
 	if prob != nil {
-		if prob.Status == http.StatusRequestEntityTooLarge {
+		switch prob.Status {
+		case http.StatusRequestEntityTooLarge:
 			s.rejected.add(p.ID, "body_too_large")
+		case http.StatusRequestTimeout:
+			s.rejected.add(p.ID, "body_timeout")
+		case http.StatusTooManyRequests:
+			s.rejected.add(p.ID, "over_share")
 		}
 		s.count(prob.Status)
 		httpapi.WriteProblem(w, *prob)
 		return
 	}
 	n, problems := notice.Parse(body)
+	release()
 	// An urgent notice has a share of its own: the platform's normal
 	// traffic, valid or not, never refuses it.
 	class := share.Normal
 	if n != nil && n.ImminentThreat {
 		class = share.Urgent
 	}
-	release, retry, ok := s.env.Shares.Take(p.ID, class)
+	done, retry, ok := s.env.Shares.Take(p.ID, class)
 	if !ok {
 		s.rejected.add(p.ID, "over_share")
 		s.count(http.StatusTooManyRequests)
 		share.TooMany(w, retry)
 		return
 	}
-	defer release()
+	defer done()
 	if len(problems) > 0 {
 		s.rejected.add(p.ID, reasonCodes(problems)...)
 		s.count(http.StatusBadRequest)

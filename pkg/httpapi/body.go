@@ -198,13 +198,13 @@ func (t *Turns) take(ctx context.Context, caller string) (func(), error) {
 	}, nil
 }
 
-// DecodeBody reads r's body (ReadBody, at most 64 KiB) and decodes it into
-// the struct v points to with the relay's strict JSON decoder. On any
-// problem it answers (400 with every field error, 413, 408) and returns
-// false. what names the expected body in the answer, e.g.
-// `{"reason": "..."}`.
-func DecodeBody(w http.ResponseWriter, r *http.Request, v any, timeout time.Duration, what string) bool {
-	body, _, p := ReadBody(w, r, LargeBody, timeout, nil, "")
+// DecodeBody reads r's body (ReadBody, at most limit bytes) and decodes it
+// into the struct v points to with the relay's strict JSON decoder
+// (jsonbody.Decode, jsonbody.Small). On any problem it answers (400 with
+// every field error, 413, 408) and returns false. what names the expected
+// body in the answer, e.g. `{"reason": "..."}`.
+func DecodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, timeout time.Duration, what string) bool {
+	body, _, p := ReadBody(w, r, limit, timeout, nil, "")
 	if p != nil {
 		WriteProblem(w, *p)
 		return false

@@ -22,7 +22,8 @@ import (
 // TestEveryBodyIsStrict is finding 14 of issue 10: withdrawals and bulk
 // acknowledgements were decoded leniently (invalid UTF-8 replaced, NUL and
 // U+202E forwarded to police, duplicate keys with the last one winning).
-// Every body now goes through the one strict decoder, with field errors.
+// Every body (messages too) now goes through the one strict decoder, with
+// field errors.
 func TestEveryBodyIsStrict(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{})
 	id := r.Submit("examplenet", relaytest.Notice("STRICT-1", false, "AT", "", ""))
@@ -41,6 +42,10 @@ func TestEveryBodyIsStrict(t *testing.T) {
 		{"ack: unknown field", "/v1/inbox/ack", "authority:at-police", `{"ids": ["x"], "all": true}`, "all", "unknown field"},
 		{"ack: invalid UTF-8", "/v1/inbox/ack", "authority:at-police", "{\"ids\": [\"\xff\"]}", "", "is not valid UTF-8"},
 		{"ack: too many ids", "/v1/inbox/ack", "authority:at-police", `{"ids": [` + strings.Repeat(`"x",`, 100) + `"x"]}`, "ids", "at most 100 items"},
+		{"platform's message: duplicate key", "/v1/notices/" + id + "/messages", "platform:examplenet",
+			`{"to": "at-police", "text": "a", "text": "b"}`, "text", "duplicate field"},
+		{"authority's message: U+202E", "/v1/inbox/" + id + "/messages", "authority:at-police",
+			`{"kind": "feedback", "text": "` + "\u202e" + `"}`, "text", "U+202E"},
 		{"notice: U+202E", "/v1/notices", "platform:examplenet",
 			`{"reference": "STRICT-2", "category": "other", "imminent_threat": false, "suspicion": "evil` + "\u202e" + `txt"}`, "suspicion", "U+202E"},
 	} {

@@ -398,7 +398,7 @@ func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req AckRequest
-	if !httpapi.DecodeBody(w, r, &req, time.Duration(s.env.Config.HTTP.BodyTimeout), `{"ids": ["<delivery id>", ...]}`) {
+	if !httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `{"ids": ["<delivery id>", ...]}`) {
 		return
 	}
 	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)

@@ -315,7 +315,7 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req WithdrawRequest
-	if !httpapi.DecodeBody(w, r, &req, time.Duration(s.env.Config.HTTP.BodyTimeout), `a JSON object {"reason": "..."}`) {
+	if !httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `a JSON object {"reason": "..."}`) {
 		return
 	}
 	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)

@@ -50,7 +50,7 @@ type Audit struct {
 	// one event per platform records them (default 1m), so that a flood of
 	// invalid submissions costs one leaf per platform and window, not one
 	// per submission.
-	RejectionWindow Duration `yaml:"rejection_window"`
+	RejectionWindow Duration `yaml:"rejection_window,omitempty"`
 }
 
 // NATS says where the relay's NATS server is.
@@ -82,7 +82,7 @@ type HTTP struct {
 	// BodyTimeout is how long a request may take to send its body (default
 	// 10 s); a slower one gets 408. Bodies are read before a request takes
 	// any shared slot, so a slow sender holds only its own connection.
-	BodyTimeout Duration `yaml:"body_timeout"`
+	BodyTimeout Duration `yaml:"body_timeout,omitempty"`
 }
 
 // DefaultStoreTimeout is http.store_timeout when it is not set.

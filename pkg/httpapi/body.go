@@ -30,7 +30,7 @@ const LargeBody = 64 << 10
 // (turns, for caller; nil: at once), and the turn is held until release is
 // called, so that a caller's flood of large bodies is read and parsed one
 // at a time and costs a bounded share of memory and CPU. release is never
-// nil. On failure ReadBody returns the problem to answer: 413 over the
+// nil and may be called more than once; body must not be used after it. On failure ReadBody returns the problem to answer: 413 over the
 // limit, 408 past the deadline, 400 otherwise.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration, turns *Turns, caller string) (body []byte, release func(), p *Problem) {
 	release = func() {}
@@ -66,10 +66,15 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.
 				buf = make([]byte, 0, int(limit)+1)
 			} else {
 				buf = turns.buffer(int(limit) + 1)
+				// Once: a second Put of the same buffer would hand it to
+				// two requests at the same time.
 				held := release
+				var once sync.Once
 				release = func() {
-					turns.buffers.Put(&buf)
-					held()
+					once.Do(func() {
+						turns.buffers.Put(&buf)
+						held()
+					})
 				}
 			}
 			body, err = readUpTo(in, append(buf, body...), int(limit)+1)

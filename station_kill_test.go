@@ -21,8 +21,9 @@ import (
 )
 
 // TestStationKillLosesNothing kills the station process (SIGKILL) three
-// times while sealed notices arrive, then lets it catch up: every notice
-// is stored exactly once and every delivery is acknowledged.
+// times while sealed notices arrive, each time once it has stored more,
+// then lets it catch up: every notice is stored exactly once and every
+// delivery is acknowledged.
 func TestStationKillLosesNothing(t *testing.T) {
 	const n = 24
 	bin := buildRelay(t)
@@ -87,29 +88,43 @@ func TestStationKillLosesNothing(t *testing.T) {
 		return len(rows)
 	}
 
-	submitted := make(chan []string, 1)
-	go func() {
-		var ids []string
-		for i := range n {
-			ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("KILL-%03d", i), i%3 == 0, "", "DE", "")))
-			time.Sleep(50 * time.Millisecond)
-		}
-		submitted <- ids
-	}()
+	// The notices arrive in four parts, one while each station process
+	// runs: a station that stores everything waiting before its kill
+	// (it fetches up to 100 at once) still leaves the next process new
+	// notices to store before it is killed in turn. (One stream of 24
+	// notices, sent while the first process started, could all be stored
+	// by it under load, and the next kill then waited in vain.)
+	const parts = 4
+	submit := func(part int) <-chan []string {
+		sent := make(chan []string, 1)
+		go func() {
+			var ids []string
+			for i := part * n / parts; i < (part+1)*n/parts; i++ {
+				ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("KILL-%03d", i), i%3 == 0, "", "DE", "")))
+				time.Sleep(50 * time.Millisecond)
+			}
+			sent <- ids
+		}()
+		return sent
+	}
 
-	for kill := range 3 {
+	var ids []string
+	for kill := range parts - 1 {
 		before := stored()
+		sent := submit(kill)
 		cmd := start()
-		relaytest.Eventually(t, 30*time.Second, "more notices stored before kill "+fmt.Sprint(kill+1), func() bool {
+		relaytest.Eventually(t, 30*time.Second, fmt.Sprintf("more than %d notices stored before kill %d", before, kill+1), func() bool {
 			return stored() > before
 		})
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
+		ids = append(ids, <-sent...)
 	}
-	ids := <-submitted
+	sent := submit(parts - 1)
 	cmd := start()
+	ids = append(ids, <-sent...)
 	relaytest.Eventually(t, 60*time.Second, fmt.Sprintf("all %d notices stored", n), func() bool { return stored() >= n })
 	// Every delivery acknowledged: the relay says so for each notice.
 	relaytest.Eventually(t, 30*time.Second, "every delivery acknowledged", func() bool {

@@ -44,7 +44,7 @@ type BenchResult struct {
 	Clients         int      `json:"clients"`
 	Rate            float64  `json:"rate,omitempty"`
 	Rejected        int      `json:"rejected"`
-	// Retried counts submissions sent again after no answer or a 503.
+	// Retried counts submissions sent again after no answer, a 503 or a 429.
 	Retried int `json:"retried"`
 	// StallMS is the longest time, in ms, without an accepted submission
 	// (202 or 200) while submitting: what a fault costs the platforms.
@@ -354,6 +354,11 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 			case http.StatusServiceUnavailable, http.StatusBadGateway:
 				retried.Add(1)
 				time.Sleep(100 * time.Millisecond) // back-pressure: retry, as a platform would
+			case http.StatusTooManyRequests:
+				// Over the platform's share (limits.per_caller): retry after
+				// Retry-After, which is whole seconds, at least one.
+				retried.Add(1)
+				time.Sleep(time.Second)
 			default:
 				rejected.Add(1)
 				return

@@ -463,10 +463,10 @@ func TestParseErrorCap(t *testing.T) {
 	if n != nil || len(errs) != maxErrors+1 {
 		t.Fatalf("got %d errors, want %d", len(errs), maxErrors+1)
 	}
-	if errs[0] != (FieldError{"x0", "unknown field"}) || errs[maxErrors-1].Field != "x999" {
+	if errs[0] != (FieldError{Field: "x0", Message: "unknown field", Code: CodeUnknownField}) || errs[maxErrors-1].Field != "x999" {
 		t.Errorf("first and last errors: %v, %v", errs[0], errs[maxErrors-1])
 	}
-	if last := errs[maxErrors]; last != (FieldError{"", "too many problems; only the first 1000 are listed"}) {
+	if last := errs[maxErrors]; last != (FieldError{Field: "", Message: "too many problems; only the first 1000 are listed", Code: CodeBody}) {
 		t.Errorf("last error = %v", last)
 	}
 }

@@ -12,10 +12,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -269,6 +267,8 @@ func makeNotice(i int, states []string, seed uint64) benchNotice {
 // of explanation.
 var benchFiller = strings.Repeat("The account contacted several users with offers of work abroad and asked for passport scans. ", 20)
 
+// runBench starts (or reaches) the relay, submits the notices while every
+// authority drains its inbox, waits for every delivery, and reports.
 func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResult, error) {
 	t, err := startBenchRelay(ctx, o)
 	if err != nil {
@@ -285,85 +285,16 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 	if len(states) == 0 {
 		return nil, fmt.Errorf("no Member State authority to send notices to")
 	}
-	total := o.notices
-	if o.duration > 0 {
-		total = 1 << 24 // bounded by time
-	}
-
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute, TLSClientConfig: o.tls},
 		CheckRedirect: refuseRedirect}
-	type acceptance struct {
-		at      time.Time
-		latency time.Duration
-		states  []string // the recipients it must reach, by country
+	books := newBenchBooks()
+	load := &benchLoad{o: o, books: books, states: states, total: o.notices}
+	if o.duration > 0 {
+		load.total = 1 << 24 // bounded by time
 	}
-	// The books of the run, kept so that it also checks the guarantees:
-	// every accepted notice reaches each of its recipients, under one
-	// delivery id per (notice, recipient), also across a crash of the relay.
-	var (
-		mu        sync.Mutex
-		accepted  = map[string]acceptance{} // notice id -> its acceptance
-		firstSeen = map[string]time.Time{}  // notice id|country -> when first handed out
-		idOf      = map[string]string{}     // notice id|country -> delivery id
-		ackedPair = map[string]bool{}       // notice id|country -> acknowledged
-		expected  atomic.Int64              // deliveries expected from accepted notices
-		acked     atomic.Int64              // distinct (notice, recipient) pairs acknowledged
-		handouts  atomic.Int64
-		unseen    atomic.Int64 // first seen here, but fetched before (Attempt > 1)
-		twoIDs    atomic.Int64
-		submitted atomic.Int64
-		rejected  atomic.Int64
-		retried   atomic.Int64
-		lastAck   atomic.Int64
-	)
-	// With several URLs, a submission goes to one of them and is retried
-	// on the next, as a platform behind a load balancer would see it.
-	var platforms []*inboxclient.Client
 	for _, u := range t.urls {
-		platforms = append(platforms, inboxclient.New(u, t.platformToken, 0, client))
-	}
-	submit := func(i int, n benchNotice) {
-		start := time.Now()
-		for try := i; ; try++ {
-			data, code, err := platforms[try%len(platforms)].Do(ctx, http.MethodPost, "/v1/notices", n.body)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				retried.Add(1)
-				time.Sleep(50 * time.Millisecond) // the relay is down: retry, as a platform would
-				continue
-			}
-			var a struct{ ID string }
-			_ = json.Unmarshal(data, &a)
-			switch code {
-			case http.StatusAccepted, http.StatusOK:
-				now := time.Now()
-				mu.Lock()
-				_, again := accepted[a.ID]
-				if !again {
-					accepted[a.ID] = acceptance{at: now, latency: now.Sub(start), states: n.states}
-				}
-				mu.Unlock()
-				if !again {
-					expected.Add(int64(len(n.states)))
-					submitted.Add(1)
-				}
-				return
-			case http.StatusServiceUnavailable, http.StatusBadGateway:
-				retried.Add(1)
-				time.Sleep(100 * time.Millisecond) // back-pressure: retry, as a platform would
-			case http.StatusTooManyRequests:
-				// Over the platform's share (limits.per_caller): retry after
-				// Retry-After, which is whole seconds, at least one.
-				retried.Add(1)
-				time.Sleep(time.Second)
-			default:
-				rejected.Add(1)
-				return
-			}
-		}
+		load.platforms = append(load.platforms, inboxclient.New(u, t.platformToken, 0, client))
 	}
 
 	start := time.Now()
@@ -374,175 +305,44 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		loadCtx, cancel = context.WithTimeout(loadCtx, o.duration)
 		defer cancel()
 	}
-	var next atomic.Int64
-	take := func() (int, benchNotice, bool) {
-		i := next.Add(1) - 1
-		if loadCtx.Err() != nil || int(i) >= total {
-			return 0, benchNotice{}, false
-		}
-		return int(i), makeNotice(int(i), states, o.seed), true
-	}
-	var load sync.WaitGroup
-	if o.rate > 0 {
-		sem := make(chan struct{}, o.clients)
-		load.Add(1)
-		go func() {
-			defer load.Done()
-			interval := time.Duration(float64(time.Second) / o.rate)
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
-			for {
-				i, n, ok := take()
-				if !ok {
-					return
-				}
-				select {
-				case <-tick.C:
-				case <-loadCtx.Done():
-					return
-				}
-				sem <- struct{}{}
-				load.Add(1)
-				go func() {
-					defer load.Done()
-					defer func() { <-sem }()
-					submit(i, n)
-				}()
-			}
-		}()
-	} else {
-		for range o.clients {
-			load.Add(1)
-			go func() {
-				defer load.Done()
-				for {
-					i, n, ok := take()
-					if !ok {
-						return
-					}
-					submit(i, n)
-				}
-			}()
-		}
-	}
-	loadDone := make(chan struct{})
-	go func() { load.Wait(); close(loadDone) }()
+	loadDone := load.run(loadCtx)
 
-	// Drain every authority's inbox through the real API, acknowledging in bulk.
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	defer stopDrain()
-	var drain sync.WaitGroup
+	var drains sync.WaitGroup
 	k := 0
 	for cc, tok := range t.authorities {
-		drain.Add(1)
 		k++
-		go func(k int) {
-			defer drain.Done()
-			// Each fetch goes to the next URL: every relay hands out
-			// deliveries, and an ack goes where its fetch went.
-			var inboxes []httpSource
-			for _, u := range t.urls {
-				inboxes = append(inboxes, httpSource{inboxclient.New(u, tok, 100, client)})
-			}
-			for ; drainCtx.Err() == nil; k++ {
-				inbox := inboxes[k%len(inboxes)]
-				items, err := inbox.fetch(drainCtx)
-				if err != nil || len(items) == 0 {
-					time.Sleep(2 * time.Millisecond)
-					continue
-				}
-				now := time.Now()
-				handouts.Add(int64(len(items)))
-				ids := make([]string, len(items))
-				mu.Lock()
-				for i, it := range items {
-					ids[i] = it.out.ID
-					key := it.out.NoticeID + "|" + cc
-					if prev, ok := idOf[key]; !ok {
-						idOf[key] = it.out.ID
-						firstSeen[key] = now
-						if it.out.Attempt > 1 {
-							// Fetched before, but never seen here: a
-							// hand-out that failed, or a lease that a
-							// relay or NATS failover released.
-							unseen.Add(1)
-						}
-					} else if prev != it.out.ID {
-						twoIDs.Add(1)
-					}
-				}
-				mu.Unlock()
-				// An ack answered 503 may have been recorded all the same:
-				// then the delivery is not handed out again, so the ack is
-				// sent again until it is answered, as a client must.
-				statuses, err := inbox.Ack(drainCtx, ids)
-				for err != nil && drainCtx.Err() == nil {
-					time.Sleep(100 * time.Millisecond)
-					statuses, err = inbox.Ack(drainCtx, ids)
-				}
-				if err != nil {
-					continue
-				}
-				mu.Lock()
-				n := 0
-				for _, it := range items {
-					key := it.out.NoticeID + "|" + cc
-					if statuses[it.out.ID] == http.StatusNoContent && !ackedPair[key] {
-						ackedPair[key] = true
-						n++
-					}
-				}
-				mu.Unlock()
-				acked.Add(int64(n))
-				lastAck.Store(time.Now().UnixNano())
-			}
-		}(k)
+		var inboxes []*inboxclient.Client
+		for _, u := range t.urls {
+			inboxes = append(inboxes, inboxclient.New(u, tok, 100, client))
+		}
+		drains.Add(1)
+		go func(k int) { defer drains.Done(); drain(drainCtx, books, cc, inboxes, k) }(k)
 	}
 
+	if err := awaitDeliveries(ctx, o, books, load.platforms, loadDone, start, stderr); err != nil {
+		return nil, err
+	}
+	stopDrain()
+	drains.Wait()
+	return benchReport(ctx, o, t, books, start), nil
+}
+
+// awaitDeliveries waits until the load is over and every delivery is
+// acknowledged, or the drain timeout passes, asking the relay for the
+// status of notices whose acknowledgements went quiet, and shows progress
+// on a terminal.
+func awaitDeliveries(ctx context.Context, o benchOptions, books *benchBooks, platforms []*inboxclient.Client,
+	loadDone <-chan struct{}, start time.Time, stderr io.Writer) error {
 	tty := false
 	if f, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	// missing returns the accepted notices that some recipient has not
-	// acknowledged yet, and how many (notice, recipient) pairs that is.
-	missing := func() (ids []string, pairs int) {
-		mu.Lock()
-		defer mu.Unlock()
-		for id, a := range accepted {
-			n := 0
-			for _, cc := range a.states {
-				if !ackedPair[id+"|"+cc] {
-					n++
-				}
-			}
-			if n > 0 {
-				ids, pairs = append(ids, id), pairs+n
-			}
-		}
-		return ids, pairs
+	if tty {
+		defer fmt.Fprintln(stderr)
 	}
-	// reconcile asks the relay for the status of notices still missing an
-	// acknowledgement: an ack the relay recorded just before it crashed has
-	// no answer, and the delivery is not handed out again.
 	rounds := 0
-	reconcile := func() {
-		rounds++ // each round asks the next URL, in case one is down
-		ids, _ := missing()
-		for _, id := range ids {
-			rs, err := benchStatus(ctx, platforms[rounds%len(platforms)], id)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			for _, cc := range accepted[id].states {
-				if key := id + "|" + cc; rs[cc] == "acknowledged" && !ackedPair[key] {
-					ackedPair[key] = true
-					acked.Add(1)
-				}
-			}
-			mu.Unlock()
-		}
-	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	loadFinished := false
@@ -555,196 +355,32 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		case <-tick.C:
 			if tty && ticks%10 == 0 {
 				fmt.Fprintf(stderr, "\r%6.0fs  accepted %d  acknowledged %d/%d deliveries   ",
-					time.Since(start).Seconds(), submitted.Load(), acked.Load(), expected.Load())
+					time.Since(start).Seconds(), books.submitted.Load(), books.acked.Load(), books.expected.Load())
 			}
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		if loadFinished && acked.Load() >= expected.Load() {
-			if _, n := missing(); n == 0 {
-				break
-			}
+		if loadFinished && (books.done() || time.Since(loadDoneAt) > o.drainTimeout) {
+			return nil
 		}
-		if loadFinished && time.Since(loadDoneAt) > o.drainTimeout {
-			break
-		}
-		if loadFinished && time.Since(time.Unix(0, lastAck.Load())) > 2*time.Second && time.Since(reconciled) > 2*time.Second {
-			reconcile()
+		if loadFinished && time.Since(time.Unix(0, books.lastAck.Load())) > 2*time.Second && time.Since(reconciled) > 2*time.Second {
+			rounds++ // each round asks the next URL, in case one is down
+			reconcile(ctx, books, platforms[rounds%len(platforms)])
 			reconciled = time.Now()
 		}
 	}
-	stopDrain()
-	drain.Wait()
-	if tty {
-		fmt.Fprintln(stderr)
-	}
-	end := time.Unix(0, lastAck.Load())
-	res := &BenchResult{Notices: int(submitted.Load()), Deliveries: int(acked.Load()), Fsync: o.fsync,
-		Clients: o.clients, Rate: o.rate, Rejected: int(rejected.Load()),
-		Retried: int(retried.Load()), Redelivered: int(handouts.Load()) - len(idOf) + int(unseen.Load()), DuplicateDeliveryIDs: int(twoIDs.Load())}
-	if o.url != "" {
-		res.Fsync = "remote"
-	}
-	res.Seconds = end.Sub(start).Seconds()
-	if res.Seconds > 0 {
-		res.NoticesPerSec = float64(res.Notices) / res.Seconds
-	}
-	_, res.Lost = missing()
-	var acc, queued []time.Duration
-	want := map[string]bool{}
-	var acceptedAt []time.Time
-	for id, a := range accepted {
-		acc = append(acc, a.latency)
-		acceptedAt = append(acceptedAt, a.at)
-		for _, cc := range a.states {
-			want[id+"|"+cc] = true
-		}
-	}
-	for key, seen := range firstSeen {
-		if !want[key] {
-			res.Misrouted++ // a recipient the notice does not concern, or an unknown notice
-			continue
-		}
-		id, _, _ := strings.Cut(key, "|")
-		queued = append(queued, max(0, seen.Sub(accepted[id].at)))
-	}
-	res.AcceptP50ms, res.AcceptP99ms = percentileMS(acc, 50), percentileMS(acc, 99)
-	res.StallMS = longestGapMS(start, acceptedAt)
-	res.QueuedP50ms, res.QueuedP99ms = percentileMS(queued, 50), percentileMS(queued, 99)
-	res.PeakRSSMB = peakRSSMB()
-	if o.memprofile != "" {
-		if f, err := os.Create(o.memprofile); err == nil {
-			_ = pprof.Lookup("heap").WriteTo(f, 0)
-			f.Close()
-		}
-	}
-	if t.js != nil {
-		res.Stages = stageTimes(ctx, t.js)
-		var writes uint64
-		for _, name := range []string{"NR_NOTICES", "NR_EVENTS", "NR_DELIVERIES", "KV_NR_STATUS"} {
-			s, err := t.js.Stream(ctx, name)
-			if err != nil {
-				continue
-			}
-			writes += s.CachedInfo().State.LastSeq
-		}
-		if res.Notices > 0 {
-			w := float64(writes) / float64(res.Notices)
-			res.WritesPerNotice = &w
-		}
-	}
-	return res, nil
 }
 
-// benchStatus returns the status of each recipient of a notice, by country.
-func benchStatus(ctx context.Context, platform *inboxclient.Client, id string) (map[string]string, error) {
-	data, code, err := platform.Do(ctx, http.MethodGet, "/v1/notices/"+id, nil)
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", id, err)
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("status of %s: HTTP %d", id, code)
-	}
-	var out struct {
-		Recipients []struct {
-			Country string `json:"country"`
-			Status  string `json:"status"`
-		} `json:"recipients"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("status of %s: %w", id, err)
-	}
-	rs := map[string]string{}
-	for _, r := range out.Recipients {
-		rs[r.Country] = r.Status
-	}
-	return rs, nil
-}
-
-// longestGapMS is the longest time in ms between start and the first of
-// times, or between two consecutive ones.
-func longestGapMS(start time.Time, times []time.Time) float64 {
-	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	var gap time.Duration
-	prev := start
-	for _, t := range times {
-		gap = max(gap, t.Sub(prev))
-		prev = t
-	}
-	return float64(gap.Microseconds()) / 1000
-}
-
-func percentileMS(ds []time.Duration, p int) float64 {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	i := (len(ds)*p + 99) / 100
-	i = min(max(i-1, 0), len(ds)-1)
-	return float64(ds[i].Microseconds()) / 1000
-}
-
-// peakRSSMB is this process's peak resident set (VmHWM), in MB.
-func peakRSSMB() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			return float64(kb) / 1024
+// reconcile asks the relay for the status of notices still missing an
+// acknowledgement: an ack the relay recorded just before it crashed has no
+// answer, and the delivery is not handed out again.
+func reconcile(ctx context.Context, books *benchBooks, platform *inboxclient.Client) {
+	ids, _ := books.missing()
+	for _, id := range ids {
+		rs, err := benchStatus(ctx, platform, id)
+		if err != nil {
+			return
 		}
-	}
-	return 0
-}
-
-// stageTimes reads every status projection and returns p50 and p99 of each
-// stage of a delivery's life, in ms.
-func stageTimes(ctx context.Context, js jetstream.JetStream) map[string][2]float64 {
-	kv, err := js.KeyValue(ctx, "NR_STATUS")
-	if err != nil {
-		return nil
-	}
-	keys, err := kv.ListKeys(ctx)
-	if err != nil {
-		return nil
-	}
-	type projection struct {
-		ReceivedAt string `json:"received_at"`
-		Recipients []struct {
-			Notice struct {
-				QueuedAt       string `json:"queued_at"`
-				DeliveredAt    string `json:"delivered_at"`
-				AcknowledgedAt string `json:"acknowledged_at"`
-			} `json:"notice"`
-		} `json:"recipients"`
-	}
-	var routed, waited, acked []time.Duration
-	parse := func(s string) time.Time { t, _ := time.Parse(time.RFC3339Nano, s); return t }
-	for k := range keys.Keys() {
-		var p projection
-		e, err := kv.Get(ctx, k)
-		if err != nil || json.Unmarshal(e.Value(), &p) != nil {
-			continue
-		}
-		rcv := parse(p.ReceivedAt)
-		for _, r := range p.Recipients {
-			q, d, a := parse(r.Notice.QueuedAt), parse(r.Notice.DeliveredAt), parse(r.Notice.AcknowledgedAt)
-			if !q.IsZero() && !rcv.IsZero() {
-				routed = append(routed, q.Sub(rcv))
-			}
-			if !d.IsZero() && !q.IsZero() {
-				waited = append(waited, d.Sub(q))
-			}
-			if !a.IsZero() && !d.IsZero() {
-				acked = append(acked, a.Sub(d))
-			}
-		}
-	}
-	return map[string][2]float64{
-		"received_to_queued":   {percentileMS(routed, 50), percentileMS(routed, 99)},
-		"queued_to_handed_out": {percentileMS(waited, 50), percentileMS(waited, 99)},
-		"handed_out_to_acked":  {percentileMS(acked, 50), percentileMS(acked, 99)},
+		books.reconciled(id, rs)
 	}
 }

@@ -220,38 +220,47 @@ func ParseDuration(s string) (time.Duration, error) {
 
 // rawConfig is the YAML as written, before validation.
 type rawConfig struct {
-	NATS         NATS       `yaml:"nats"`
-	HTTP         HTTP       `yaml:"http"`
-	MemberStates string     `yaml:"member_states"`
-	Retention    Retention  `yaml:"retention"`
-	Inbox        Inbox      `yaml:"inbox"`
-	Limits       Limits     `yaml:"limits"`
-	Audit        Audit      `yaml:"audit"`
-	Deliveries   Deliveries `yaml:"deliveries"`
-	Geo          Geo        `yaml:"geo"`
-	Platforms    []struct {
-		ID                  string   `yaml:"id"`
-		Name                string   `yaml:"name"`
-		Tokens              []string `yaml:"tokens"`
-		Establishment       *string  `yaml:"establishment"`
-		LegalRepresentative *string  `yaml:"legal_representative"`
-		Fallback            []string `yaml:"fallback"`
-		Notify              *Notify  `yaml:"notify"`
-	} `yaml:"platforms"`
-	Authorities []struct {
-		ID           string   `yaml:"id"`
-		Country      string   `yaml:"country"`
-		Name         string   `yaml:"name"`
-		Tokens       []string `yaml:"tokens"`
-		AgeRecipient string   `yaml:"age_recipient"`
-		Delivery     Delivery `yaml:"delivery"`
-		Escalation   string   `yaml:"escalation"`
-		Rules        []Rule   `yaml:"rules"`
-	} `yaml:"authorities"`
-	Auditors []struct {
-		ID     string   `yaml:"id"`
-		Tokens []string `yaml:"tokens"`
-	} `yaml:"auditors"`
+	NATS         NATS           `yaml:"nats"`
+	HTTP         HTTP           `yaml:"http"`
+	MemberStates string         `yaml:"member_states"`
+	Retention    Retention      `yaml:"retention"`
+	Inbox        Inbox          `yaml:"inbox"`
+	Limits       Limits         `yaml:"limits"`
+	Audit        Audit          `yaml:"audit"`
+	Deliveries   Deliveries     `yaml:"deliveries"`
+	Geo          Geo            `yaml:"geo"`
+	Platforms    []rawPlatform  `yaml:"platforms"`
+	Authorities  []rawAuthority `yaml:"authorities"`
+	Auditors     []rawAuditor   `yaml:"auditors"`
+}
+
+// rawPlatform is a platform as written.
+type rawPlatform struct {
+	ID                  string   `yaml:"id"`
+	Name                string   `yaml:"name"`
+	Tokens              []string `yaml:"tokens"`
+	Establishment       *string  `yaml:"establishment"`
+	LegalRepresentative *string  `yaml:"legal_representative"`
+	Fallback            []string `yaml:"fallback"`
+	Notify              *Notify  `yaml:"notify"`
+}
+
+// rawAuthority is an authority as written.
+type rawAuthority struct {
+	ID           string   `yaml:"id"`
+	Country      string   `yaml:"country"`
+	Name         string   `yaml:"name"`
+	Tokens       []string `yaml:"tokens"`
+	AgeRecipient string   `yaml:"age_recipient"`
+	Delivery     Delivery `yaml:"delivery"`
+	Escalation   string   `yaml:"escalation"`
+	Rules        []Rule   `yaml:"rules"`
+}
+
+// rawAuditor is an auditor as written.
+type rawAuditor struct {
+	ID     string   `yaml:"id"`
+	Tokens []string `yaml:"tokens"`
 }
 
 // Options say how strict loading is.
@@ -282,175 +291,6 @@ func Load(path string, opt Options) (*Config, error) {
 var idPattern = regexp.MustCompile(`^[a-z0-9-]{2,64}$`)
 
 var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
-// Parse decodes and validates a YAML configuration. Every problem is
-// reported, each prefixed with its field path.
-func Parse(data []byte, opt Options) (*Config, error) {
-	var raw rawConfig
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &Error{Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
-	}
-	var p problems
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-		decodeNode(doc.Content[0], reflect.ValueOf(&raw).Elem(), "", &p)
-	}
-	c := Config{NATS: raw.NATS, HTTP: raw.HTTP, MemberStates: raw.MemberStates,
-		Retention: raw.Retention, Inbox: raw.Inbox, Limits: raw.Limits, Audit: raw.Audit,
-		Deliveries: raw.Deliveries, Geo: raw.Geo}
-
-	if err := c.fill(); err != nil {
-		p = append(p, err.(*Error).Problems...)
-	}
-	states, _ := country.MemberStates(c.MemberStates)
-	if states == nil {
-		states, _ = country.MemberStates("EU27")
-	}
-
-	seenToken := map[Token]string{}
-	tokens := func(field string, in []string) []Token {
-		if len(in) == 0 {
-			p.add(field, "at least one token digest is required")
-		}
-		var out []Token
-		for i, s := range in {
-			f := fmt.Sprintf("%s[%d]", field, i)
-			var t Token
-			switch {
-			case digestPattern.MatchString(s):
-				b, _ := hex.DecodeString(s[len("sha256:"):])
-				copy(t[:], b)
-			case strings.HasPrefix(strings.ToLower(s), "sha256:"):
-				p.add(f, "malformed digest: want \"sha256:\" followed by 64 lower-case hex digits")
-				continue
-			case opt.AllowPlainTokens:
-				if len(s) < 16 {
-					p.add(f, "plain token too short: use at least 16 characters")
-					continue
-				}
-				t = Digest(s)
-			default:
-				p.add(f, "plain tokens are not allowed outside `dev`: store only the digest (`noticerelay token` makes a token and its digest)")
-				continue
-			}
-			if other, dup := seenToken[t]; dup {
-				p.add(f, "the same token is already used by %s", other)
-				continue
-			}
-			seenToken[t] = f
-			out = append(out, t)
-		}
-		return out
-	}
-
-	ids := map[string]string{}
-	checkID := func(field, id string) {
-		if !idPattern.MatchString(id) {
-			p.add(field, "must match [a-z0-9-]{2,64}, not %q", id)
-			return
-		}
-		if other, dup := ids[id]; dup {
-			p.add(field, "id %q is already used by %s", id, other)
-		}
-		ids[id] = field
-	}
-	memberState := func(field string, v *string) string {
-		if v == nil || *v == "" {
-			return ""
-		}
-		cc, ok := country.Normalize(*v)
-		if ok {
-			cc, _ = country.State(cc)
-		}
-		if !ok || !states[cc] {
-			p.add(field, "%q is not a Member State of %s", *v, c.MemberStates)
-			return ""
-		}
-		return cc
-	}
-
-	if len(raw.Platforms) == 0 {
-		p.add("platforms", "at least one platform is required")
-	}
-	for i, rp := range raw.Platforms {
-		f := fmt.Sprintf("platforms[%d]", i)
-		checkID(f+".id", rp.ID)
-		pl := Platform{
-			ID:                  rp.ID,
-			Name:                rp.Name,
-			Tokens:              tokens(f+".tokens", rp.Tokens),
-			Establishment:       memberState(f+".establishment", rp.Establishment),
-			LegalRepresentative: memberState(f+".legal_representative", rp.LegalRepresentative),
-			Fallback:            rp.Fallback,
-			Notify:              rp.Notify,
-		}
-		if pl.Name == "" {
-			p.add(f+".name", "is required")
-		}
-		seen := map[string]bool{}
-		for j, fb := range rp.Fallback {
-			ff := fmt.Sprintf("%s.fallback[%d]", f, j)
-			switch fb {
-			case "establishment", "legal_representative", "europol":
-			default:
-				p.add(ff, "must be one of establishment, legal_representative, europol, not %q", fb)
-			}
-			if seen[fb] {
-				p.add(ff, "%q is listed twice", fb)
-			}
-			seen[fb] = true
-		}
-		c.Platforms = append(c.Platforms, pl)
-	}
-
-	byCountry := map[string]string{}
-	if len(raw.Authorities) == 0 {
-		p.add("authorities", "at least one authority is required")
-	}
-	for i, ra := range raw.Authorities {
-		f := fmt.Sprintf("authorities[%d]", i)
-		checkID(f+".id", ra.ID)
-		if ra.ID == "platform" {
-			// A message's "from" and "to" name the platform so.
-			p.add(f+".id", "%q is reserved: messages name the platform so", ra.ID)
-		}
-		a := Authority{ID: ra.ID, Name: ra.Name, Tokens: tokens(f+".tokens", ra.Tokens),
-			AgeRecipient: ra.AgeRecipient, Delivery: ra.Delivery, Escalation: ra.Escalation, Rules: ra.Rules}
-		if a.Name == "" {
-			p.add(f+".name", "is required")
-		}
-		cc := strings.ToUpper(ra.Country)
-		switch {
-		case cc == country.Europol:
-		case cc == "EL":
-			cc = "GR"
-		}
-		if cc != country.Europol && !states[cc] {
-			p.add(f+".country", "%q is not a Member State of %s (or EU for Europol)", ra.Country, c.MemberStates)
-		} else if len(ra.Rules) > 0 {
-			// A secondary authority: its rules say when it receives.
-		} else if other, dup := byCountry[cc]; dup {
-			p.add(f+".country", "%s already has an authority (%s): at most one per country, "+
-				"unless the other has rules saying when it receives", cc, other)
-		} else {
-			byCountry[cc] = f
-		}
-		a.Country = cc
-		c.Authorities = append(c.Authorities, a)
-	}
-	checkDelivery(&c, &p)
-	checkRules(&c, &p)
-	for i, ra := range raw.Auditors {
-		f := fmt.Sprintf("auditors[%d]", i)
-		checkID(f+".id", ra.ID)
-		c.Auditors = append(c.Auditors, Auditor{ID: ra.ID, Tokens: tokens(f+".tokens", ra.Tokens)})
-	}
-
-	if len(p) > 0 {
-		return nil, &Error{Problems: p}
-	}
-	return &c, nil
-}
 
 // fill sets defaults and checks the scalar settings.
 func (c *Config) fill() error {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -39,6 +40,10 @@ func New(base, token string, max int, hc *http.Client) *Client {
 // Do sends one request with the bearer token and returns the body (up to
 // 256 MiB) and the status code.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
+	return c.do(ctx, method, path, body, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, header http.Header) ([]byte, int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -46,6 +51,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) ([]by
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return nil, 0, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
@@ -119,4 +127,65 @@ func (c *Client) AckAll(ctx context.Context, ids []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// StatusError is an answer of the relay other than the one a call
+// expects, with the problem it gave (RFC 9457 JSON, or text).
+type StatusError struct {
+	Op     string
+	Status int
+	Body   string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s: HTTP %d: %s", e.Op, e.Status, e.Body)
+}
+
+// Permanent reports whether the same request can never succeed: a 4xx
+// other than 401, 403 (a token being rotated), 408 and 429 (retry later).
+func (e *StatusError) Permanent() bool {
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return e.Status >= 400 && e.Status < 500
+}
+
+// MessageRequest is a message of the authority to the platform (contract
+// section 8).
+type MessageRequest struct {
+	Kind      string `json:"kind"`
+	Text      string `json:"text"`
+	InReplyTo string `json:"in_reply_to,omitempty"`
+}
+
+// Sent is the relay's answer to a stored message.
+type Sent struct {
+	ID     string `json:"id"`
+	SentAt string `json:"sent_at"`
+}
+
+// SendMessage sends m about the notice of delivery deliveryID
+// (POST /v1/inbox/{id}/messages) under idempotencyKey: sent again with the
+// same key, the relay stores it once and answers as the first time. A
+// refusal is a *StatusError.
+func (c *Client) SendMessage(ctx context.Context, deliveryID, idempotencyKey string, m MessageRequest) (Sent, error) {
+	op := "POST /v1/inbox/" + deliveryID + "/messages"
+	body, err := json.Marshal(m)
+	if err != nil {
+		return Sent{}, fmt.Errorf("%s: %w", op, err)
+	}
+	data, code, err := c.do(ctx, http.MethodPost, "/v1/inbox/"+url.PathEscape(deliveryID)+"/messages", body,
+		http.Header{"Idempotency-Key": {idempotencyKey}})
+	if err != nil {
+		return Sent{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if code != http.StatusCreated {
+		return Sent{}, &StatusError{Op: op, Status: code, Body: string(bytes.TrimSpace(data))}
+	}
+	var s Sent
+	if err := json.Unmarshal(data, &s); err != nil || s.ID == "" {
+		return Sent{}, fmt.Errorf("%s: an answer without id: %s", op, bytes.TrimSpace(data))
+	}
+	return s, nil
 }

@@ -3,8 +3,6 @@
 // stores, hashes and forwards.
 package notice
 
-import "github.com/noticerelay/noticerelay/pkg/jsonbody"
-
 // Categories a notice may have.
 var Categories = []string{
 	"human_trafficking", "child_sexual_abuse", "grooming", "terrorism",
@@ -87,7 +85,40 @@ type Contact struct {
 
 // FieldError is one problem with one field of a submitted notice. Field is
 // a path such as "victims[0].country"; the empty path is the body itself.
-type FieldError = jsonbody.FieldError
+// Code and Rule say what kind of problem it is without its text, so that
+// callers can branch on them and record them (they hold no submitted
+// value).
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+	// Code is the kind of problem.
+	Code Code `json:"-"`
+	// Rule is, for CodeInvalid, the Path of the field whose rule was
+	// broken (e.g. "victims[].country"), or a list's Path and "[]" for
+	// a problem with one of its items (e.g. "locations[]").
+	Rule string `json:"-"`
+}
+
+// Code is the kind of a FieldError.
+type Code string
+
+// Codes of field errors.
+const (
+	// CodeBody: the body as a whole is unusable (too large, not UTF-8, not
+	// JSON, too deep, not an object) or the list of problems was cut.
+	CodeBody Code = "body"
+	// CodeUnknownField: a key that no field of the notice has.
+	CodeUnknownField Code = "unknown_field"
+	// CodeDuplicateField: a field given twice in one object.
+	CodeDuplicateField Code = "duplicate_field"
+	// CodeInvalid: a field of the table (Rule) breaks its rule.
+	CodeInvalid Code = "invalid"
+)
+
+// bodyError is a problem with the body as a whole.
+func bodyError(msg string) *FieldError {
+	return &FieldError{Field: "", Message: msg, Code: CodeBody}
+}
 
 // Priority is how fast a notice must reach its recipients.
 type Priority string

@@ -7,10 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // fullNotice is the contract's example, completed to be valid, with letter
@@ -441,7 +440,7 @@ func errsMatch(got []FieldError, want []wantErr) bool {
 func showErrs(errs []FieldError) string {
 	var b strings.Builder
 	for _, e := range errs {
-		fmt.Fprintf(&b, "\n\t%q: %s", e.Field, jsonbody.Shorten(e.Message, 200))
+		fmt.Fprintf(&b, "\n\t%q: %s", e.Field, shortenText(e.Message, 200))
 	}
 	return b.String()
 }
@@ -465,10 +464,10 @@ func TestParseErrorCap(t *testing.T) {
 	if n != nil || len(errs) != maxErrors+1 {
 		t.Fatalf("got %d errors, want %d", len(errs), maxErrors+1)
 	}
-	if errs[0] != (FieldError{Field: "x0", Message: "unknown field"}) || errs[maxErrors-1].Field != "x999" {
+	if errs[0] != (FieldError{Field: "x0", Message: "unknown field", Code: CodeUnknownField}) || errs[maxErrors-1].Field != "x999" {
 		t.Errorf("first and last errors: %v, %v", errs[0], errs[maxErrors-1])
 	}
-	if last := errs[maxErrors]; last != (FieldError{Field: "", Message: "too many problems; only the first 1000 are listed"}) {
+	if last := errs[maxErrors]; last != (FieldError{Field: "", Message: "too many problems; only the first 1000 are listed", Code: CodeBody}) {
 		t.Errorf("last error = %v", last)
 	}
 }
@@ -704,4 +703,37 @@ func ExampleParse() {
 	// victims[0].country: unknown country code "Deutschland"; want ISO 3166-1 alpha-2
 	// victims[0].minor: must be a boolean
 	// contact.emial: unknown field
+}
+
+// TestParseMemoryIsBounded is finding 11 of issue 10 for notices: a 1 MiB
+// body of tiny values cost about 130 MB and 1.7 s before its 400. Each
+// hostile shape, a valid-looking notice with every list full included, must
+// now cost at most a small multiple of the body.
+func TestParseMemoryIsBounded(t *testing.T) {
+	const mib = 1 << 20
+	fill := func(prefix, item, suffix string) string {
+		n := (mib - len(prefix) - len(suffix)) / len(item)
+		return prefix + strings.Repeat(item, n) + suffix
+	}
+	ips := `{"ip_addresses": [` + strings.Repeat(`{"ip": "::"},`, 99) + `{"ip": "::"}]}`
+	for name, body := range map[string]string{
+		"zeros":         fill("[", "0,", "0]"),
+		"members":       fill(`{"reference": "R"`, `,"a":0`, "}"),
+		"nested arrays": fill(strings.Repeat("[", 30), "[0,0,0,0,0,0,0,0,0,0],", "0"+strings.Repeat("]", 30)),
+		"empty objects": fill(`{"reference": "R", "x": [`, `{},`, `{}]}`),
+		"every list full": `{"reference": "R-1", "category": "other", "imminent_threat": false, "suspicion": "s", "suspects": [` +
+			strings.Repeat(ips+",", 99) + ips + `], "victims": [` + strings.Repeat(ips+",", 99) + ips + `]}`,
+		"invalid at end": fill("[[", "0,", "0,]]"),
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, errs := Parse([]byte(body))
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %d bytes allocated for %d bytes; %d errors, first %v", name, alloc, len(body), len(errs), errs[0])
+		if alloc > 16*mib {
+			t.Errorf("%s: %d bytes allocated for a %d-byte body, want at most 16 MiB", name, alloc, len(body))
+		}
+	}
 }

@@ -23,8 +23,13 @@ const (
 	ActionTriage   = "state_change"
 	ActionNote     = "note"
 	ActionMessage  = "message"
-	ActionLogView  = "access_log_view"
-	ActionLogCSV   = "access_log_export"
+	// ActionMessageSent is the disclosure: the relay stored the message
+	// for the platform. ActionMessageRefused: it refused it for good.
+	ActionMessageSent    = "message_sent"
+	ActionMessageRefused = "message_refused"
+	ActionAttachment     = "attachment_view"
+	ActionLogView        = "access_log_view"
+	ActionLogCSV         = "access_log_export"
 )
 
 // Access is one entry of the access log: who did what, when, to which

@@ -159,21 +159,6 @@ type Attachment struct {
 	Downloaded bool   `json:"-"`
 }
 
-// Message is one message of the thread between the station's authority
-// and the platform about a notice (contract section 8).
-type Message struct {
-	ID        string `json:"id"`
-	Direction string `json:"-"` // in (from the platform) or out
-	Kind      string `json:"kind"`
-	Text      string `json:"text"`
-	InReplyTo string `json:"in_reply_to,omitempty"`
-	SentAt    string `json:"sent_at,omitempty"`
-	User      string `json:"-"`
-	// Status is received, queued (written here, not yet sent) or sent.
-	Status string    `json:"-"`
-	At     time.Time `json:"-"`
-}
-
 // Notice returns the notice with id and everything about it.
 func (s *Store) Notice(ctx context.Context, id string) (*Notice, error) {
 	n := &Notice{}
@@ -241,18 +226,7 @@ func (s *Store) details(ctx context.Context, n *Notice) error {
 			n.Attachments = append(n.Attachments, a)
 			return err
 		}, n.ID),
-		each(`SELECT id, direction, kind, text, in_reply_to, user_id, status, at FROM messages WHERE notice_id = ? ORDER BY at, id`,
-			func(r *sql.Rows) error {
-				var m Message
-				var at string
-				err := r.Scan(&m.ID, &m.Direction, &m.Kind, &m.Text, &m.InReplyTo, &m.User, &m.Status, &at)
-				m.At = parseTS(at)
-				if m.Status != "queued" {
-					m.SentAt = m.At.Format(time.RFC3339)
-				}
-				n.Messages = append(n.Messages, m)
-				return err
-			}, n.ID),
+		s.thread(ctx, n),
 		each(`SELECT id FROM deliveries WHERE notice_id = ? ORDER BY stored_at`, func(r *sql.Rows) error {
 			var id string
 			err := r.Scan(&id)
@@ -344,27 +318,5 @@ func (s *Store) AddNote(ctx context.Context, id, user, text string, now time.Tim
 			return err
 		}
 		return logAccess(ctx, tx, Access{At: now, User: user, Action: ActionNote, Notice: id})
-	})
-}
-
-// MessageKinds are what an authority may send a platform (contract section 8).
-var MessageKinds = []string{"request_information", "preservation_request", "feedback", "other"}
-
-// QueueMessage stores a message to the platform as written by user, to be
-// sent when the relay can carry it, and logs it.
-func (s *Store) QueueMessage(ctx context.Context, noticeID, user, id, kind, text, inReplyTo string, now time.Time) error {
-	text = strings.TrimSpace(text)
-	switch {
-	case !slices.Contains(MessageKinds, kind):
-		return &TriageError{"kind", "must be one of " + strings.Join(MessageKinds, ", ")}
-	case text == "" || len([]rune(text)) > 10000:
-		return &TriageError{"text", "write 1 to 10000 characters"}
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO messages (id, notice_id, direction, kind, text, in_reply_to, user_id, status, at)
-			VALUES (?, ?, 'out', ?, ?, ?, ?, 'queued', ?)`, id, noticeID, kind, text, inReplyTo, user, ts(now)); err != nil {
-			return err
-		}
-		return logAccess(ctx, tx, Access{At: now, User: user, Action: ActionMessage, Notice: noticeID, Detail: "kind=" + kind + " queued"})
 	})
 }

@@ -41,6 +41,7 @@ type Store struct {
 // schema is version 1 of the database. Attachments, messages and
 // follow-ups have their place from the start, so that the relay's
 // deliveries of those kinds are kept as soon as it sends them.
+// Later versions are in migrations.
 const schema = `
 CREATE TABLE deliveries (
 	id          TEXT PRIMARY KEY,       -- the relay's delivery id: receiving twice is a no-op
@@ -172,24 +173,64 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	return s, nil
 }
 
+// migrations[i] takes the database from version i to i+1.
+var migrations = []string{schema, schemaV2}
+
+// schemaV2 makes messages sendable: an outgoing message is pending until
+// the relay has stored it (relay_id, sent_at) or refused it for good;
+// attachments record whether the kept file is sealed and why a download
+// failed.
+const schemaV2 = `
+CREATE TABLE messages_v2 (
+	id          TEXT PRIMARY KEY,        -- received: the relay's id; outgoing: the station's, sent as Idempotency-Key
+	notice_id   TEXT NOT NULL,
+	direction   TEXT NOT NULL CHECK (direction IN ('in','out')),
+	kind        TEXT NOT NULL,
+	text        TEXT NOT NULL,
+	in_reply_to TEXT NOT NULL DEFAULT '', -- the relay's id of the message answered
+	user_id     TEXT NOT NULL DEFAULT '',
+	status      TEXT NOT NULL CHECK (status IN ('received','pending','sent','refused')),
+	at          TEXT NOT NULL,            -- received: sent by the platform; outgoing: written
+	relay_id    TEXT NOT NULL DEFAULT '', -- outgoing: the relay's id, once it stored the message
+	sent_at     TEXT NOT NULL DEFAULT '', -- outgoing: the relay's time stamp, once stored
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	last_error  TEXT NOT NULL DEFAULT ''
+) STRICT;
+INSERT INTO messages_v2 (id, notice_id, direction, kind, text, in_reply_to, user_id, status, at)
+	SELECT id, notice_id, direction, kind, text, in_reply_to, user_id,
+		CASE status WHEN 'queued' THEN 'pending' ELSE status END, at FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_v2 RENAME TO messages;
+CREATE INDEX messages_notice ON messages(notice_id, at);
+CREATE INDEX messages_pending ON messages(at) WHERE status = 'pending';
+
+ALTER TABLE attachments ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;   -- data is age-encrypted to the authority
+ALTER TABLE attachments ADD COLUMN fetched_at TEXT;
+ALTER TABLE attachments ADD COLUMN fetch_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE attachments ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+`
+
 func (s *Store) migrate(ctx context.Context) error {
 	var v int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return err
 	}
-	switch v {
-	case 1:
-		return nil
-	case 0:
-		return s.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, schema); err != nil {
+	if v > len(migrations) {
+		return fmt.Errorf("database version %d is newer than this program (%d)", v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, "PRAGMA user_version = 1")
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
 			return err
 		})
+		if err != nil {
+			return fmt.Errorf("migrating to version %d: %w", v+1, err)
+		}
 	}
-	return fmt.Errorf("database version %d is newer than this program (1)", v)
+	return nil
 }
 
 // Close closes the database.

@@ -178,3 +178,104 @@ func TestEscalationDelivery(t *testing.T) {
 		t.Fatalf("escalated notice: %+v %v", n, err)
 	}
 }
+
+// An outgoing message is checked, stored pending, and settled once: the
+// page and the sender may both report the relay's answer.
+func TestOutgoingMessages(t *testing.T) {
+	s, ctx, now := open(t), context.Background(), time.Now()
+	if _, err := s.Store(ctx, Received{ID: "d-1", NoticeID: nid, Type: "notice", Priority: "normal", Body: noticeBody(t, nil)}, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ kind, text, reply, field string }{
+		{"gossip", "x", "", "kind"},
+		{"feedback", "  ", "", "text"},
+		{"feedback", strings.Repeat("a", 10001), "", "text"},
+		{"feedback", "x", "no-such-message", "in_reply_to"},
+	} {
+		var me *MessageError
+		if err := s.QueueMessage(ctx, nid, "duty1", "m-bad", tc.kind, tc.text, tc.reply, now); !errors.As(err, &me) || me.Field != tc.field {
+			t.Fatalf("%+v: %v, want an error about %s", tc, err, tc.field)
+		}
+	}
+	if err := s.QueueMessage(ctx, "no-such-notice", "duty1", "m-0", "feedback", "x", "", now); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown notice: %v", err)
+	}
+	v0, _ := s.ThreadVersion(ctx, nid)
+	for _, id := range []string{"m-1", "m-2"} {
+		if err := s.QueueMessage(ctx, nid, "duty1", id, "request_information", "Who is u-1?", "", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, err := s.PendingMessages(ctx, "", 10)
+	if err != nil || len(pending) != 2 || pending[0].DeliveryID != "d-1" || pending[0].ID != "m-1" {
+		t.Fatalf("pending: %+v %v", pending, err)
+	}
+	if err := s.MessageFailed(ctx, "m-1", "connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.MessageSent(ctx, "m-1", "r-1", "2026-12-01T10:00:00Z", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.MessageRefused(ctx, "m-2", "HTTP 404: no delivery", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MessageSent(ctx, "m-2", "r-2", "2026-12-01T10:00:00Z", now); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Notice(ctx, nid)
+	if err != nil || len(n.Messages) != 2 || n.Messages[0].Status != MessageSent || n.Messages[0].RelayID != "r-1" ||
+		n.Messages[0].Attempts != 2 || n.Messages[1].Status != MessageRefused || n.Messages[1].LastError != "HTTP 404: no delivery" {
+		t.Fatalf("messages: %+v %v", n.Messages, err)
+	}
+	if pending, _ := s.PendingMessages(ctx, "", 10); len(pending) != 0 {
+		t.Fatalf("still pending: %+v", pending)
+	}
+	if v1, _ := s.ThreadVersion(ctx, nid); v1 == v0 {
+		t.Fatal("the thread's version did not change")
+	}
+	// A reply names the relay's id of the message it answers.
+	if err := s.QueueMessage(ctx, nid, "duty1", "m-3", "feedback", "Thanks.", "r-1", now); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	_ = s.WriteAccessCSV(ctx, &b)
+	if got := strings.Count(b.String(), ",message_sent,"); got != 1 {
+		t.Fatalf("%d disclosures logged, want 1:\n%s", got, b.String())
+	}
+}
+
+// A database of version 1 (messages "queued", never sent) opens as the
+// current version, its queued messages pending: the sender then sends them.
+func TestMigrationFromVersion1(t *testing.T) {
+	dir, ctx := t.TempDir(), context.Background()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rebuild it as version 1 would have left it.
+	if _, err := s.db.ExecContext(ctx, `DROP TABLE messages; DROP TABLE attachments; DROP TABLE deliveries; DROP TABLE notices;
+		DROP TABLE notes; DROP TABLE access_log; DROP TABLE sessions; DROP TABLE relay;`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, schema+`; PRAGMA user_version = 1;
+		INSERT INTO messages (id, notice_id, direction, kind, text, user_id, status, at)
+		VALUES ('m-old', '`+nid+`', 'out', 'feedback', 'kept', 'duty1', 'queued', '2026-11-20T15:00:00.000000000Z')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != len(migrations) {
+		t.Fatalf("version %d %v", v, err)
+	}
+	pending, err := s.PendingMessages(ctx, "", 10)
+	if err != nil || len(pending) != 1 || pending[0].ID != "m-old" {
+		t.Fatalf("pending after the migration: %+v %v", pending, err)
+	}
+}

@@ -291,6 +291,27 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, name st
 	_, _ = w.Write(buf.Bytes())
 }
 
+// RenderFragment writes the template block of page name alone, without
+// the layout: a part of a page that its script fetches to update it.
+func (a *App) RenderFragment(w http.ResponseWriter, r *http.Request, name, block string, data any) {
+	t, ok := a.pages[name]
+	if !ok {
+		http.Error(w, "no page "+name, http.StatusInternalServerError)
+		return
+	}
+	st := state(r)
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, block, &Page{Site: a.Site, User: st.user, CSRF: st.csrf, Data: data}); err != nil {
+		if a.Log != nil {
+			a.Log.Error("rendering a fragment", zap.String("page", name), zap.String("block", block), zap.Error(err))
+		}
+		http.Error(w, "the page could not be shown", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
+}
+
 // Error shows an error page with status.
 func (a *App) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	a.Render(w, r, status, "error", http.StatusText(status), msg)

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -137,7 +136,11 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	if len(problems) > 0 {
 		s.rejected.add(p.ID, reasonCodes(problems)...)
 		s.count(http.StatusBadRequest)
-		httpapi.BadRequest(w, fmt.Sprintf("the notice has %d problem(s)", len(problems)), problems...)
+		errs := make([]httpapi.FieldError, len(problems))
+		for i, fe := range problems {
+			errs[i] = httpapi.FieldError{Field: fe.Field, Message: fe.Message}
+		}
+		httpapi.BadRequest(w, fmt.Sprintf("the notice has %d problem(s)", len(errs)), errs...)
 		return
 	}
 	select {
@@ -252,22 +255,21 @@ func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, err
 
 func (s *Service) count(status int) { s.answers.WithLabelValues(fmt.Sprint(status)).Inc() }
 
-var indexPattern = regexp.MustCompile(`\[\d+\]`)
-
 // reasonCodes turns field errors into reason codes that hold no submitted
-// value: "invalid:victims[].country" for a known field, "unknown_field" for
-// a field the schema lacks (its name is the platform's text), "malformed".
+// value: "invalid:victims[].country" for a field of the notice (its path in
+// notice.Fields), "unknown_or_duplicate_field" for a key the notice lacks
+// or repeats (its name is the platform's text), "malformed" for a body that
+// is not a notice at all.
 func reasonCodes(errs []notice.FieldError) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, fe := range errs {
 		code := "malformed"
-		path := indexPattern.ReplaceAllString(fe.Field, "[]")
-		switch {
-		case strings.HasPrefix(fe.Message, "unknown field"), strings.HasPrefix(fe.Message, "duplicate field"):
+		switch fe.Code {
+		case notice.CodeUnknownField, notice.CodeDuplicateField:
 			code = "unknown_or_duplicate_field"
-		case path != "" && knownPaths[path]:
-			code = "invalid:" + path
+		case notice.CodeInvalid:
+			code = "invalid:" + fe.Rule
 		}
 		if !seen[code] {
 			seen[code] = true
@@ -276,25 +278,6 @@ func reasonCodes(errs []notice.FieldError) []string {
 	}
 	return out
 }
-
-var knownPaths = func() map[string]bool {
-	m := map[string]bool{}
-	for _, p := range strings.Fields(`reference category exploitation imminent_threat urgency_reason
-		suspicion occurred_at aware_at locations locations[] locations[].country locations[].description
-		contact contact.name contact.email contact.phone content content[] content[].url content[].type
-		content[].published_at content[].sha256`) {
-		m[p] = true
-	}
-	for _, who := range []string{"suspects", "victims"} {
-		for _, f := range strings.Fields(`country account_id username profile_url phone minor ip_addresses
-			ip_addresses[] ip_addresses[].ip ip_addresses[].port ip_addresses[].seen_at ip_addresses[].event`) {
-			m[who+"[]."+f] = true
-		}
-		m[who] = true
-		m[who+"[]"] = true
-	}
-	return m
-}()
 
 // WithdrawRequest is the body of a withdrawal.
 type WithdrawRequest struct {

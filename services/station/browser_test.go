@@ -96,7 +96,6 @@ func TestStationInBrowser(t *testing.T) {
 	if !e.sealed(t, urgentID) {
 		t.Fatal("the urgent notice did not arrive sealed: the test would not show decryption")
 	}
-	screenshot(t, ctx, "station-notice.png")
 
 	// Triage: forwarded needs a destination.
 	set(t, ctx, "#state", "forwarded")
@@ -116,13 +115,39 @@ func TestStationInBrowser(t *testing.T) {
 	set(t, ctx, "#note", "Called LKA duty desk.")
 	submit(t, ctx, "#note-form")
 	flashed(t, ctx, "Note added")
-	set(t, ctx, "#kind", "preservation_request")
-	set(t, ctx, "#text", "Please preserve the chat logs of u-991.")
+
+	// A request for information goes to the platform through the relay.
+	set(t, ctx, "#kind", "request_information")
+	set(t, ctx, "#text", "Please send the subscriber data of u-991.")
 	submit(t, ctx, "#message-form")
-	flashed(t, ctx, "Message kept")
-	if got := text(t, ctx, ".message"); !strings.Contains(strings.ToLower(got), "not sent") || !strings.Contains(got, "preserve the chat logs") {
-		t.Fatalf("the kept message: %q", got)
+	flashed(t, ctx, "Sent to the platform")
+	if got := text(t, ctx, "#thread .message"); !strings.Contains(strings.ToLower(got), "sent") || !strings.Contains(got, "subscriber data of u-991") {
+		t.Fatalf("the sent message: %q", got)
 	}
+	// The platform reads it and answers; the thread shows the answer
+	// without a reload of the page.
+	var thread struct {
+		Messages []struct{ ID, From, To, Kind, Text string } `json:"messages"`
+	}
+	if resp := e.relay.Do("GET", "/v1/notices/"+urgentID+"/messages", "platform:examplenet", nil); resp.Status != 200 || resp.JSON(&thread) != nil ||
+		len(thread.Messages) != 1 || thread.Messages[0].From != authority || thread.Messages[0].Kind != "request_information" ||
+		thread.Messages[0].Text != "Please send the subscriber data of u-991." {
+		t.Fatalf("the platform's view of the thread: %s", resp)
+	}
+	js[bool](t, ctx, `(() => { window.notReloaded = true; return true })()`)
+	if resp := e.relay.Do("POST", "/v1/notices/"+urgentID+"/messages", "platform:examplenet", map[string]any{"to": authority,
+		"text":        "Subscriber data of u-991: registered 2026-10-02 from 203.0.113.7; e-mail jobs4you@example.org.",
+		"in_reply_to": thread.Messages[0].ID}); resp.Status != 201 {
+		t.Fatalf("the platform's answer: %s", resp)
+	}
+	waitFor(t, ctx, "the platform's answer in the thread", `document.querySelector("#thread").innerText.includes("registered 2026-10-02")`)
+	if !js[bool](t, ctx, `window.notReloaded === true`) {
+		t.Fatal("the page reloaded to show the answer")
+	}
+	if got := text(t, ctx, "#thread .message.in"); !strings.Contains(got, "From the platform") || !strings.Contains(got, "In reply to the request information by duty1") {
+		t.Fatalf("the answer: %q", got)
+	}
+	screenshot(t, ctx, "station-notice.png")
 
 	// A form without its CSRF token is refused, and changes nothing.
 	set(t, ctx, "#note", "FORGED NOTE")
@@ -144,14 +169,16 @@ func TestStationInBrowser(t *testing.T) {
 			Reference string `json:"reference"`
 			Suspicion string `json:"suspicion"`
 		} `json:"notice"`
-		Triage struct{ State, Destination string } `json:"triage"`
-		Notes  []struct{ Text string }             `json:"notes"`
+		Triage   struct{ State, Destination string }        `json:"triage"`
+		Notes    []struct{ Text string }                    `json:"notes"`
+		Messages []struct{ Direction, Status, Text string } `json:"messages"`
 	}
 	if err := json.Unmarshal([]byte(exported), &ex); err != nil {
 		t.Fatalf("export: %v: %s", err, exported)
 	}
 	if ex.Notice.Reference != "REF-URGENT-1" || !strings.Contains(ex.Notice.Suspicion, "travel booked") ||
-		ex.Triage.State != "forwarded" || ex.Triage.Destination != "LKA Berlin, unit 42" || len(ex.Notes) != 1 {
+		ex.Triage.State != "forwarded" || ex.Triage.Destination != "LKA Berlin, unit 42" || len(ex.Notes) != 1 ||
+		len(ex.Messages) != 2 || ex.Messages[0].Status != "sent" || ex.Messages[1].Direction != "in" {
 		t.Fatalf("export: %s", exported)
 	}
 	if strings.Contains(exported, "FORGED") {
@@ -204,7 +231,7 @@ func TestStationInBrowser(t *testing.T) {
 	signIn(t, ctx, base, "lead", leadPassword)
 	open(t, ctx, base+"/access-log", "#access-log")
 	logText := text(t, ctx, "#access-log")
-	for _, want := range []string{"view", "state change", "note", "message", "export", "print", "sign in", "sign out"} {
+	for _, want := range []string{"view", "state change", "note", "message sent", "export", "print", "sign in", "sign out"} {
 		if !strings.Contains(logText, want) {
 			t.Fatalf("the access log lacks %q:\n%s", want, logText)
 		}

@@ -1,6 +1,7 @@
 package station
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,13 @@ func label(s string) string { return strings.ReplaceAll(s, "_", " ") }
 var funcs = template.FuncMap{
 	"label": label,
 	"rfc":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	// stamp shows an RFC 3339 time stamp of the relay as the pages show times.
+	"stamp": func(s string) string {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return s
+	},
 	"deref": func(p *int) int { return *p },
 	"yesno": func(b *bool) string {
 		switch {
@@ -59,6 +67,7 @@ func (s *Station) routes() *http.ServeMux {
 	mux.HandleFunc("POST /notices/{id}/triage", a.Require(s.triage))
 	mux.HandleFunc("POST /notices/{id}/notes", a.Require(s.note))
 	mux.HandleFunc("POST /notices/{id}/messages", a.Require(s.message))
+	mux.HandleFunc("GET /notices/{id}/thread", a.Require(s.thread))
 	mux.HandleFunc("GET /access-log", a.Require(s.accessLog, RoleLead))
 	mux.HandleFunc("GET /access-log.csv", a.Require(s.accessLogCSV, RoleLead))
 	return mux
@@ -140,9 +149,9 @@ type noticeData struct {
 	States       []string
 	Users        []User
 	MessageKinds []string
-	// FollowsID is the id of the notice this one follows, when the station has it.
-	FollowsID string
-	Error     string
+	// ThreadVersion changes whenever the message thread does.
+	ThreadVersion string
+	Error         string
 }
 
 // load returns the notice of the request, or answers 404.
@@ -160,7 +169,12 @@ func (s *Station) load(w http.ResponseWriter, r *http.Request) *store.Notice {
 }
 
 func (s *Station) noticePage(w http.ResponseWriter, r *http.Request, status int, n *store.Notice, msg string) {
-	d := noticeData{Notice: n, States: store.States, Users: s.cfg.Users, MessageKinds: store.MessageKinds, Error: msg}
+	v, err := s.store.ThreadVersion(r.Context(), n.ID)
+	if err != nil {
+		s.app.Fail(w, r, err)
+		return
+	}
+	d := noticeData{Notice: n, States: store.States, Users: s.cfg.Users, MessageKinds: store.MessageKinds, Error: msg, ThreadVersion: v}
 	title := "Notice " + n.Reference
 	s.app.Render(w, r, status, "notice", title, d)
 }
@@ -201,18 +215,12 @@ type Export struct {
 	Triage     store.Triage       `json:"triage"`
 	Notes      []store.Note       `json:"notes"`
 	Attachment []store.Attachment `json:"attachments"`
-	Messages   []exportMessage    `json:"messages"`
+	Messages   []store.Message    `json:"messages"`
 }
 
 type exportWithdrawal struct {
 	At     string `json:"at"`
 	Reason string `json:"reason"`
-}
-
-type exportMessage struct {
-	store.Message
-	Direction string `json:"direction"`
-	Status    string `json:"status"`
 }
 
 func (s *Station) export(w http.ResponseWriter, r *http.Request) {
@@ -224,12 +232,9 @@ func (s *Station) export(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	e := Export{Station: s.cfg.Authority, ExportedAt: now.UTC().Format(time.RFC3339), ExportedBy: u.ID, Notice: n.Body,
 		Deliveries: n.Deliveries, StoredAt: n.StoredAt.Format(time.RFC3339), Triage: n.Triage,
-		Notes: append([]store.Note{}, n.Notes...), Attachment: append([]store.Attachment{}, n.Attachments...), Messages: []exportMessage{}}
+		Notes: append([]store.Note{}, n.Notes...), Attachment: append([]store.Attachment{}, n.Attachments...), Messages: append([]store.Message{}, n.Messages...)}
 	if n.Withdrawn {
 		e.Withdrawn = &exportWithdrawal{At: n.WithdrawnAt.Format(time.RFC3339), Reason: n.WithdrawalReason}
-	}
-	for _, m := range n.Messages {
-		e.Messages = append(e.Messages, exportMessage{Message: m, Direction: m.Direction, Status: m.Status})
 	}
 	data, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
@@ -283,16 +288,59 @@ func (s *Station) note(w http.ResponseWriter, r *http.Request) {
 	s.changed(w, r, err, "Note added.")
 }
 
-// message keeps an answer to the platform: this relay has no endpoint for
-// messages yet (contract section 8), so it stays queued in the station.
+// message stores an analyst's message to the platform (pending) and
+// sends it at once; when the relay cannot take it now, the sender tries
+// again until it does. The page says which.
 func (s *Station) message(w http.ResponseWriter, r *http.Request) {
 	if s.load(w, r) == nil {
 		return
 	}
 	f := r.PostForm
-	err := s.store.QueueMessage(r.Context(), r.PathValue("id"), web.User(r).ID, uuid.NewString(), f.Get("kind"), f.Get("text"),
+	id := uuid.NewString()
+	err := s.store.QueueMessage(r.Context(), r.PathValue("id"), web.User(r).ID, id, f.Get("kind"), f.Get("text"),
 		f.Get("in_reply_to"), time.Now())
-	s.changed(w, r, err, "Message kept in the station, not sent: the relay cannot carry messages yet.")
+	if err != nil {
+		s.changed(w, r, err, "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	outcome, err := s.sendNow(ctx, id)
+	flash := "Sent to the platform."
+	switch outcome {
+	case outcomeRefused:
+		flash = "The relay refused the message; it was not sent (the thread says why)."
+	case outcomePending:
+		flash = "Kept as pending: the relay could not take the message now. The station sends it as soon as the relay answers."
+	}
+	s.changed(w, r, nil, flash)
+}
+
+// thread answers the notice's message thread as an HTML fragment, for the
+// page's script to show the platform's answers without a reload; with
+// ?since= the version the page has, 204 while nothing changed.
+func (s *Station) thread(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	v, err := s.store.ThreadVersion(r.Context(), id)
+	if err != nil {
+		s.app.Fail(w, r, err)
+		return
+	}
+	if since := r.URL.Query().Get("since"); since != "" && since == v {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	n := s.load(w, r)
+	if n == nil {
+		return
+	}
+	if err := s.store.Log(r.Context(), store.Access{At: time.Now(), User: web.User(r).ID, Action: store.ActionView, Notice: n.ID,
+		Detail: "thread"}); err != nil {
+		s.app.Fail(w, r, err)
+		return
+	}
+	w.Header().Set("Live-Version", v)
+	s.app.RenderFragment(w, r, "notice", "thread", noticeData{Notice: n, ThreadVersion: v})
 }
 
 type accessData struct {

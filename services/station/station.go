@@ -95,10 +95,14 @@ func Start(ctx context.Context, o Options) (*Station, error) {
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.receive(rctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.sendLoop(rctx)
 	}()
 	go func() {
 		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -23,6 +23,24 @@ document.addEventListener("DOMContentLoaded", () => {
     st.addEventListener("change", sync);
     sync();
   }
+  // An element marked data-live="URL" is a part of the page that updates
+  // by itself: every few seconds it asks URL?since=<its version>; the
+  // server answers 204 while nothing changed, else the new part (HTML)
+  // with its version in the Live-Version header.
+  for (const el of document.querySelectorAll("[data-live]")) {
+    let version = el.dataset.liveVersion || "";
+    const secs = Math.max(2, parseInt(el.dataset.liveEvery, 10) || 5);
+    setInterval(async () => {
+      if (document.hidden) return;
+      try {
+        const r = await fetch(el.dataset.live + "?since=" + encodeURIComponent(version), {credentials: "same-origin"});
+        if (r.status !== 200) return;
+        const html = await r.text();
+        el.innerHTML = html;
+        version = r.headers.get("Live-Version") || "";
+      } catch (e) { /* the next round tries again */ }
+    }, secs * 1000);
+  }
   for (const b of document.querySelectorAll("[data-print]")) {
     b.addEventListener("click", () => window.print());
   }

@@ -1,0 +1,302 @@
+package notice
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
+)
+
+// Limits of the walk itself (the fields have their own, in the table).
+const (
+	// maxErrors bounds the error list, so that a hostile 1 MiB body cannot
+	// make an answer many times its own size.
+	maxErrors = 1000
+	// maxKeyInPath is how many characters of an unknown key a field path shows.
+	maxKeyInPath = 64
+)
+
+// Messages that occur in several places.
+const (
+	msgRequired  = "is required"
+	msgNotEmpty  = "must not be empty"
+	msgString    = "must be a string"
+	msgBoolean   = "must be a boolean"
+	msgObject    = "must be an object"
+	msgArray     = "must be an array of objects"
+	msgUnknown   = "unknown field"
+	msgDuplicate = "duplicate field"
+	msgPort      = "must be an integer from 0 to 65535"
+	msgTooMany   = "too many problems; only the first 1000 are listed"
+)
+
+// checker walks a decoded body against the field table and collects every
+// problem.
+type checker struct {
+	errs []FieldError
+}
+
+func (c *checker) add(fe FieldError) {
+	switch {
+	case len(c.errs) < maxErrors:
+		c.errs = append(c.errs, fe)
+	case len(c.errs) == maxErrors:
+		c.errs = append(c.errs, *bodyError(msgTooMany))
+	}
+}
+
+// invalid records that the value at path breaks the rule of the table's
+// field (or list item) rule.
+func (c *checker) invalid(path, rule, msg string) {
+	c.add(FieldError{Field: path, Message: msg, Code: CodeInvalid, Rule: rule})
+}
+
+// object is one JSON object of a notice, checked against its fields in the
+// table. Its accessors take a field's Name, check the value by the field's
+// rule and record any problem; they panic on a name the object's fields
+// lack, which is a mistake in this package that any test of the field finds.
+type object struct {
+	c     *checker
+	path  string      // where the object is, e.g. "suspects[0]"
+	rule  string      // its place in the table, e.g. "suspects[]"
+	spec  []Field     // its fields
+	needs []string    // NeedsOneOf of the object
+	vals  []*jsonNode // by index of spec; nil when absent or null
+}
+
+// object checks that n is an object with only the fields of spec, each
+// once, reporting unknown and duplicate keys in document order. ok is false,
+// with an error, when n is not an object.
+func (c *checker) object(n *jsonNode, path, rule string, spec []Field, needs []string) (o *object, ok bool) {
+	if n.kind != nodeObject {
+		c.invalid(path, rule, msgObject)
+		return nil, false
+	}
+	o = &object{c: c, path: path, rule: rule, spec: spec, needs: needs, vals: make([]*jsonNode, len(spec))}
+	seen := make([]bool, len(spec))
+	for i := range n.members {
+		m := &n.members[i]
+		j := fieldIndex(spec, m.key)
+		switch {
+		case j < 0:
+			c.add(FieldError{Field: joinKey(path, m.key), Message: msgUnknown, Code: CodeUnknownField})
+		case seen[j]:
+			c.add(FieldError{Field: joinPath(path, m.key), Message: msgDuplicate, Code: CodeDuplicateField})
+		default:
+			seen[j] = true
+			if m.val.kind != nodeNull {
+				o.vals[j] = &m.val
+			}
+		}
+	}
+	return o, true
+}
+
+// at returns the field called name, its value and its path.
+func (o *object) at(name string) (*Field, *jsonNode, string) {
+	i := fieldIndex(o.spec, name)
+	if i < 0 {
+		panic("notice: the table has no field " + name + " in " + o.rule)
+	}
+	return &o.spec[i], o.vals[i], joinPath(o.path, name)
+}
+
+// has reports whether the object's fields include name.
+func (o *object) has(name string) bool { return fieldIndex(o.spec, name) >= 0 }
+
+// given reports whether field name has a value that is not empty.
+func (o *object) given(name string) bool {
+	_, n, _ := o.at(name)
+	return !isEmptyString(n)
+}
+
+// str returns a string field, checked by its kind and normalised, or ""
+// when it is absent or invalid.
+func (o *object) str(name string) string {
+	f, n, path := o.at(name)
+	s, ok := o.c.str(f, n, path)
+	if !ok {
+		return ""
+	}
+	if f.OnlyIf != nil && !o.allows(f.OnlyIf) {
+		o.c.invalid(path, f.Path, fmt.Sprintf("is only allowed when %s is %s", f.OnlyIf.Field, f.OnlyIf.Value))
+		return ""
+	}
+	v, msg := checkString(f, s)
+	if msg != "" {
+		o.c.invalid(path, f.Path, msg)
+		return ""
+	}
+	return v
+}
+
+// allows reports whether cond does not rule its field out. Only a sibling
+// that is itself valid can rule it out.
+func (o *object) allows(cond *Condition) bool {
+	f, n, _ := o.at(cond.Field)
+	if n == nil || n.kind != nodeString || f.Kind == KindEnum && !slices.Contains(f.Values, n.s) {
+		return true
+	}
+	return n.s == cond.Value
+}
+
+// str returns the string at path. A required string must be present and not
+// empty; an optional one that is absent, null or "" yields ok == false with
+// no error. Strings with C0 control characters other than \t, \n and \r are
+// refused.
+func (c *checker) str(f *Field, n *jsonNode, path string) (s string, ok bool) {
+	switch {
+	case n == nil:
+		if f.Required {
+			c.invalid(path, f.Path, msgRequired)
+		}
+		return "", false
+	case n.kind != nodeString:
+		c.invalid(path, f.Path, msgString)
+		return "", false
+	case n.s == "":
+		if f.Required {
+			c.invalid(path, f.Path, msgNotEmpty)
+		}
+		return "", false
+	case jsonbody.TextProblem(n.s) != "":
+		// C0 controls but tab, LF and CR, and bidirectional controls:
+		// every body's rule (jsonbody.TextProblem).
+		c.invalid(path, f.Path, jsonbody.TextProblem(n.s))
+		return "", false
+	}
+	return n.s, true
+}
+
+// flag returns a boolean field, or nil when it is absent or invalid.
+func (o *object) flag(name string) *bool {
+	f, n, path := o.at(name)
+	switch {
+	case n == nil:
+		if f.Required {
+			o.c.invalid(path, f.Path, msgRequired)
+		}
+	case n.kind != nodeBool:
+		o.c.invalid(path, f.Path, msgBoolean)
+	default:
+		b := n.b
+		return &b
+	}
+	return nil
+}
+
+// boolean returns a boolean field, false when it is absent or invalid.
+func (o *object) boolean(name string) bool {
+	b := o.flag(name)
+	return b != nil && *b
+}
+
+// port returns a port field: a plain JSON integer from 0 to 65535 (not
+// 1.5, not 1e3, not "80"); nil when it is absent or invalid.
+func (o *object) port(name string) *int {
+	f, n, path := o.at(name)
+	if n == nil {
+		return nil
+	}
+	if n.kind != nodeNumber || strings.ContainsAny(n.s, ".eE") {
+		o.c.invalid(path, f.Path, msgPort)
+		return nil
+	}
+	p, err := strconv.Atoi(n.s)
+	if err != nil || p < 0 || p > 65535 {
+		o.c.invalid(path, f.Path, msgPort)
+		return nil
+	}
+	return &p
+}
+
+// list returns the items of a list field that are objects; an item that
+// is not is reported and left out.
+func (o *object) list(name string) []*object {
+	f, n, path := o.at(name)
+	if n == nil {
+		return nil
+	}
+	if n.kind != nodeArray {
+		o.c.invalid(path, f.Path, msgArray)
+		return nil
+	}
+	if len(n.items) > f.MaxItems {
+		o.c.invalid(path, f.Path, fmt.Sprintf("must have at most %d items", f.MaxItems))
+	}
+	var out []*object
+	for i := range n.items {
+		if item, ok := o.c.object(&n.items[i], indexPath(path, i), f.Path+"[]", f.Fields, f.NeedsOneOf); ok {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// object returns an object field, or nil when it is absent or not an object.
+func (o *object) object(name string) *object {
+	f, n, path := o.at(name)
+	if n == nil {
+		return nil
+	}
+	inner, _ := o.c.object(n, path, f.Path, f.Fields, f.NeedsOneOf)
+	return inner
+}
+
+// complete reports whether the object has one of the fields it needs, and
+// records a problem when it has none.
+func (o *object) complete() bool {
+	if len(o.needs) == 0 || slices.ContainsFunc(o.needs, o.given) {
+		return true
+	}
+	msg := "must have at least one of " + strings.Join(o.needs, ", ")
+	if len(o.needs) == 2 {
+		msg = fmt.Sprintf("must have a %s or a %s", o.needs[0], o.needs[1])
+	}
+	o.c.invalid(o.path, o.rule, msg)
+	return false
+}
+
+// isEmptyString reports whether an optional value counts as absent.
+func isEmptyString(n *jsonNode) bool { return n == nil || n.kind == nodeString && n.s == "" }
+
+// joinPath appends a known field name to a path.
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// joinKey appends a submitted (unknown) key to a path: plain keys as
+// ".key", others quoted as `["key"]`; long keys are cut short.
+func joinKey(path, key string) string {
+	plain := key != "" && len(key) <= maxKeyInPath
+	for i := 0; plain && i < len(key); i++ {
+		b := key[i]
+		plain = b == '_' || b == '-' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+	}
+	if plain {
+		return joinPath(path, key)
+	}
+	return path + "[" + strconv.Quote(shortenText(key, maxKeyInPath)) + "]"
+}
+
+func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// shortenText cuts s to at most limit characters, marking the cut with "...".
+func shortenText(s string, limit int) string {
+	i, n := 0, 0
+	for i < len(s) && n < limit {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		n++
+	}
+	if i < len(s) {
+		return s[:i] + "..."
+	}
+	return s
+}

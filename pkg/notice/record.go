@@ -53,6 +53,11 @@ type Record struct {
 	ReceivedAt string          `json:"received_at"`
 	BodySHA256 string          `json:"body_sha256"`
 	Notice     json.RawMessage `json:"notice"`
+	// FollowUpOfID and SupersedesID are the ids of the earlier notices
+	// (of the same platform) that the notice's follow_up_of and supersedes
+	// name, as intake found them when it stored the notice.
+	FollowUpOfID string `json:"follow_up_of_id,omitempty"`
+	SupersedesID string `json:"supersedes_id,omitempty"`
 }
 
 // Withdrawal is a platform's request to withdraw a notice.

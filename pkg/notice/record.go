@@ -34,6 +34,13 @@ func MessageDeliveryID(noticeID, recipient, messageID string) string {
 	return DeliveryID(noticeID, recipient, "message\x00"+messageID)
 }
 
+// AttachmentDeliveryID returns the one delivery id of the file with
+// pseudonym attachment (event.Pseudonyms.Attachment) of notice noticeID
+// for recipient.
+func AttachmentDeliveryID(noticeID, recipient, attachment string) string {
+	return DeliveryID(noticeID, recipient, "attachment\x00"+attachment)
+}
+
 // ValidID reports whether s is a notice or delivery id in canonical form.
 func ValidID(s string) bool {
 	u, err := uuid.Parse(s)

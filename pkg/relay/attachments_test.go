@@ -9,11 +9,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/noticerelay/noticerelay/pkg/audit"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
@@ -33,6 +39,15 @@ func fileOf(size int, seed uint64) []byte {
 		copy(b[size/2:], attachmentMarker)
 	}
 	return b
+}
+
+// okBodies is every request body the receiver answered 2xx.
+func (rc *receiver) okBodies() []string {
+	var out []string
+	for _, c := range rc.ok {
+		out = append(out, string(c.body))
+	}
+	return out
 }
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
@@ -117,7 +132,9 @@ func TestAttachmentToThreeAuthorities(t *testing.T) {
 	secret := []byte("webhook-secret-0123456789abcdef")
 	t.Setenv(webhookSecretEnv, string(secret))
 	rc := newReceiver(t, secret, 0)
-	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+	logs := &relaytest.Buffer{}
+	r := relaytest.Start(t, relaytest.Options{Log: zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()),
+		zapcore.AddSync(logs), zapcore.DebugLevel), Config: func(c *config.Config) {
 		webhookConfig(rc.URL, 5)(c)
 		for i := range c.Authorities {
 			switch c.Authorities[i].ID {
@@ -224,6 +241,55 @@ func TestAttachmentToThreeAuthorities(t *testing.T) {
 	more := attachmentsOf(t, r, "at-police", 19)
 	if len(more) != 19 {
 		t.Fatalf("at-police has %d more attachment deliveries, want 19", len(more))
+	}
+	for _, d := range more {
+		r.Ack("at-police", d.ID)
+	}
+	relaytest.Eventually(t, wait, "20 files at the webhook", func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return strings.Count(fmt.Sprint(rc.okBodies()), `"type":"attachment"`) == 20
+	})
+
+	// The log: each file added once, queued once per recipient; named by
+	// its pseudonym only, never by its name or hash.
+	events := eventsText(t, r, func(all string) bool {
+		return strings.Count(all, `"type":"attachment_added"`) == 20 &&
+			strings.Count(all, `"type":"acknowledged"`) >= 40+3 // at-police's and the webhook's files, the notices
+	})
+	if n := strings.Count(events, `"type":"queued"`); n != 3+60 {
+		t.Errorf("%d queued events, want 3 notices and 60 files", n)
+	}
+	for _, secret := range []string{attachmentMarker, sum(big), sum(small), "f0.png"} {
+		if strings.Contains(events, secret) {
+			t.Errorf("the events hold %q", secret)
+		}
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+	}
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Eventually(t, wait, "a checkpoint of the whole log", func() bool {
+		code, out := auditCLI(t, "verify", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)))
+		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
+	})
+	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
+	var rep audit.Replay
+	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil {
+		t.Fatalf("replay: %d %s", code, out)
+	}
+	if want := (audit.AttachmentCount{Added: 20, Queued: 60, Delivered: 41, Acknowledged: 40}); rep.Attachments != want {
+		t.Errorf("replay counts %+v, want %+v", rep.Attachments, want)
+	}
+
+	// Nothing under the data dir holds the file's bytes or name in clear.
+	dir := r.DataDir
+	r.Stop()
+	if scanned := filesHolding(t, dir, attachmentMarker); scanned < 5 {
+		t.Fatalf("scanned %d files", scanned)
 	}
 }
 

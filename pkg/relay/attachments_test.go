@@ -329,3 +329,67 @@ func TestAttachmentRefusals(t *testing.T) {
 		t.Fatalf("upload to a withdrawn notice: %s", resp)
 	}
 }
+
+// `inbox pull` writes each file beside its delivery, decrypted, checked
+// against its SHA-256, before it acknowledges the delivery.
+func TestAttachmentPull(t *testing.T) {
+	identity, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == "de-bka" {
+				c.Authorities[i].AgeRecipient = identity.Recipient().String()
+			}
+		}
+	}})
+	id := r.Submit("examplenet", relaytest.Notice("ATT-3", false, "AT", "DE", ""))
+	file := fileOf(3<<20+17, 3)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(file), int64(len(file)), "Screen shot "+attachmentMarker+".PNG", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	keyFile := filepath.Join(t.TempDir(), "de.key")
+	if err := os.WriteFile(keyFile, []byte(identity.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		authority string
+		args      []string
+	}{{"de-bka", []string{"--identity", keyFile}}, {"at-police", nil}} {
+		out := t.TempDir()
+		var pulled string
+		relaytest.Eventually(t, wait, c.authority+"'s file", func() bool {
+			code, stdout, errs := runCLI(t, append([]string{"inbox", "pull", "--url", r.URL, "--token",
+				r.Tokens["authority:"+c.authority], "--out", out, "--once"}, c.args...)...)
+			if code != 0 {
+				t.Fatalf("pull: %d %s", code, errs)
+			}
+			pulled += stdout
+			return strings.Contains(pulled, " attachment")
+		})
+		did := ""
+		for _, line := range strings.Split(pulled, "\n") { // "<delivery id> <priority> <type>"
+			if f := strings.Fields(line); len(f) == 3 && f[2] == "attachment" {
+				did = f[0]
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(out, did+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var written struct {
+			Type       string         `json:"type"`
+			Attachment map[string]any `json:"attachment"`
+			File       string         `json:"file"`
+		}
+		if err := json.Unmarshal(data, &written); err != nil || written.Type != "attachment" || written.File != did+".PNG" ||
+			written.Attachment["sha256"] != sum(file) {
+			t.Fatalf("%s: written delivery %v %s", c.authority, err, data)
+		}
+		got, err := os.ReadFile(filepath.Join(out, written.File))
+		if err != nil || !bytes.Equal(got, file) {
+			t.Fatalf("%s: the file differs (%v)", c.authority, err)
+		}
+	}
+}

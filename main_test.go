@@ -29,7 +29,7 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	authorities := map[string]string{"AT": "at-police", "DE": "de-bka", "FR": "fr-police", "EU": "europol"}
-	dev := newDev(t, authorities, "")
+	dev := newDev(t, authorities)
 	base, start := dev.base, dev.start
 	client := &http.Client{Timeout: 10 * time.Second}
 	type sub struct {
@@ -201,7 +201,7 @@ func TestBenchThroughKill(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	authorities := map[string]string{"AT": "at-police", "DE": "de-police", "FR": "fr-police", "PL": "pl-police"}
-	dev := newDev(t, authorities, "")
+	dev := newDev(t, authorities)
 	base, bin := dev.base, dev.bin
 	var tokens []string
 	for cc, id := range authorities {
@@ -261,21 +261,20 @@ func TestBenchThroughKill(t *testing.T) {
 // devProcess is `noticerelay dev` as the tests run it: the real binary,
 // on a data dir of its own, with platforms p1 and p2 (tokens
 // platform-token-p1-xxxx and platform-token-p2-xxxx), the authorities given
-// (country to id, token authority-token-<id>), a 3 s lease and the extra
-// top-level YAML given.
+// (country to id, token authority-token-<id>) and a 3 s lease.
 type devProcess struct {
 	t                    *testing.T
 	bin, cfg, data, base string
 }
 
-func newDev(t *testing.T, authorities map[string]string, extra string) *devProcess {
+func newDev(t *testing.T, authorities map[string]string) *devProcess {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
 	d := &devProcess{t: t, bin: buildRelay(t), cfg: filepath.Join(dir, "config.yaml"), data: filepath.Join(dir, "data"),
 		base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%sinbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n", extra, port)
+	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n", port)
 	for _, p := range []string{"p1", "p2"} {
 		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    tokens: [\"platform-token-%s-xxxx\"]\n    establishment: IE\n", p, p, p)
 	}

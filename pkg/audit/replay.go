@@ -118,6 +118,17 @@ type Replay struct {
 	// Messages counts the messages between authorities and platforms by
 	// kind and sender, in the period.
 	Messages []MessageCount `json:"messages"`
+	// Attachments counts evidence files added in the period and what
+	// happened to their deliveries (one per file and recipient).
+	Attachments AttachmentCount `json:"attachments"`
+}
+
+// AttachmentCount is what happened to evidence files (contract section 7).
+type AttachmentCount struct {
+	Added        int `json:"added"`
+	Queued       int `json:"queued"`
+	Delivered    int `json:"delivered"`
+	Acknowledged int `json:"acknowledged"`
 }
 
 type recipientLife struct {
@@ -192,6 +203,10 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 		p.message(e)
 		return nil
 	}
+	if e.Type == event.AttachmentAdded || e.Kind == event.KindAttachment {
+		p.attachment(e)
+		return nil
+	}
 	n, ok := p.notices[e.Notice]
 	if !ok {
 		n = &noticeLife{recipients: map[string]*recipientLife{}}
@@ -249,6 +264,24 @@ func (p *replayer) message(e *event.Event) {
 	case event.MessageSent:
 		c.Sent++
 	case event.MessageDelivered:
+		c.Delivered++
+	case event.Acknowledged:
+		c.Acknowledged++
+	}
+}
+
+// attachment counts an evidence file's event.
+func (p *replayer) attachment(e *event.Event) {
+	if e.Time.Before(p.o.Since) {
+		return
+	}
+	c := &p.r.Attachments
+	switch e.Type {
+	case event.AttachmentAdded:
+		c.Added++
+	case event.Queued:
+		c.Queued++
+	case event.AttachmentDelivered:
 		c.Delivered++
 	case event.Acknowledged:
 		c.Acknowledged++
@@ -435,6 +468,10 @@ func (r *Replay) WriteText(w io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if a := r.Attachments; a != (AttachmentCount{}) {
+		fmt.Fprintf(w, "\nattachments: %d added; deliveries %d queued, %d delivered, %d acknowledged\n",
+			a.Added, a.Queued, a.Delivered, a.Acknowledged)
 	}
 	fmt.Fprintf(w, "\nnotice bodies expired: %d of %d\n", len(r.Expired), r.Accepted)
 	for i, e := range r.Expired {

@@ -28,11 +28,13 @@ import (
 const inboxUsage = `noticerelay inbox pull: the police-side client.
 
   noticerelay inbox pull --url URL --token TOKEN [--ca FILE] [--identity AGE_KEY_FILE] --out DIR [--once]
-  noticerelay inbox pull --nats URL --creds FILE --authority ID [--identity AGE_KEY_FILE] --out DIR [--once]
+  noticerelay inbox pull --nats URL --creds FILE --authority ID [--url URL --token TOKEN] [--identity AGE_KEY_FILE] --out DIR [--once]
 
 Fetches deliveries (urgent first), decrypts them with the identity when
 they are sealed, writes each as DIR/<delivery id>.json (written to a temporary
 file, fsynced, renamed, directory fsynced), and only then acknowledges it.
+An attachment's file is fetched over --url, decrypted, checked against its
+SHA-256 and written first, as DIR/<delivery id>.<extension>.
 With --once it stops when the queue is empty; otherwise it polls.
 --url must be https:// (http:// only to a loopback address); --ca trusts
 only the CA certificates in FILE (PEM) instead of the system's.
@@ -62,8 +64,8 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case *out == "":
 		fmt.Fprintln(stderr, "noticerelay inbox pull: --out is required")
 		return ExitUsage
-	case (*url == "") == (*natsURL == ""):
-		fmt.Fprintln(stderr, "noticerelay inbox pull: give either --url (with --token) or --nats (with --authority)")
+	case *url == "" && *natsURL == "":
+		fmt.Fprintln(stderr, "noticerelay inbox pull: give --url (with --token) or --nats (with --authority), or both (--nats for deliveries, --url for attachments' files)")
 		return ExitUsage
 	case *url != "" && *token == "":
 		fmt.Fprintln(stderr, "noticerelay inbox pull: --token is required with --url")
@@ -109,8 +111,11 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	var src source
 	if *url != "" {
-		src = httpSource{inboxclient.New(*url, *token, *max, client)}
-	} else {
+		hc := inboxclient.New(*url, *token, *max, client)
+		p.files = hc
+		src = httpSource{hc}
+	}
+	if *natsURL != "" {
 		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *max, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "noticerelay inbox pull: %v\n", err)
@@ -162,6 +167,8 @@ type puller struct {
 	out            string
 	identities     []age.Identity
 	stdout, stderr io.Writer
+	// files fetches attachments' bytes; nil without --url.
+	files files
 }
 
 // round fetches once, writes every delivery it can, and acknowledges
@@ -174,7 +181,7 @@ func (p *puller) round(ctx context.Context, src source) (int, error) {
 	var done []item
 	var errs []error
 	for _, it := range items {
-		if err := p.write(it.out); err != nil {
+		if err := p.write(ctx, it.out); err != nil {
 			errs = append(errs, fmt.Errorf("delivery %s: %w (not acknowledged)", it.out.ID, err))
 			continue
 		}
@@ -198,16 +205,24 @@ type Pulled struct {
 	Priority string          `json:"priority"`
 	Notice   json.RawMessage `json:"notice,omitempty"`
 	Message  json.RawMessage `json:"message,omitempty"`
+	// Attachment describes the file of a delivery of type attachment;
+	// File names where it was written, beside this delivery.
+	Attachment json.RawMessage `json:"attachment,omitempty"`
+	File       string          `json:"file,omitempty"`
 }
 
-// write stores one delivery durably as DIR/<id>.json.
-func (p *puller) write(o delivery.Out) error {
+// write stores one delivery durably as DIR/<id>.json; for an attachment,
+// its file first.
+func (p *puller) write(ctx context.Context, o delivery.Out) error {
 	if !notice.ValidID(o.ID) {
 		return fmt.Errorf("not a delivery id: %q", o.ID)
 	}
 	body := o.Notice
-	if o.Type == event.KindMessage {
+	switch o.Type {
+	case event.KindMessage:
 		body = o.Message
+	case event.KindAttachment:
+		body = o.Attachment
 	}
 	if o.Ciphertext != "" {
 		if len(p.identities) == 0 {
@@ -219,8 +234,16 @@ func (p *puller) write(o delivery.Out) error {
 		}
 	}
 	pulled := Pulled{ID: o.ID, NoticeID: o.NoticeID, Type: o.Type, Priority: o.Priority, Notice: body}
-	if o.Type == event.KindMessage {
+	switch o.Type {
+	case event.KindMessage:
 		pulled.Notice, pulled.Message = nil, body
+	case event.KindAttachment:
+		pulled.Notice, pulled.Attachment = nil, body
+		name, err := p.writeFile(ctx, o.ID, body, o.Ciphertext != "")
+		if err != nil {
+			return err
+		}
+		pulled.File = name
 	}
 	data, err := json.MarshalIndent(pulled, "", "  ")
 	if err != nil {

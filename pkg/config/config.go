@@ -141,6 +141,11 @@ type Limits struct {
 	NoticeStoreBytes int64 `yaml:"notice_store_bytes"`
 	// MaxInFlight caps concurrent intake requests (default 1024).
 	MaxInFlight int `yaml:"max_in_flight"`
+	// AttachmentBytes caps one evidence file (default 32 MiB, contract
+	// section 7); AttachmentsPerNotice caps the files of one notice
+	// (default 20).
+	AttachmentBytes      int64 `yaml:"attachment_bytes"`
+	AttachmentsPerNotice int   `yaml:"attachments_per_notice"`
 	// MaxConnections caps the HTTP listener's open connections (default
 	// 4096); MaxConnectionsPerSource caps those of one client IP address
 	// (default 256). A connection over either is closed at once.
@@ -169,6 +174,12 @@ type PerCaller struct {
 	// costs in memory and CPU.
 	LargeBodyRate float64 `yaml:"large_body_rate"`
 }
+
+// Default limits of evidence files.
+const (
+	DefaultAttachmentBytes      = 32 << 20
+	DefaultAttachmentsPerNotice = 20
+)
 
 // Token is the SHA-256 digest of a bearer token.
 type Token [sha256.Size]byte
@@ -335,6 +346,18 @@ func (c *Config) fill() error {
 	}
 	if c.Limits.NoticeStoreBytes < 0 {
 		p.add("limits.notice_store_bytes", "must be positive, or 0 for no cap")
+	}
+	if c.Limits.AttachmentBytes == 0 {
+		c.Limits.AttachmentBytes = DefaultAttachmentBytes
+	}
+	if c.Limits.AttachmentBytes < 0 || c.Limits.AttachmentBytes > 1<<30 {
+		p.add("limits.attachment_bytes", "must be between 1 and 1073741824 (1 GiB)")
+	}
+	if c.Limits.AttachmentsPerNotice == 0 {
+		c.Limits.AttachmentsPerNotice = DefaultAttachmentsPerNotice
+	}
+	if c.Limits.AttachmentsPerNotice < 0 || c.Limits.AttachmentsPerNotice > 1000 {
+		p.add("limits.attachments_per_notice", "must be between 1 and 1000")
 	}
 	c.HTTP.TLS.check(&p)
 	c.Deliveries.fill(&p)

@@ -35,6 +35,13 @@ type Delivery struct {
 	MessageBody json.RawMessage `json:"message,omitempty"`
 	MessageID   string          `json:"message_id,omitempty"`
 	MessageKind string          `json:"message_kind,omitempty"`
+	// AttachmentBody is, in a delivery of type attachment, the file's
+	// description (an attachment.Info) in clear, or empty when Ciphertext
+	// holds it. AttachmentID (the file's pseudonym) and AttachmentSlot
+	// (where its record is) stay readable for the events and the download.
+	AttachmentBody json.RawMessage `json:"attachment,omitempty"`
+	AttachmentID   string          `json:"attachment_id,omitempty"`
+	AttachmentSlot int             `json:"attachment_slot,omitempty"`
 }
 
 // Out is a delivery as an authority receives it from the inbox.
@@ -50,6 +57,7 @@ type Out struct {
 	Attempt    int             `json:"attempt,omitempty"`
 	Notice     json.RawMessage `json:"notice,omitempty"`
 	Message    json.RawMessage `json:"message,omitempty"`
+	Attachment json.RawMessage `json:"attachment,omitempty"`
 	Ciphertext string          `json:"ciphertext,omitempty"`
 }
 

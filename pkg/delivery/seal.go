@@ -54,6 +54,9 @@ func (s *Sealer) Seal(authority string, d *Delivery) error {
 	if len(d.MessageBody) > 0 {
 		plain = &d.MessageBody
 	}
+	if len(d.AttachmentBody) > 0 {
+		plain = &d.AttachmentBody
+	}
 	if !ok || len(*plain) == 0 {
 		return nil
 	}
@@ -96,7 +99,7 @@ func Open(ciphertext string, identities ...age.Identity) ([]byte, error) {
 // Out is d as an authority receives it.
 func (d *Delivery) Out() Out {
 	return Out{ID: d.ID, NoticeID: d.NoticeID, Type: d.Type, Priority: d.Priority, Notice: d.Notice, Message: d.MessageBody,
-		Ciphertext: d.Ciphertext}
+		Attachment: d.AttachmentBody, Ciphertext: d.Ciphertext}
 }
 
 // Event is the event of type t about d for recipient, recorded by actor:
@@ -110,6 +113,12 @@ func (d *Delivery) Event(ps *event.Pseudonyms, t event.Type, recipient, actor st
 			e.Type = event.MessageDelivered
 		}
 		e.MessageID, e.MessageKind = d.MessageID, d.MessageKind
+	}
+	if d.Type == event.KindAttachment {
+		if t == event.Delivered {
+			e.Type = event.AttachmentDelivered
+		}
+		e.Attachment = d.AttachmentID
 	}
 	return e
 }

@@ -66,6 +66,10 @@ type Event struct {
 	MessageID   string `json:"message,omitempty"`
 	Sender      string `json:"sender,omitempty"`
 	MessageKind string `json:"message_kind,omitempty"`
+	// Attachment is the pseudonym of an evidence file
+	// (Pseudonyms.Attachment), on its attachment_added event and on every
+	// event of its deliveries.
+	Attachment string `json:"attachment,omitempty"`
 	// Decision holds the recipients and grounds of a decided event.
 	Decision *jurisdiction.Decision `json:"decision,omitempty"`
 	// Reasons holds the reason codes of a rejected event.
@@ -95,6 +99,13 @@ func (e *Event) Subject() string {
 		// Many messages per (notice, recipient): the message id tells them
 		// apart.
 		return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind, e.MessageID)
+	}
+	if e.Attachment != "" {
+		// Many files per notice: the file's pseudonym tells them apart.
+		if e.Recipient != "" {
+			return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind, e.Attachment)
+		}
+		return stream.EventSubject(e.Notice, string(e.Type), e.Attachment)
 	}
 	if e.Recipient != "" {
 		return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind)

@@ -107,6 +107,12 @@ func ServicePermissions() map[string][]string {
 			"$JS.API.CONSUMER.INFO." + stream.Events + ".>", "$JS.API.CONSUMER.MSG.NEXT." + stream.Events + ".>",
 			"$JS.ACK." + stream.Events + ".>"},
 			directGet(stream.Events, stream.Checkpoints)...),
+		// Attachments stores files (and purges the chunks of refused
+		// uploads), queues their deliveries and streams them out.
+		"attachments": append(append(append([]string{"nr.attachment.>", "nr.event.>", "nr.delivery.>", dead,
+			"$JS.API.STREAM.PURGE." + stream.Attachments},
+			consumerAPI(stream.Attachments, "attachments")...), consumerAPI(stream.Events, "attachments-recipients")...),
+			directGet(stream.Attachments, stream.Notices, stream.Events, stream.Deliveries)...),
 		"escalation": append(append([]string{"nr.event.>", "nr.delivery.>", dead},
 			consumerAPI(stream.Events, "escalation")...), directGet(stream.Events, stream.Notices, stream.Deliveries)...),
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/noticerelay/noticerelay/pkg/jsonbody"
@@ -34,9 +35,22 @@ const (
 )
 
 // checker walks a decoded body against the field table and collects every
-// problem.
+// problem and every warning.
 type checker struct {
-	errs []FieldError
+	errs     []FieldError
+	warnings []Warning
+	// now is when time stamps start to be in the future; zero: never.
+	now time.Time
+}
+
+// futureSlack is how far ahead of the relay's clock a time stamp may be
+// before it is said to be in the future: the platform's clock may be ahead.
+const futureSlack = 5 * time.Minute
+
+func (c *checker) warn(path, msg string) {
+	if len(c.warnings) < maxErrors {
+		c.warnings = append(c.warnings, Warning{Field: path, Message: msg})
+	}
 }
 
 func (c *checker) add(fe FieldError) {
@@ -92,7 +106,49 @@ func (c *checker) object(n *jsonNode, path, rule string, spec []Field, needs []s
 			}
 		}
 	}
+	o.recommend()
 	return o, true
+}
+
+// recommend warns of each recommended field the object lacks.
+func (o *object) recommend() {
+	for i := range o.spec {
+		f := &o.spec[i]
+		if f.Recommended == "" || !absent(f, o.vals[i]) {
+			continue
+		}
+		if cond := f.RecommendedIf; cond != nil {
+			if _, n, _ := o.at(cond.Field); n == nil || literal(n) != cond.Value {
+				continue
+			}
+		}
+		o.c.warn(joinPath(o.path, f.Name), f.Recommended)
+	}
+}
+
+// absent reports whether the value n of field f counts as not given: an
+// object counts so when none of its members is given either.
+func absent(f *Field, n *jsonNode) bool {
+	if f.Kind == KindObject && n != nil && n.kind == nodeObject {
+		for i := range n.members {
+			if v := &n.members[i].val; v.kind != nodeNull && !isEmptyString(v) {
+				return false
+			}
+		}
+		return true
+	}
+	return isEmptyString(n)
+}
+
+// literal is a string or boolean value as a Condition names it.
+func literal(n *jsonNode) string {
+	switch n.kind {
+	case nodeString:
+		return n.s
+	case nodeBool:
+		return strconv.FormatBool(n.b)
+	}
+	return ""
 }
 
 // at returns the field called name, its value and its path.
@@ -125,10 +181,21 @@ func (o *object) str(name string) string {
 		o.c.invalid(path, f.Path, fmt.Sprintf("is only allowed when %s is %s", f.OnlyIf.Field, f.OnlyIf.Value))
 		return ""
 	}
+	return o.c.rule(f, s, path)
+}
+
+// rule checks the non-empty string s at path by the rule of f's kind and
+// returns it normalised, or "" when it breaks the rule.
+func (c *checker) rule(f *Field, s, path string) string {
 	v, msg := checkString(f, s)
 	if msg != "" {
-		o.c.invalid(path, f.Path, msg)
+		c.invalid(path, f.Path, msg)
 		return ""
+	}
+	if f.Kind == KindTime && !c.now.IsZero() {
+		if t, _ := time.Parse(time.RFC3339Nano, v); t.After(c.now.Add(futureSlack)) {
+			c.warn(path, "is in the future: check the time and its offset")
+		}
 	}
 	return v
 }
@@ -231,6 +298,32 @@ func (o *object) list(name string) []*object {
 	for i := range n.items {
 		if item, ok := o.c.object(&n.items[i], indexPath(path, i), f.Path+"[]", f.Fields, f.NeedsOneOf); ok {
 			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// references returns a field that is an array of references.
+func (o *object) references(name string) []string {
+	f, n, path := o.at(name)
+	if n == nil {
+		return nil
+	}
+	if n.kind != nodeArray {
+		o.c.invalid(path, f.Path, "must be an array of references")
+		return nil
+	}
+	if len(n.items) > f.MaxItems {
+		o.c.invalid(path, f.Path, fmt.Sprintf("must have at most %d items", f.MaxItems))
+	}
+	item := Field{Path: f.Path + "[]", Kind: KindReference, Required: true, MaxLength: f.MaxLength}
+	var out []string
+	for i := range n.items {
+		itemPath := indexPath(path, i)
+		if s, ok := o.c.str(&item, &n.items[i], itemPath); ok {
+			if v := o.c.rule(&item, s, itemPath); v != "" {
+				out = append(out, v)
+			}
 		}
 	}
 	return out

@@ -46,6 +46,9 @@ const (
 	// KindList is an array of at most MaxItems objects, each with the
 	// given Fields.
 	KindList Kind = "list"
+	// KindReferences is an array of at most MaxItems references, each of
+	// at most MaxLength characters.
+	KindReferences Kind = "references"
 )
 
 // Field describes one field of a notice: its place, its rule and how a
@@ -82,10 +85,16 @@ type Field struct {
 	// OnlyIf, when set, allows the field only when the field OnlyIf.Field
 	// of the same object has the value OnlyIf.Value.
 	OnlyIf *Condition
+	// Recommended, when set, is the warning a notice gets when the field
+	// is absent (an object: absent or with no field given), and
+	// RecommendedIf, if set, holds: the notice is valid, but harder to
+	// act on.
+	Recommended   string
+	RecommendedIf *Condition
 }
 
-// Condition is a rule that one field is allowed only with a value of
-// another.
+// Condition is a rule that holds when a sibling field has a value: a
+// string as written, a boolean as "true" or "false".
 type Condition struct {
 	Field string // a sibling field's Name
 	Value string
@@ -103,6 +112,8 @@ const (
 	maxEmail         = 320
 	// maxItems is the most items each list of a notice may hold.
 	maxItems = 100
+	// maxLinks is the most related references and prior reports.
+	maxLinks = 20
 )
 
 // personFields are the fields of a suspect or (with minor) a victim.
@@ -114,8 +125,11 @@ func personFields(victim bool) []Field {
 		{Name: "profile_url", Kind: KindURL, Label: "Profile URL", MaxLength: maxURL},
 		{Name: "ip_addresses", Kind: KindList, Label: "IP addresses", MaxItems: maxItems, Fields: []Field{
 			{Name: "ip", Kind: KindIP, Label: "IP address", Required: true},
-			{Name: "port", Kind: KindPort, Label: "Port", Help: "The source port: behind carrier-grade NAT the address alone names many subscribers."},
-			{Name: "seen_at", Kind: KindTime, Label: "Seen at"},
+			{Name: "port", Kind: KindPort, Label: "Port",
+				Help:        "The source port: behind carrier-grade NAT the address alone names many subscribers.",
+				Recommended: "without the source port, an address shared by many subscribers (carrier-grade NAT) may not lead to the person"},
+			{Name: "seen_at", Kind: KindTime, Label: "Seen at",
+				Recommended: "without the time it was used, an IP address cannot be traced to a subscriber"},
 			{Name: "event", Kind: KindEnum, Label: "Event", Values: IPEvents},
 			{Name: "possible_proxy", Kind: KindBool, Label: "May be a proxy or VPN",
 				Help: "Then the address says nothing about where the person is."},
@@ -139,7 +153,9 @@ var fieldTable = withPaths("", []Field{
 		OnlyIf: &Condition{Field: "category", Value: "human_trafficking"}},
 	{Name: "imminent_threat", Kind: KindBool, Label: "Imminent threat to life or safety", Required: true,
 		Help: "Makes the notice urgent."},
-	{Name: "urgency_reason", Kind: KindText, Label: "Why the threat is imminent", MaxLength: maxUrgencyReason},
+	{Name: "urgency_reason", Kind: KindText, Label: "Why the threat is imminent", MaxLength: maxUrgencyReason,
+		Recommended:   "an imminent threat without a reason is hard to assess: say why the threat is imminent",
+		RecommendedIf: &Condition{Field: "imminent_threat", Value: "true"}},
 	{Name: "suspicion", Kind: KindText, Label: "Why you suspect an offence", Required: true, MaxLength: maxSuspicion},
 	{Name: "occurred_at", Kind: KindTime, Label: "When it happened"},
 	{Name: "aware_at", Kind: KindTime, Label: "When you became aware of it"},
@@ -157,11 +173,23 @@ var fieldTable = withPaths("", []Field{
 			{Name: "published_at", Kind: KindTime, Label: "Published at"},
 			{Name: "sha256", Kind: KindSHA256, Label: "SHA-256"},
 		}},
-	{Name: "contact", Kind: KindObject, Label: "Contact at your platform", Fields: []Field{
-		{Name: "name", Kind: KindText, Label: "Name", MaxLength: maxIdentifier},
-		{Name: "email", Kind: KindEmail, Label: "E-mail", MaxLength: maxEmail},
-		{Name: "phone", Kind: KindPhone, Label: "Phone number"},
-	}},
+	{Name: "contact", Kind: KindObject, Label: "Contact at your platform",
+		Recommended: "no contact: the police cannot reach anyone at the platform about this notice", Fields: []Field{
+			{Name: "name", Kind: KindText, Label: "Name", MaxLength: maxIdentifier},
+			{Name: "email", Kind: KindEmail, Label: "E-mail", MaxLength: maxEmail},
+			{Name: "phone", Kind: KindPhone, Label: "Phone number"},
+		}},
+	{Name: "follow_up_of", Kind: KindReference, Label: "Follow-up of", MaxLength: maxReference,
+		Help: "The reference of an earlier notice of yours on the same case: this one adds to it."},
+	{Name: "supersedes", Kind: KindReference, Label: "Supersedes", MaxLength: maxReference,
+		Help: "The reference of an earlier notice of yours that this one corrects."},
+	{Name: "related_references", Kind: KindReferences, Label: "Related notices", MaxItems: maxLinks, MaxLength: maxReference,
+		Help: "References of other notices of yours that are related."},
+	{Name: "prior_reports", Kind: KindList, Label: "Reports made elsewhere", MaxItems: maxLinks,
+		Help: "Where else this was reported, e.g. a CyberTipline report number.", Fields: []Field{
+			{Name: "recipient", Kind: KindText, Label: "Reported to", Required: true, MaxLength: maxIdentifier},
+			{Name: "id", Kind: KindText, Label: "Report id", Required: true, MaxLength: maxIdentifier},
+		}},
 })
 
 // withPaths sets the Path of every field below prefix.
@@ -190,14 +218,20 @@ func copyFields(fs []Field) []Field {
 	for i, f := range fs {
 		f.Values = append([]string(nil), f.Values...)
 		f.NeedsOneOf = append([]string(nil), f.NeedsOneOf...)
-		if f.OnlyIf != nil {
-			c := *f.OnlyIf
-			f.OnlyIf = &c
-		}
+		f.OnlyIf = copyCondition(f.OnlyIf)
+		f.RecommendedIf = copyCondition(f.RecommendedIf)
 		f.Fields = copyFields(f.Fields)
 		out[i] = f
 	}
 	return out
+}
+
+func copyCondition(c *Condition) *Condition {
+	if c == nil {
+		return nil
+	}
+	cc := *c
+	return &cc
 }
 
 // Lookup returns the field at path, e.g. "suspects[].ip_addresses[].port".

@@ -13,7 +13,12 @@ import (
 func sampleValue(f Field) any {
 	switch f.Kind {
 	case KindReference:
-		return "R-1"
+		if f.Name == "reference" {
+			return "R-1"
+		}
+		return "R-0" // an earlier notice
+	case KindReferences:
+		return []any{"R-0", "R-00"}
 	case KindEnum:
 		return f.Values[0]
 	case KindBool:

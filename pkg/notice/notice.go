@@ -37,6 +37,12 @@ type Notice struct {
 	Victims        []Person   `json:"victims,omitempty"`
 	Content        []Content  `json:"content,omitempty"`
 	Contact        *Contact   `json:"contact,omitempty"`
+	// FollowUpOf is the reference of an earlier notice of the same
+	// platform that this one adds to; Supersedes, of one it corrects.
+	FollowUpOf        string        `json:"follow_up_of,omitempty"`
+	Supersedes        string        `json:"supersedes,omitempty"`
+	RelatedReferences []string      `json:"related_references,omitempty"`
+	PriorReports      []PriorReport `json:"prior_reports,omitempty"`
 }
 
 // Location is a place where the offence took, takes or is likely to take place.
@@ -81,6 +87,20 @@ type Contact struct {
 	Name  string `json:"name,omitempty"`
 	Email string `json:"email,omitempty"`
 	Phone string `json:"phone,omitempty"`
+}
+
+// PriorReport is a report of the same matter made elsewhere, e.g. to the
+// CyberTipline.
+type PriorReport struct {
+	Recipient string `json:"recipient"`
+	ID        string `json:"id"`
+}
+
+// Warning is something valid that makes a notice hard to act on. Field is
+// a path as in FieldError; warnings never refuse a notice.
+type Warning struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 // FieldError is one problem with one field of a submitted notice. Field is

@@ -76,7 +76,8 @@ var schemaTypes = map[Kind]struct{ typ, ref string }{
 	KindReference: {typ: "string"}, KindEnum: {typ: "string"}, KindText: {typ: "string"},
 	KindEmail: {typ: "string"}, KindIP: {typ: "string"}, KindToken: {typ: "string"}, KindSHA256: {typ: "string"},
 	KindBool: {typ: "boolean"}, KindPort: {typ: "integer"}, KindObject: {typ: "object"}, KindList: {typ: "array"},
-	KindTime: {typ: "string", ref: "Timestamp"}, KindCountry: {typ: "string", ref: "Country"},
+	KindReferences: {typ: "array"},
+	KindTime:       {typ: "string", ref: "Timestamp"}, KindCountry: {typ: "string", ref: "Country"},
 	KindURL: {typ: "string", ref: "HTTPURL"}, KindPhone: {typ: "string", ref: "Phone"},
 }
 
@@ -175,6 +176,12 @@ func (o *openAPI) field(t *testing.T, f Field, p map[string]any) {
 		o.object(t, f.Path+"[]", item, f.Fields, f.NeedsOneOf)
 	case KindObject:
 		o.object(t, f.Path, s, f.Fields, f.NeedsOneOf)
+	case KindReferences:
+		limit("maxItems", f.MaxItems)
+		item := s["items"].(map[string]any)
+		if got, _ := item["maxLength"].(int); got != f.MaxLength || item["type"] != "string" {
+			t.Errorf("%s: items %v, want strings of at most %d characters", f.Path, item, f.MaxLength)
+		}
 	default:
 		limit("maxLength", f.MaxLength)
 	}

@@ -6,7 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 	"unicode/utf8"
+
+	"github.com/noticerelay/noticerelay/pkg/country"
 )
 
 // MaxBodyBytes is the largest body intake accepts (1 MiB).
@@ -30,22 +34,86 @@ const MaxBodyBytes = 1 << 20
 // The list is capped at 1000 problems; a list that reaches the cap ends with
 // an error at "" saying so.
 func Parse(body []byte) (*Notice, []FieldError) {
+	r := Check(body, Options{})
+	return r.Notice, r.Errors
+}
+
+// Options say what Check measures warnings against.
+type Options struct {
+	// Now is the relay's time: a time stamp later than that (and a few
+	// minutes' slack) gets a warning. Zero: no such warning.
+	Now time.Time
+	// MemberStates are the Member States the relay serves (nil: EU27):
+	// a notice that can identify none of them gets a warning.
+	MemberStates country.Set
+}
+
+// Result is what Check found in a body.
+type Result struct {
+	// Notice is the normalised notice; nil when Errors is not empty.
+	Notice *Notice
+	// Errors are every problem that refuses the body, as Parse returns them.
+	Errors []FieldError
+	// Warnings are what is valid but makes the notice hard to act on: a
+	// recommended field left out (Field.Recommended), a time stamp in the
+	// future, no Member State that could be identified. They never refuse
+	// a notice; a body with errors may have warnings too.
+	Warnings []Warning
+}
+
+// Check is Parse with warnings: the one validator of notices, for intake
+// and for any page that wants to show both before a notice is sent.
+func Check(body []byte, o Options) Result {
 	if len(body) > MaxBodyBytes {
-		return nil, []FieldError{*bodyError(fmt.Sprintf("is larger than %d bytes (1 MiB)", MaxBodyBytes))}
+		return Result{Errors: []FieldError{*bodyError(fmt.Sprintf("is larger than %d bytes (1 MiB)", MaxBodyBytes))}}
 	}
 	if !utf8.Valid(body) {
-		return nil, []FieldError{*bodyError(fmt.Sprintf("is not valid UTF-8 (at byte %d)", invalidUTF8At(body)))}
+		return Result{Errors: []FieldError{*bodyError(fmt.Sprintf("is not valid UTF-8 (at byte %d)", invalidUTF8At(body)))}}
 	}
 	root, fe := decodeTree(body)
 	if fe != nil {
-		return nil, []FieldError{*fe}
+		return Result{Errors: []FieldError{*fe}}
 	}
-	var c checker
+	c := checker{now: o.Now}
 	n := c.notice(&root)
-	if len(c.errs) > 0 {
-		return nil, c.errs
+	if n != nil && !identifiesMemberState(n, o.MemberStates) {
+		c.warn("locations", "no Member State can be identified: no location, suspect or victim names a country of one, "+
+			"and no phone number or IP address might; the notice goes to the platform's fallback recipients")
 	}
-	return n, nil
+	if len(c.errs) > 0 {
+		return Result{Errors: c.errs, Warnings: c.warnings}
+	}
+	return Result{Notice: n, Warnings: c.warnings}
+}
+
+// identifiesMemberState reports whether n names a country of a Member State
+// of states (a territory counting as its state), or holds a phone number or
+// an IP address not flagged as a possible proxy, from which the relay may
+// find one.
+func identifiesMemberState(n *Notice, states country.Set) bool {
+	if states == nil {
+		states, _ = country.MemberStates("EU27")
+	}
+	member := func(code string) bool {
+		st, _ := country.State(code)
+		return code != "" && states[st]
+	}
+	for _, l := range n.Locations {
+		if member(l.Country) {
+			return true
+		}
+	}
+	for _, p := range slices.Concat(n.Suspects, n.Victims) {
+		if member(p.Country) || p.Phone != "" {
+			return true
+		}
+		for _, a := range p.IPAddresses {
+			if !a.PossibleProxy {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Canonical returns the canonical JSON encoding of n (encoding/json of the
@@ -102,7 +170,25 @@ func (c *checker) notice(root *jsonNode) *Notice {
 	if ct := o.object("contact"); ct != nil {
 		n.Contact = &Contact{Name: ct.str("name"), Email: ct.str("email"), Phone: ct.str("phone")}
 	}
+	n.FollowUpOf = earlier(o, "follow_up_of", n.Reference)
+	n.Supersedes = earlier(o, "supersedes", n.Reference)
+	n.RelatedReferences = o.references("related_references")
+	for _, item := range o.list("prior_reports") {
+		n.PriorReports = append(n.PriorReports, PriorReport{Recipient: item.str("recipient"), ID: item.str("id")})
+	}
 	return n
+}
+
+// earlier reads a reference to an earlier notice, which cannot be the
+// notice's own. Whether the platform ever sent it, only intake can tell.
+func earlier(o *object, name, own string) string {
+	ref := o.str(name)
+	if ref != "" && ref == own {
+		f, _, path := o.at(name)
+		o.c.invalid(path, f.Path, "must be the reference of an earlier notice, not this notice's own")
+		return ""
+	}
+	return ref
 }
 
 // person reads a suspect or a victim (only victims have minor).

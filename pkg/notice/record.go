@@ -34,6 +34,13 @@ func MessageDeliveryID(noticeID, recipient, messageID string) string {
 	return DeliveryID(noticeID, recipient, "message\x00"+messageID)
 }
 
+// AttachmentDeliveryID returns the one delivery id of the file with
+// pseudonym attachment (event.Pseudonyms.Attachment) of notice noticeID
+// for recipient.
+func AttachmentDeliveryID(noticeID, recipient, attachment string) string {
+	return DeliveryID(noticeID, recipient, "attachment\x00"+attachment)
+}
+
 // ValidID reports whether s is a notice or delivery id in canonical form.
 func ValidID(s string) bool {
 	u, err := uuid.Parse(s)
@@ -53,6 +60,11 @@ type Record struct {
 	ReceivedAt string          `json:"received_at"`
 	BodySHA256 string          `json:"body_sha256"`
 	Notice     json.RawMessage `json:"notice"`
+	// FollowUpOfID and SupersedesID are the ids of the earlier notices
+	// (of the same platform) that the notice's follow_up_of and supersedes
+	// name, as intake found them when it stored the notice.
+	FollowUpOfID string `json:"follow_up_of_id,omitempty"`
+	SupersedesID string `json:"supersedes_id,omitempty"`
 }
 
 // Withdrawal is a platform's request to withdraw a notice.

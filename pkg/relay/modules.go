@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/services/attachments"
 	"github.com/noticerelay/noticerelay/services/audit"
 	"github.com/noticerelay/noticerelay/services/escalation"
 	"github.com/noticerelay/noticerelay/services/inbox"
@@ -35,6 +36,7 @@ var modules = []module{
 	{escalation.Name, "escalation of urgent deliveries left unacknowledged", func(e *service.Env) service.Service { return escalation.New(e) }},
 	{intake.Name, "the platforms' submission API", func(e *service.Env) service.Service { return intake.New(e) }},
 	{messages.Name, "messages between authorities and platforms", func(e *service.Env) service.Service { return messages.New(e) }},
+	{attachments.Name, "evidence files: upload, one delivery per recipient, download", func(e *service.Env) service.Service { return attachments.New(e) }},
 	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *service.Env) service.Service { return audit.New(e) }},
 }
 

@@ -267,7 +267,10 @@ type Delivery struct {
 	Priority string         `json:"priority"`
 	Notice   map[string]any `json:"notice"`
 	// Message is the message of a delivery of type message, in clear.
-	Message    map[string]any `json:"message"`
+	Message map[string]any `json:"message"`
+	// Attachment describes the file of a delivery of type attachment, in
+	// clear.
+	Attachment map[string]any `json:"attachment"`
 	Ciphertext string         `json:"ciphertext"`
 }
 

@@ -205,7 +205,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		[]string{messagePrefix + "*.*.*"}, 64<<10)
 	messages.MaxAge = t.Retention
 	dedup := t.dedup()
-	return []jetstream.StreamConfig{notices, events, deliveries, messages, {
+	return []jetstream.StreamConfig{notices, events, deliveries, messages, t.attachments(), {
 		Name:        Checkpoints,
 		Description: "signed checkpoints of the audit log (no personal data, never deleted)",
 		Subjects:    []string{CheckpointSubject},

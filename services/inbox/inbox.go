@@ -280,6 +280,13 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 				fault.E("inbox: unreadable delivery", fault.Poison, err))
 			continue
 		}
+		if held, err := delivery.Withheld(ctx, s.events, s.env.Pseudonyms, d); err != nil {
+			s.release(msgs)
+			return nil, err
+		} else if held {
+			_ = m.Ack() // a file of a withdrawn notice, never handed out
+			continue
+		}
 		// A delivery handed out before may have been acknowledged since
 		// (through another process, or before a restart, when the ack could
 		// not reach its lease): settle it instead of handing it out again.

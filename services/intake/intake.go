@@ -7,6 +7,7 @@ package intake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
+	"github.com/noticerelay/noticerelay/pkg/country"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
@@ -33,9 +35,12 @@ const Name = "intake"
 
 // Service is the intake service.
 type Service struct {
-	env      *service.Env
-	notices  jetstream.Stream
-	events   jetstream.Stream
+	env     *service.Env
+	notices jetstream.Stream
+	events  jetstream.Stream
+	// leader reads the notice stream through its leader (Service.stored).
+	leader   nats.JetStreamContext
+	states   country.Set // the Member States served, for warnings
 	inFlight chan struct{}
 	rejected *rejections
 	// largeBodies are the turns of bodies over 64 KiB: read and parsed
@@ -47,8 +52,10 @@ type Service struct {
 
 // New returns the intake service.
 func New(env *service.Env) *Service {
+	states, _ := country.MemberStates(env.Config.MemberStates)
 	s := &Service{
 		env:         env,
+		states:      states,
 		inFlight:    make(chan struct{}, env.Config.Limits.MaxInFlight),
 		rejected:    newRejections(env),
 		largeBodies: httpapi.NewTurns(2, env.Config.Limits.PerCaller.LargeBodyRate),
@@ -75,6 +82,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
+	if s.leader, err = s.env.JS.Conn().JetStream(); err != nil {
+		return fmt.Errorf("intake: %w", err)
+	}
 	s.env.Mux.HandleFunc("POST /v1/notices", s.submit)
 	s.env.Mux.HandleFunc("POST /v1/notices/{id}/withdraw", s.withdraw)
 	go s.rejected.run(ctx)
@@ -90,6 +100,8 @@ type Accepted struct {
 	Reference  string `json:"reference"`
 	Status     string `json:"status"`
 	ReceivedAt string `json:"received_at"`
+	// Warnings say what is valid but makes the notice hard to act on.
+	Warnings []notice.Warning `json:"warnings,omitempty"`
 }
 
 func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
@@ -117,8 +129,9 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteProblem(w, *prob)
 		return
 	}
-	n, problems := notice.Parse(body)
+	checked := notice.Check(body, notice.Options{Now: s.env.Now(), MemberStates: s.states})
 	release()
+	n, problems := checked.Notice, checked.Errors
 	// An urgent notice has a share of its own: the platform's normal
 	// traffic, valid or not, never refuses it.
 	class := share.Normal
@@ -134,13 +147,7 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 	if len(problems) > 0 {
-		s.rejected.add(p.ID, reasonCodes(problems)...)
-		s.count(http.StatusBadRequest)
-		errs := make([]httpapi.FieldError, len(problems))
-		for i, fe := range problems {
-			errs[i] = httpapi.FieldError{Field: fe.Field, Message: fe.Message}
-		}
-		httpapi.BadRequest(w, fmt.Sprintf("the notice has %d problem(s)", len(errs)), errs...)
+		s.refuse(w, p.ID, problems)
 		return
 	}
 	select {
@@ -164,7 +171,16 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
-	ans, status, err := s.store(ctx, &rec)
+	problems, err := s.resolve(ctx, n, &rec)
+	if len(problems) > 0 {
+		s.refuse(w, p.ID, problems)
+		return
+	}
+	var ans *Accepted
+	var status int
+	if err == nil {
+		ans, status, err = s.store(ctx, &rec)
+	}
 	if err != nil {
 		if fault.Is(err, fault.Conflict) {
 			s.rejected.add(p.ID, "reference_conflict")
@@ -177,7 +193,68 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusAccepted {
 		s.latency.Observe(time.Since(start).Seconds())
 	}
+	ans.Warnings = checked.Warnings
 	httpapi.JSON(w, status, ans)
+}
+
+// refuse answers 400 with every problem and records the rejection.
+func (s *Service) refuse(w http.ResponseWriter, platform string, problems []notice.FieldError) {
+	s.rejected.add(platform, reasonCodes(problems)...)
+	s.count(http.StatusBadRequest)
+	errs := make([]httpapi.FieldError, len(problems))
+	for i, fe := range problems {
+		errs[i] = httpapi.FieldError{Field: fe.Field, Message: fe.Message}
+	}
+	httpapi.BadRequest(w, fmt.Sprintf("the notice has %d problem(s)", len(errs)), errs...)
+}
+
+// resolve finds the earlier notices that n's follow_up_of and supersedes
+// name and records their ids in rec. Notice ids are a function of
+// (platform, reference), so a reference resolves only to a notice of the
+// same platform, the same one on every retry. A reference the platform
+// never submitted is a problem; one whose notice has expired is known still
+// (its subject keeps a marker).
+func (s *Service) resolve(ctx context.Context, n *notice.Notice, rec *notice.Record) ([]notice.FieldError, error) {
+	var problems []notice.FieldError
+	for _, link := range []struct {
+		field, ref string
+		id         *string
+	}{{"follow_up_of", n.FollowUpOf, &rec.FollowUpOfID}, {"supersedes", n.Supersedes, &rec.SupersedesID}} {
+		if link.ref == "" {
+			continue
+		}
+		id := notice.ID(rec.Platform, link.ref)
+		known, err := s.stored(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !known {
+			problems = append(problems, notice.FieldError{Field: link.field, Code: notice.CodeInvalid, Rule: link.field,
+				Message: fmt.Sprintf("no notice of this platform has reference %q", link.ref)})
+			continue
+		}
+		*link.id = id
+	}
+	return problems, nil
+}
+
+// stored reports whether notice id was ever stored: its body, or the
+// marker its body left when it expired. It asks the stream's leader: a
+// replica that answers direct gets may not have the notice the platform was
+// answered 202 for a moment ago (legacy JetStreamContext reads through the
+// leader unless told otherwise).
+func (s *Service) stored(ctx context.Context, id string) (bool, error) {
+	_, err := s.leader.GetLastMsg(stream.Notices, stream.NoticeSubject(id), nats.Context(ctx))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, nats.ErrMsgNotFound):
+		return false, nil
+	case ctx.Err() != nil:
+		return false, fault.E("intake: looking up an earlier notice", fault.Unavailable, ctx.Err())
+	default:
+		return false, fault.E("intake: looking up an earlier notice", fault.Unavailable, err)
+	}
 }
 
 // store makes rec durable, unless (platform, reference) was stored before:

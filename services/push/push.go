@@ -229,6 +229,13 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 	if md, err := m.Metadata(); err == nil {
 		attempt = md.NumDelivered
 	}
+	if held, err := delivery.Withheld(ctx, s.events, s.env.Pseudonyms, d); err != nil {
+		_ = m.NakWithDelay(stream.Backoff(attempt))
+		return
+	} else if held {
+		_ = m.Ack() // a file of a withdrawn notice, never sent
+		return
+	}
 	ack := s.receiptEvent(d, t.recipient, event.Acknowledged)
 	switch _, err := stream.Get(ctx, s.events, ack.Subject()); {
 	case err == nil:

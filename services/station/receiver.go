@@ -105,8 +105,11 @@ func (s *Station) round(ctx context.Context) (n int, fetchErr, deliveryErr error
 // open returns a delivery's body in clear.
 func (s *Station) open(o delivery.Out) (store.Received, error) {
 	r := store.Received{ID: o.ID, NoticeID: o.NoticeID, Type: o.Type, Priority: o.Priority, Body: o.Notice}
-	if o.Type == "message" {
+	switch o.Type {
+	case "message":
 		r.Body = o.Message // a message delivery carries the message, not the notice
+	case "attachment":
+		r.Body = o.Attachment // the file's description; the station does not fetch files yet
 	}
 	if o.ID == "" || o.NoticeID == "" {
 		return r, fmt.Errorf("a delivery without id or notice id")

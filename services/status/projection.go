@@ -78,7 +78,7 @@ func (p *Projection) Apply(e *event.Event) {
 	case event.Escalated:
 		earliest(&p.recipient(e.Recipient).EscalatedAt, at)
 	case event.Queued, event.Delivered, event.Acknowledged:
-		if e.Kind == event.KindEscalation || e.Kind == event.KindMessage {
+		if e.Kind == event.KindEscalation || e.Kind == event.KindMessage || e.Kind == event.KindAttachment {
 			// The escalation target's copy, or a message's receipt: not
 			// the notice's delivery.
 			break

@@ -1,0 +1,30 @@
+package inboxclient
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// Attachment opens the file of the attachment delivery id (GET
+// /v1/inbox/{id}/attachment): its bytes, or, for an authority with an age
+// recipient, their age encryption. The caller reads it to its end, checks
+// it against the delivery's SHA-256, and closes it.
+func (c *Client) Attachment(ctx context.Context, id string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/inbox/"+id+"/attachment", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET /v1/inbox/%s/attachment: %w", id, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET /v1/inbox/%s/attachment: HTTP %d", id, resp.StatusCode)
+	}
+	return resp.Body, nil
+}

@@ -1,0 +1,395 @@
+package relay_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/noticerelay/noticerelay/pkg/audit"
+
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
+)
+
+// attachmentMarker is in a file's name and in its bytes: it must reach no
+// event, no log line and no file of the store in clear.
+const attachmentMarker = "ATTMARK-v81Kq-evidence-must-stay-sealed"
+
+// fileOf is size bytes of reproducible noise, with the marker inside.
+func fileOf(size int, seed uint64) []byte {
+	b := make([]byte, size)
+	rng := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
+	_, _ = rng.Read(b)
+	if size > 2*len(attachmentMarker) {
+		copy(b[size/2:], attachmentMarker)
+	}
+	return b
+}
+
+// okBodies is every request body the receiver answered 2xx.
+func (rc *receiver) okBodies() []string {
+	var out []string
+	for _, c := range rc.ok {
+		out = append(out, string(c.body))
+	}
+	return out
+}
+
+func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// upload posts body as a file of notice id; a negative length sends it
+// without Content-Length (chunked).
+func upload(t *testing.T, r *relaytest.Relay, platform, id string, body io.Reader, length int64, name, query string) *relaytest.Response {
+	t.Helper()
+	req, err := http.NewRequest("POST", r.URL+"/v1/notices/"+id+"/attachments"+query, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = length
+	req.Header.Set("Authorization", "Bearer "+r.Tokens["platform:"+platform])
+	req.Header.Set("Content-Type", "image/png")
+	if name != "" {
+		req.Header.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return &relaytest.Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// download fetches the file of an attachment delivery and returns its
+// SHA-256 (of the bytes as sent: age ciphertext for a sealed authority,
+// opened with identity when given) and the status.
+func download(t *testing.T, r *relaytest.Relay, authority, id string, identity age.Identity) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", r.URL+"/v1/inbox/"+id+"/attachment", nil)
+	req.Header.Set("Authorization", "Bearer "+r.Tokens["authority:"+authority])
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, ""
+	}
+	in := io.Reader(resp.Body)
+	if identity != nil {
+		if in, err = age.Decrypt(resp.Body, identity); err != nil {
+			t.Fatalf("opening the download: %v", err)
+		}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, in); err != nil {
+		t.Fatalf("download of %s: %v", id, err)
+	}
+	return resp.StatusCode, hex.EncodeToString(h.Sum(nil))
+}
+
+// attachmentsOf leases authority's inbox until n attachment deliveries
+// came, acknowledging everything else.
+func attachmentsOf(t *testing.T, r *relaytest.Relay, authority string, n int) []relaytest.Delivery {
+	t.Helper()
+	var got []relaytest.Delivery
+	relaytest.Eventually(t, wait, fmt.Sprintf("%d attachment deliveries for %s", n, authority), func() bool {
+		for _, d := range r.Inbox(authority, 100) {
+			if d.Type == "attachment" {
+				got = append(got, d)
+			} else {
+				r.Ack(authority, d.ID)
+			}
+		}
+		return len(got) >= n
+	})
+	return got
+}
+
+// A 32 MiB file reaches three authorities (sealed with age, by webhook,
+// pulled in clear), each copy whole; the limits answer 200, 409 and 413.
+func TestAttachmentToThreeAuthorities(t *testing.T) {
+	identity, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("webhook-secret-0123456789abcdef")
+	t.Setenv(webhookSecretEnv, string(secret))
+	rc := newReceiver(t, secret, 0)
+	logs := &relaytest.Buffer{}
+	r := relaytest.Start(t, relaytest.Options{Log: zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()),
+		zapcore.AddSync(logs), zapcore.DebugLevel), Config: func(c *config.Config) {
+		webhookConfig(rc.URL, 5)(c)
+		for i := range c.Authorities {
+			switch c.Authorities[i].ID {
+			case "de-bka": // webhookConfig made it a webhook authority
+			case "fr-police":
+				c.Authorities[i].AgeRecipient = identity.Recipient().String()
+			}
+		}
+	}})
+	id := r.Submit("examplenet", relaytest.Notice("ATT-1", false, "AT", "DE", "FR"))
+
+	big := fileOf(32<<20, 1)
+	resp := upload(t, r, "examplenet", id, bytes.NewReader(big), int64(len(big)), attachmentMarker+".png", "")
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	want := map[string]any{"sha256": sum(big), "size": float64(len(big)), "media_type": "image/png",
+		"filename": attachmentMarker + ".png", "relevance": "reported"}
+	if got := resp.Map(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("upload answer %v, want %v", got, want)
+	}
+	if again := upload(t, r, "examplenet", id, bytes.NewReader(big), int64(len(big)), attachmentMarker+".png", ""); again.Status != http.StatusOK ||
+		fmt.Sprint(again.Map()) != fmt.Sprint(want) {
+		t.Fatalf("same upload again: %s", again)
+	}
+
+	// Pulled in clear.
+	at := attachmentsOf(t, r, "at-police", 1)
+	if at[0].NoticeID != id || fmt.Sprint(at[0].Attachment) != fmt.Sprint(want) {
+		t.Fatalf("at-police delivery: %+v", at[0])
+	}
+	if st, got := download(t, r, "at-police", at[0].ID, nil); st != http.StatusOK || got != sum(big) {
+		t.Fatalf("at-police download: %d %s", st, got)
+	}
+	if st, _ := download(t, r, "fr-police", at[0].ID, nil); st != http.StatusNotFound {
+		t.Fatalf("another authority's download: %d, want 404", st)
+	}
+	if r.Ack("at-police", at[0].ID) != http.StatusNoContent {
+		t.Fatal("ack")
+	}
+
+	// Sealed: the description in the ciphertext, the bytes through age.
+	fr := attachmentsOf(t, r, "fr-police", 1)
+	if fr[0].Attachment != nil || fr[0].Ciphertext == "" {
+		t.Fatalf("fr-police delivery not sealed: %+v", fr[0])
+	}
+	plain, err := delivery.Open(fr[0].Ciphertext, identity)
+	if err != nil || !strings.Contains(string(plain), sum(big)) {
+		t.Fatalf("opening fr-police's delivery: %v %s", err, plain)
+	}
+	if st, got := download(t, r, "fr-police", fr[0].ID, identity); st != http.StatusOK || got != sum(big) {
+		t.Fatalf("fr-police download: %d %s", st, got)
+	}
+
+	// Webhook: the POST announces the file; the authority fetches it.
+	var hooked struct {
+		ID         string         `json:"id"`
+		Type       string         `json:"type"`
+		Attachment map[string]any `json:"attachment"`
+	}
+	relaytest.Eventually(t, wait, "the webhook's attachment delivery", func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		for _, c := range rc.ok {
+			if json.Unmarshal(c.body, &hooked) == nil && hooked.Type == "attachment" {
+				return true
+			}
+		}
+		return false
+	})
+	if fmt.Sprint(hooked.Attachment) != fmt.Sprint(want) {
+		t.Fatalf("webhook delivery: %+v", hooked)
+	}
+	if st, got := download(t, r, "de-bka", hooked.ID, nil); st != http.StatusOK || got != sum(big) {
+		t.Fatalf("de-bka download: %d %s", st, got)
+	}
+
+	// One byte over the limit: 413, refused from Content-Length and, sent
+	// chunked, while streaming.
+	over := io.MultiReader(bytes.NewReader(big), strings.NewReader("x"))
+	if resp := upload(t, r, "examplenet", id, over, int64(len(big)+1), "over.bin", ""); resp.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("one byte over, with Content-Length: %s", resp)
+	}
+	over = io.MultiReader(bytes.NewReader(big), strings.NewReader("x"))
+	if resp := upload(t, r, "examplenet", id, over, -1, "over.bin", ""); resp.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("one byte over, chunked: %s", resp)
+	}
+	// 19 more files fill the notice; the 21st is refused, a repeat is not.
+	for i := range 19 {
+		small := fileOf(1000+i, uint64(100+i))
+		if resp := upload(t, r, "examplenet", id, bytes.NewReader(small), int64(len(small)), fmt.Sprintf("f%d.png", i), "?relevance=supplemental"); resp.Status != http.StatusCreated {
+			t.Fatalf("file %d: %s", i+2, resp)
+		}
+	}
+	extra := fileOf(5000, 999)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(extra), int64(len(extra)), "f21.png", ""); resp.Status != http.StatusConflict {
+		t.Fatalf("21st file: %s", resp)
+	}
+	small := fileOf(1000, 100)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(small), int64(len(small)), "f0.png", "?relevance=supplemental"); resp.Status != http.StatusOK {
+		t.Fatalf("a repeat at the limit: %s", resp)
+	}
+	// Every recipient gets every file: 20 attachment deliveries each.
+	more := attachmentsOf(t, r, "at-police", 19)
+	if len(more) != 19 {
+		t.Fatalf("at-police has %d more attachment deliveries, want 19", len(more))
+	}
+	for _, d := range more {
+		r.Ack("at-police", d.ID)
+	}
+	relaytest.Eventually(t, wait, "20 files at the webhook", func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return strings.Count(fmt.Sprint(rc.okBodies()), `"type":"attachment"`) == 20
+	})
+
+	// The log: each file added once, queued once per recipient; named by
+	// its pseudonym only, never by its name or hash.
+	events := eventsText(t, r, func(all string) bool {
+		return strings.Count(all, `"type":"attachment_added"`) == 20 &&
+			strings.Count(all, `"type":"acknowledged"`) >= 40+3 // at-police's and the webhook's files, the notices
+	})
+	if n := strings.Count(events, `"type":"queued"`); n != 3+60 {
+		t.Errorf("%d queued events, want 3 notices and 60 files", n)
+	}
+	for _, secret := range []string{attachmentMarker, sum(big), sum(small), "f0.png"} {
+		if strings.Contains(events, secret) {
+			t.Errorf("the events hold %q", secret)
+		}
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+	}
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Eventually(t, wait, "a checkpoint of the whole log", func() bool {
+		code, out := auditCLI(t, "verify", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)))
+		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
+	})
+	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
+	var rep audit.Replay
+	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil {
+		t.Fatalf("replay: %d %s", code, out)
+	}
+	if want := (audit.AttachmentCount{Added: 20, Queued: 60, Delivered: 41, Acknowledged: 40}); rep.Attachments != want {
+		t.Errorf("replay counts %+v, want %+v", rep.Attachments, want)
+	}
+
+	// Nothing under the data dir holds the file's bytes or name in clear.
+	dir := r.DataDir
+	r.Stop()
+	if scanned := filesHolding(t, dir, attachmentMarker); scanned < 5 {
+		t.Fatalf("scanned %d files", scanned)
+	}
+}
+
+// Bad uploads are refused field by field; other platforms and withdrawn
+// notices get 404 and 409.
+func TestAttachmentRefusals(t *testing.T) {
+	r := relaytest.Start(t, relaytest.Options{})
+	id := r.Submit("examplenet", relaytest.Notice("ATT-2", false, "AT", "", ""))
+	file := fileOf(2000, 7)
+	resp := r.DoHeader("POST", "/v1/notices/"+id+"/attachments?relevance=maybe&x=1", "platform:examplenet",
+		http.Header{"Content-Type": {"not a type"}, "Content-Disposition": {`attachment; filename="../etc/passwd"`}}, file)
+	if resp.Status != http.StatusBadRequest {
+		t.Fatalf("bad upload: %s", resp)
+	}
+	for _, field := range []string{`"Content-Type"`, `"Content-Disposition"`, `"relevance"`, `"x"`} {
+		if !strings.Contains(string(resp.Body), field) {
+			t.Errorf("no error for %s: %s", field, resp.Body)
+		}
+	}
+	if resp := r.DoHeader("POST", "/v1/notices/"+id+"/attachments", "platform:examplenet", http.Header{"Content-Type": {"image/png"}}, []byte{}); resp.Status != http.StatusBadRequest {
+		t.Fatalf("empty file: %s", resp)
+	}
+	if resp := upload(t, r, "othernet", id, bytes.NewReader(file), int64(len(file)), "", ""); resp.Status != http.StatusNotFound {
+		t.Fatalf("another platform: %s", resp)
+	}
+	if resp := upload(t, r, "examplenet", "00000000-0000-0000-0000-000000000000", bytes.NewReader(file), int64(len(file)), "", ""); resp.Status != http.StatusNotFound {
+		t.Fatalf("unknown notice: %s", resp)
+	}
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(file), int64(len(file)), "", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	if resp := r.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:examplenet", map[string]any{"reason": "sent in error"}); resp.Status != http.StatusAccepted {
+		t.Fatalf("withdraw: %s", resp)
+	}
+	other := fileOf(3000, 8)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(other), int64(len(other)), "", ""); resp.Status != http.StatusConflict {
+		t.Fatalf("upload to a withdrawn notice: %s", resp)
+	}
+}
+
+// `inbox pull` writes each file beside its delivery, decrypted, checked
+// against its SHA-256, before it acknowledges the delivery.
+func TestAttachmentPull(t *testing.T) {
+	identity, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == "de-bka" {
+				c.Authorities[i].AgeRecipient = identity.Recipient().String()
+			}
+		}
+	}})
+	id := r.Submit("examplenet", relaytest.Notice("ATT-3", false, "AT", "DE", ""))
+	file := fileOf(3<<20+17, 3)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(file), int64(len(file)), "Screen shot "+attachmentMarker+".PNG", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	keyFile := filepath.Join(t.TempDir(), "de.key")
+	if err := os.WriteFile(keyFile, []byte(identity.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		authority string
+		args      []string
+	}{{"de-bka", []string{"--identity", keyFile}}, {"at-police", nil}} {
+		out := t.TempDir()
+		var pulled string
+		relaytest.Eventually(t, wait, c.authority+"'s file", func() bool {
+			code, stdout, errs := runCLI(t, append([]string{"inbox", "pull", "--url", r.URL, "--token",
+				r.Tokens["authority:"+c.authority], "--out", out, "--once"}, c.args...)...)
+			if code != 0 {
+				t.Fatalf("pull: %d %s", code, errs)
+			}
+			pulled += stdout
+			return strings.Contains(pulled, " attachment")
+		})
+		did := ""
+		for _, line := range strings.Split(pulled, "\n") { // "<delivery id> <priority> <type>"
+			if f := strings.Fields(line); len(f) == 3 && f[2] == "attachment" {
+				did = f[0]
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(out, did+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var written struct {
+			Type       string         `json:"type"`
+			Attachment map[string]any `json:"attachment"`
+			File       string         `json:"file"`
+		}
+		if err := json.Unmarshal(data, &written); err != nil || written.Type != "attachment" || written.File != did+".PNG" ||
+			written.Attachment["sha256"] != sum(file) {
+			t.Fatalf("%s: written delivery %v %s", c.authority, err, data)
+		}
+		got, err := os.ReadFile(filepath.Join(out, written.File))
+		if err != nil || !bytes.Equal(got, file) {
+			t.Fatalf("%s: the file differs (%v)", c.authority, err)
+		}
+	}
+}

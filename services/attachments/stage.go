@@ -1,0 +1,218 @@
+package attachments
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noticerelay/noticerelay/pkg/attachment"
+	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+)
+
+// Consumers of the stage: every stored file, and every recipient a notice
+// gains (a queued event of its notice, or of an escalation copy).
+const (
+	filesConsumer      = "attachments"
+	recipientsConsumer = "attachments-recipients"
+)
+
+// startStage creates the stage's consumers and starts them. Each file
+// meets every recipient exactly once whichever comes first: a file's
+// record is stored after its notice's index entry, so a recipient queued
+// before a file is seen by the file's pass, and one queued after it sees
+// the file in its own pass (the two passes may both see each other: the
+// delivery id and the events' subjects make the second a no-op).
+func (s *Service) startStage(ctx context.Context) error {
+	files, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Attachments, jetstream.ConsumerConfig{
+		Durable:       filesConsumer,
+		Description:   "queues one delivery per recipient of each stored evidence file",
+		FilterSubject: stream.AttachmentRecordFilter("*"),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 1024,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("attachments: creating consumer: %w", err)
+	}
+	recipients, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Events, jetstream.ConsumerConfig{
+		Durable:     recipientsConsumer,
+		Description: "queues every earlier evidence file for each recipient a notice gains",
+		FilterSubjects: []string{stream.EventSubject("*", string(event.Queued), "*", event.KindNotice),
+			stream.EventSubject("*", string(event.Queued), "*", event.KindEscalation)},
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("attachments: creating consumer: %w", err)
+	}
+	for _, c := range []*stream.Consumer{
+		{Name: filesConsumer, Consumer: files, Max: 32, Workers: 1, Log: s.env.Log, Handle: s.handle,
+			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts},
+		{Name: recipientsConsumer, Consumer: recipients, Max: 256, Workers: 1, Log: s.env.Log, Handle: s.handle,
+			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts},
+	} {
+		if err := c.Start(ctx, &s.wg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handle turns each input into its events and deliveries and stores them
+// all in one round; an input is acked only when all of its own are
+// stored (or were before).
+func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
+	errs := make([]error, len(msgs))
+	var all []stream.Message
+	var owner []int
+	for i, m := range msgs {
+		var out []stream.Message
+		if stream.IsEventSubject(m.Subject()) {
+			out, errs[i] = s.recipient(ctx, m.Data())
+		} else {
+			out, errs[i] = s.file(ctx, m.Data())
+		}
+		for _, o := range out {
+			all = append(all, o)
+			owner = append(owner, i)
+		}
+	}
+	for j, err := range stream.PublishAll(ctx, s.env.JS, all) {
+		if err != nil && !fault.Is(err, fault.Exists) && errs[owner[j]] == nil {
+			errs[owner[j]] = err
+		}
+	}
+	return errs
+}
+
+// recipientOf is an authority that receives a notice, with the priority
+// of its queue.
+type recipientOf struct{ authority, priority string }
+
+// file is a stored file's attachment_added event and one delivery for
+// every recipient its notice has so far (none once it is withdrawn).
+func (s *Service) file(ctx context.Context, data []byte) ([]stream.Message, error) {
+	rec, err := attachment.Decode(data)
+	if err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	added, err := time.Parse(time.RFC3339Nano, rec.AddedAt)
+	if err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	ps := s.env.Pseudonyms.Notice(rec.NoticeID)
+	ev := event.Event{Type: event.AttachmentAdded, Notice: ps, Time: added, Actor: Name, Platform: rec.Platform,
+		Attachment: rec.ID}
+	em, err := ev.Message()
+	if err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	out := []stream.Message{em}
+	withdrawn, err := s.withdrawn(ctx, rec.NoticeID)
+	if err != nil || withdrawn {
+		return out, err
+	}
+	rs, err := s.recipients(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		ms, err := s.deliver(rec, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// recipient is one delivery of every file of a notice for an authority
+// that was just queued the notice (or an escalation copy of it).
+func (s *Service) recipient(ctx context.Context, data []byte) ([]stream.Message, error) {
+	q, err := event.Decode(data)
+	if err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	m, err := stream.Get(ctx, s.attachments, stream.AttachmentIndexSubject(q.Notice))
+	if fault.Is(err, fault.NotFound) {
+		return nil, nil // no file (yet: a file's own pass will find this recipient)
+	}
+	if err != nil {
+		return nil, err
+	}
+	id := string(m.Data)
+	withdrawn, err := s.withdrawn(ctx, id)
+	if err != nil || withdrawn {
+		return nil, err
+	}
+	recs, err := s.records(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []stream.Message
+	for _, rec := range recs {
+		ms, err := s.deliver(rec, recipientOf{q.Recipient, q.Priority})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// deliver is rec's delivery to r (sealed to its age recipient) and its
+// queued event.
+func (s *Service) deliver(rec *attachment.Record, r recipientOf) ([]stream.Message, error) {
+	d, err := rec.Delivery(r.authority, r.priority)
+	if err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	q := d.Event(s.env.Pseudonyms, event.Queued, r.authority, Name, s.env.Now())
+	if err := s.sealer.Seal(r.authority, d); err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	dm, err := d.Message(r.authority)
+	if err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	qm, err := q.Message()
+	if err != nil {
+		return nil, fault.E("attachments", fault.Poison, err)
+	}
+	return []stream.Message{dm, qm}, nil
+}
+
+// recipients lists the authorities queued notice pseudonym so far: its
+// recipients, and escalation targets, each once.
+func (s *Service) recipients(ctx context.Context, pseudonym string) ([]recipientOf, error) {
+	var out []recipientOf
+	seen := map[string]bool{}
+	filter := stream.EventSubject(pseudonym, string(event.Queued), "*", "*")
+	for seq := uint64(1); ; {
+		m, err := s.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if err != nil {
+			if err = stream.Classify("attachments: reading "+filter, err); fault.Is(err, fault.NotFound) {
+				return out, nil
+			}
+			return nil, err
+		}
+		seq = m.Sequence + 1
+		ev, err := event.Decode(m.Data)
+		if err != nil {
+			return nil, fault.E("attachments", fault.Internal, err)
+		}
+		if (ev.Kind == event.KindNotice || ev.Kind == event.KindEscalation) && !seen[ev.Recipient] {
+			seen[ev.Recipient] = true
+			out = append(out, recipientOf{ev.Recipient, ev.Priority})
+		}
+	}
+}

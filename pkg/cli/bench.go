@@ -305,7 +305,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		loadCtx, cancel = context.WithTimeout(loadCtx, o.duration)
 		defer cancel()
 	}
-	loadDone := load.run(loadCtx)
+	loadDone := load.run(ctx, loadCtx)
 
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	defer stopDrain()

@@ -62,7 +62,7 @@ func TestSignInRateLimit(t *testing.T) {
 	}
 	a := &App{Site: "Test", Accounts: accounts, Sessions: &memSessions{m: map[string]Session{}}, SessionTTL: time.Hour,
 		SignInLimit: SignInLimit{PerSource: Rate{Burst: 5, Every: time.Minute}, PerUser: Rate{Burst: 3, Every: time.Minute}},
-		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }}
+		Now:         func() time.Time { mu.Lock(); defer mu.Unlock(); return now }}
 	if err := a.Parse(fstest.MapFS{}, nil); err != nil {
 		t.Fatal(err)
 	}

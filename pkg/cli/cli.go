@@ -40,7 +40,7 @@ Commands:
   audit                                       auditor tooling: keygen, verify, export, replay, prove, verify-proof
   inbox pull --out DIR (--url URL --token T | --nats URL --authority ID)  the police-side client
   deliveries dead|redrive|nats-config         dead letters, redrive, least-privilege NATS users
-  station --config FILE                       the receiving station: an authority's inbox in a browser
+  station --config FILE [--ca FILE]           the receiving station: an authority's inbox in a browser
   passwd                                      print the argon2id hash of a password (station users)
   bench [--notices N] [--clients N | --rate R] load-generate through the real HTTP API and print one JSON line
 

@@ -393,3 +393,36 @@ func TestAttachmentPull(t *testing.T) {
 		}
 	}
 }
+
+// A follow-up that reaches an authority the earlier notice did not reach
+// brings it every file of the earlier notice, also one added afterwards.
+func TestAttachmentReachesFollowUpRecipients(t *testing.T) {
+	r := relaytest.Start(t, relaytest.Options{})
+	earlier := r.Submit("examplenet", relaytest.Notice("CASE-F1", false, "AT", "", ""))
+	first := fileOf(300<<10, 11)
+	if resp := upload(t, r, "examplenet", earlier, bytes.NewReader(first), int64(len(first)), "first.png", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	fu := relaytest.Notice("CASE-F2", false, "NL", "", "")
+	fu["follow_up_of"] = "CASE-F1"
+	r.Submit("examplenet", fu)
+	got := attachmentsOf(t, r, "nl-police", 1)
+	if got[0].NoticeID != earlier || got[0].Attachment["sha256"] != sum(first) {
+		t.Fatalf("nl-police got %+v", got[0])
+	}
+	if st, h := download(t, r, "nl-police", got[0].ID, nil); st != http.StatusOK || h != sum(first) {
+		t.Fatalf("nl-police download: %d %s", st, h)
+	}
+	r.Ack("nl-police", got[0].ID)
+	second := fileOf(200<<10, 12)
+	if resp := upload(t, r, "examplenet", earlier, bytes.NewReader(second), int64(len(second)), "second.png", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	got = attachmentsOf(t, r, "nl-police", 1)
+	if got[0].NoticeID != earlier || got[0].Attachment["sha256"] != sum(second) {
+		t.Fatalf("nl-police got %+v", got[0])
+	}
+	if at := attachmentsOf(t, r, "at-police", 2); len(at) != 2 {
+		t.Fatalf("at-police got %d files", len(at))
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/reload"
 	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -214,7 +215,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: zap.NewStdLog(o.Log)}
 	if o.Config.HTTP.TLS.Enabled() {
-		if r.tls, err = listenerTLS(o.Config.HTTP.TLS, r.log); err != nil {
+		if r.tls, err = reload.ListenerTLS(o.Config.HTTP.TLS.CertFile, o.Config.HTTP.TLS.KeyFile, r.log); err != nil {
 			return nil, err
 		}
 		r.http.TLSConfig = r.tls

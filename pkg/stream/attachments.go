@@ -67,3 +67,14 @@ func AttachmentIndexSubject(pseudonym string) string { return "nr.attachment.idx
 
 // IsEventSubject reports whether subject is a lifecycle event's.
 func IsEventSubject(subject string) bool { return strings.HasPrefix(subject, eventPrefix) }
+
+// AttachmentLinkSubject records that notice later follows up or
+// supersedes notice earlier: written by the attachments stage before it
+// hands later's recipients the files of earlier, so that a file added to
+// earlier afterwards finds them too.
+func AttachmentLinkSubject(earlier, later string) string {
+	return "nr.attachment.link." + earlier + "." + later
+}
+
+// AttachmentLinkFilter matches every link from notice earlier.
+func AttachmentLinkFilter(earlier string) string { return "nr.attachment.link." + earlier + ".*" }

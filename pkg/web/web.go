@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,8 +81,11 @@ type App struct {
 	Log                 *zap.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// SignInLimit bounds sign-in attempts (DefaultSignInLimit when zero).
+	SignInLimit SignInLimit
 
-	pages map[string]*template.Template
+	pages   map[string]*template.Template
+	limiter signInLimiter
 }
 
 type ctxKey struct{}
@@ -332,6 +336,23 @@ type signInData struct {
 func (a *App) signIn(w http.ResponseWriter, r *http.Request) {
 	id, pw := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
 	next := safeNext(r.PostForm.Get("next"))
+	lim := a.SignInLimit
+	if lim == (SignInLimit{}) {
+		lim = DefaultSignInLimit
+	}
+	if len(id) > 100 {
+		id = id[:100]
+	}
+	if wait := a.limiter.allow(lim, source(r), id, a.now()); wait > 0 {
+		if a.Log != nil {
+			a.Log.Warn("sign-in refused: too many attempts", zap.String("source", source(r)))
+		}
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		a.Render(w, r, http.StatusTooManyRequests, "signin", "Sign in", signInData{User: id, Next: next,
+			Error: fmt.Sprintf("Too many sign-in attempts. Wait %d seconds, then try again.", secs)})
+		return
+	}
 	acc, known := a.Accounts[id]
 	if !passwordMatches(pw, acc.PasswordHash) || !known {
 		if a.Log != nil {

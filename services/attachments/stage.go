@@ -8,8 +8,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/attachment"
+	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -125,7 +127,25 @@ func (s *Service) file(ctx context.Context, data []byte) ([]stream.Message, erro
 	if err != nil {
 		return nil, err
 	}
+	// The recipients of the notices that follow this one up or supersede
+	// it receive its files too.
+	later, err := s.linked(ctx, rec.NoticeID)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range later {
+		more, err := s.recipients(ctx, s.env.Pseudonyms.Notice(id))
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, more...)
+	}
+	seen := map[string]bool{}
 	for _, r := range rs {
+		if seen[r.authority] {
+			continue
+		}
+		seen[r.authority] = true
 		ms, err := s.deliver(rec, r)
 		if err != nil {
 			return nil, err
@@ -136,37 +156,134 @@ func (s *Service) file(ctx context.Context, data []byte) ([]stream.Message, erro
 }
 
 // recipient is one delivery of every file of a notice for an authority
-// that was just queued the notice (or an escalation copy of it).
+// that was just queued the notice (or an escalation copy of it), and of
+// every file of the earlier notices it follows up or supersedes.
 func (s *Service) recipient(ctx context.Context, data []byte) ([]stream.Message, error) {
 	q, err := event.Decode(data)
 	if err != nil {
 		return nil, fault.E("attachments", fault.Poison, err)
 	}
-	m, err := stream.Get(ctx, s.attachments, stream.AttachmentIndexSubject(q.Notice))
-	if fault.Is(err, fault.NotFound) {
-		return nil, nil // no file (yet: a file's own pass will find this recipient)
-	}
-	if err != nil {
+	id, err := s.noticeOf(ctx, q)
+	if err != nil || id == "" {
 		return nil, err
 	}
-	id := string(m.Data)
-	withdrawn, err := s.withdrawn(ctx, id)
-	if err != nil || withdrawn {
-		return nil, err
-	}
-	recs, err := s.records(ctx, id)
+	ids, err := s.earlier(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	var out []stream.Message
-	for _, rec := range recs {
-		ms, err := s.deliver(rec, recipientOf{q.Recipient, q.Priority})
+	for i, nid := range ids {
+		if i > 0 {
+			// Written before the earlier notice's files are read (see
+			// startStage): a file added to it later finds this recipient.
+			ls := stream.AttachmentLinkSubject(nid, id)
+			if _, err := stream.Publish(ctx, s.env.JS, stream.Message{Subject: ls, ID: ls, Data: []byte(id)}); err != nil &&
+				!fault.Is(err, fault.Exists) {
+				return nil, err
+			}
+		}
+		recs, err := s.records(ctx, nid)
+		if err != nil || len(recs) == 0 {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		withdrawn, err := s.withdrawn(ctx, nid)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ms...)
+		if withdrawn {
+			continue
+		}
+		for _, rec := range recs {
+			ms, err := s.deliver(rec, recipientOf{q.Recipient, q.Priority})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ms...)
+		}
 	}
 	return out, nil
+}
+
+// noticeOf returns the id of the notice of a queued event (which names it
+// only by its pseudonym): from the attachment index when it has files,
+// else from the queued delivery; "" once that has expired.
+func (s *Service) noticeOf(ctx context.Context, q *event.Event) (string, error) {
+	m, err := stream.Get(ctx, s.attachments, stream.AttachmentIndexSubject(q.Notice))
+	if err == nil {
+		return string(m.Data), nil
+	}
+	if !fault.Is(err, fault.NotFound) {
+		return "", err
+	}
+	m, err = stream.Get(ctx, s.deliveries, stream.DeliverySubject(q.Recipient, q.Priority, q.Delivery))
+	if fault.Is(err, fault.NotFound) {
+		if s.env.Now().Sub(q.Time) < time.Duration(s.env.Config.Retention.Notices) {
+			// Routing stores the queued event and the delivery together;
+			// the delivery may not be readable yet.
+			return "", fault.Errorf("attachments", fault.Unavailable, "delivery %s not found yet", q.Delivery)
+		}
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	d, err := delivery.Decode(m.Data)
+	if err != nil {
+		return "", fault.E("attachments", fault.Internal, err)
+	}
+	return d.NoticeID, nil
+}
+
+// maxChain bounds how far back the stage follows follow_up_of and
+// supersedes.
+const maxChain = 20
+
+// earlier returns id and the notices it follows up or supersedes, and
+// theirs, as far as their bodies are kept.
+func (s *Service) earlier(ctx context.Context, id string) ([]string, error) {
+	ids := []string{id}
+	seen := map[string]bool{id: true}
+	for i := 0; i < len(ids) && len(ids) < maxChain; i++ {
+		m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(ids[i]))
+		if fault.Is(err, fault.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rec, _, err := notice.DecodeRecord(m.Data)
+		if err != nil {
+			continue // routing deals with an unreadable body
+		}
+		for _, e := range []string{rec.FollowUpOfID, rec.SupersedesID} {
+			if e != "" && !seen[e] {
+				seen[e] = true
+				ids = append(ids, e)
+			}
+		}
+	}
+	return ids, nil
+}
+
+// linked returns the notices recorded as following up or superseding
+// notice id.
+func (s *Service) linked(ctx context.Context, id string) ([]string, error) {
+	var out []string
+	filter := stream.AttachmentLinkFilter(id)
+	for seq := uint64(1); ; {
+		m, err := s.attachments.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if err != nil {
+			if err = stream.Classify("attachments: reading "+filter, err); fault.Is(err, fault.NotFound) {
+				return out, nil
+			}
+			return nil, err
+		}
+		seq = m.Sequence + 1
+		out = append(out, string(m.Data))
+	}
 }
 
 // deliver is rec's delivery to r (sealed to its age recipient) and its

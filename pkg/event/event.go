@@ -77,6 +77,11 @@ type Event struct {
 	// By is, on followed_up and superseded events, the pseudonym of the
 	// later notice that follows up on or supersedes this one.
 	By string `json:"by,omitempty"`
+	// FollowUpOf and Supersedes are, on the decided event of a follow-up
+	// or correction, the pseudonyms of the earlier notices it names: what
+	// a stage needs to hand a recipient the earlier notice's files.
+	FollowUpOf string `json:"follow_up_of,omitempty"`
+	Supersedes string `json:"supersedes,omitempty"`
 	// Decision holds the recipients and grounds of a decided event.
 	Decision *jurisdiction.Decision `json:"decision,omitempty"`
 	// Reasons holds the reason codes of a rejected event.

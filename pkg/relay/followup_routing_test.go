@@ -118,6 +118,9 @@ func TestFollowUpRouting(t *testing.T) {
 	if strings.Count(events, `"type":"followed_up"`) != 1 || strings.Count(events, `"type":"superseded"`) != 1 {
 		t.Errorf("want one followed_up and one superseded event in the log")
 	}
+	if !strings.Contains(events, `"follow_up_of":"`) || !strings.Contains(events, `"supersedes":"`) {
+		t.Error("the decided events do not name the earlier notices by pseudonym")
+	}
 	for _, s := range []string{first, second, third, "FU-1", "FU-2", "FU-3"} {
 		if strings.Contains(events, s) {
 			t.Errorf("%s appears in the events", s)

@@ -71,3 +71,15 @@ func linkEvent(l link, pseudonym string, dec *event.Event, later string, receive
 	return event.Event{Type: t, Notice: pseudonym, Time: received, Actor: Name, Platform: dec.Platform,
 		BodySHA256: dec.BodySHA256, By: later}
 }
+
+// earlierPseudonyms returns the pseudonyms of the notices rec follows up on
+// and supersedes ("" for none), for its decided event.
+func (s *Service) earlierPseudonyms(rec *notice.Record) (followUpOf, supersedes string) {
+	if rec.FollowUpOfID != "" {
+		followUpOf = s.env.Pseudonyms.Notice(rec.FollowUpOfID)
+	}
+	if rec.SupersedesID != "" {
+		supersedes = s.env.Pseudonyms.Notice(rec.SupersedesID)
+	}
+	return followUpOf, supersedes
+}

@@ -218,6 +218,7 @@ func (s *Service) route(ctx context.Context, data []byte) outputs {
 	add(&o.first, acc)
 	dec := base
 	dec.Type, dec.Time, dec.Actor, dec.Decision = event.Decided, s.env.Now(), Name, &d
+	dec.FollowUpOf, dec.Supersedes = s.earlierPseudonyms(rec)
 	add(&o.first, dec)
 	for _, e := range linked {
 		add(&o.first, e)

@@ -126,7 +126,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
 	for i, m := range msgs {
 		switch {
 		case strings.HasPrefix(m.Subject(), stream.NoticeSubject("")):
-			outs[i] = s.route(m.Data())
+			outs[i] = s.route(ctx, m.Data())
 			s.routed.WithLabelValues("notice", outcome(outs[i].err)).Inc()
 		case strings.HasPrefix(m.Subject(), stream.WithdrawSubject("")):
 			outs[i] = s.withdraw(ctx, m.Data())
@@ -179,7 +179,7 @@ func (s *Service) publish(ctx context.Context, outs []outputs, phase func(*outpu
 
 // route decides a stored notice's recipients and builds its events and
 // deliveries.
-func (s *Service) route(data []byte) outputs {
+func (s *Service) route(ctx context.Context, data []byte) outputs {
 	rec, n, err := notice.DecodeRecord(data)
 	if err != nil {
 		return outputs{err: fault.E("routing", fault.Poison, err)}
@@ -189,6 +189,14 @@ func (s *Service) route(data []byte) outputs {
 		return outputs{err: fault.E("routing", fault.Poison, err)}
 	}
 	d := s.router.Decide(rec.Platform, n)
+	// A follow-up or correction also goes to every recipient of the
+	// notices it names (contract section 9).
+	pseudonym := s.env.Pseudonyms.Notice(rec.ID)
+	earlier, linked, err := s.earlierDecisions(ctx, rec, pseudonym, received)
+	if err != nil {
+		return outputs{err: err}
+	}
+	d = jurisdiction.FollowUp(d, earlier...)
 	if len(d.Recipients) == 0 {
 		// Never dropped: the notice stays stored and is tried again until
 		// the configuration gives it a recipient (Europol, as last resort).
@@ -196,7 +204,7 @@ func (s *Service) route(data []byte) outputs {
 			zap.String("notice", rec.ID))
 		return outputs{err: fault.Errorf("routing", fault.Unavailable, "notice %s has no recipient in this configuration", rec.ID)}
 	}
-	base := event.Event{Notice: s.env.Pseudonyms.Notice(rec.ID), Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
+	base := event.Event{Notice: pseudonym, Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
 	var o outputs
 	add := func(list *[]stream.Message, e event.Event) {
 		m, err := e.Message()
@@ -210,10 +218,14 @@ func (s *Service) route(data []byte) outputs {
 	add(&o.first, acc)
 	dec := base
 	dec.Type, dec.Time, dec.Actor, dec.Decision = event.Decided, s.env.Now(), Name, &d
+	dec.FollowUpOf, dec.Supersedes = s.earlierPseudonyms(rec)
 	add(&o.first, dec)
+	for _, e := range linked {
+		add(&o.first, e)
+	}
 	for _, r := range d.Recipients {
 		fw := delivery.Forwarded{ID: rec.ID, Platform: rec.Platform, ReceivedAt: rec.ReceivedAt, Notice: n,
-			Grounds: r.Grounds, CoRecipients: coRecipients(d, r.Authority)}
+			FollowUpOf: rec.FollowUpOfID, Supersedes: rec.SupersedesID, Grounds: r.Grounds, CoRecipients: coRecipients(d, r.Authority)}
 		m, err := s.deliveryMessage(rec.ID, r.Authority, event.KindNotice, string(d.Priority), rec.BodySHA256, fw)
 		if err != nil {
 			return outputs{err: err}
@@ -259,14 +271,15 @@ func (s *Service) withdraw(ctx context.Context, data []byte) outputs {
 	o.first = append(o.first, em)
 	// The withdrawal carries the notice while its body is kept, so that the
 	// authority can match it; past retention only the reference is left.
-	withdrawn, receivedAt := &notice.Notice{Reference: wd.Reference}, ""
+	withdrawn, receivedAt, stored := &notice.Notice{Reference: wd.Reference}, "", &notice.Record{}
 	if body, err := stream.Get(ctx, s.notices, stream.NoticeSubject(wd.NoticeID)); err == nil {
 		if rec, n, err := notice.DecodeRecord(body.Data); err == nil {
-			withdrawn, receivedAt = n, rec.ReceivedAt
+			withdrawn, receivedAt, stored = n, rec.ReceivedAt, rec
 		}
 	}
 	for _, r := range d.Recipients {
 		fw := delivery.Forwarded{ID: wd.NoticeID, Platform: wd.Platform, ReceivedAt: receivedAt, Notice: withdrawn,
+			FollowUpOf: stored.FollowUpOfID, Supersedes: stored.SupersedesID,
 			Grounds: r.Grounds, CoRecipients: coRecipients(*d, r.Authority),
 			Withdrawal: &delivery.Withdrawal{Reason: wd.Reason, RequestedAt: wd.RequestedAt}}
 		dm, err := s.deliveryMessage(wd.NoticeID, r.Authority, event.KindWithdrawal, string(d.Priority), dec.BodySHA256, fw)

@@ -159,6 +159,9 @@ func (s *Service) handleBodies(ctx context.Context, msgs []jetstream.Msg) []erro
 			continue
 		}
 		cs.add(s.env.Pseudonyms.Notice(rec.ID), i, func(p *Projection) { p.Stored(rec, n) })
+		if earlier := superseding(rec); earlier != "" {
+			cs.add(s.env.Pseudonyms.Notice(earlier), i, func(p *Projection) { p.supersededBy(rec) })
+		}
 	}
 	s.commit(ctx, cs.order, errs)
 	return errs

@@ -19,18 +19,7 @@ func TestAttachmentKeptSealedAndShown(t *testing.T) {
 	c := e.client(t, "duty1", analystPassword)
 	id := e.relay.Submit("examplenet", relaytest.Notice("ATT-1", false, "", "DE", ""))
 	file := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte("evidence"), 1000)...)
-	req, _ := http.NewRequest("POST", e.relay.URL+"/v1/notices/"+id+"/attachments", bytes.NewReader(file))
-	req.Header.Set("Authorization", "Bearer "+e.relay.Tokens["platform:examplenet"])
-	req.Header.Set("Content-Type", "image/png")
-	req.Header.Set("Content-Disposition", `attachment; filename="chat.png"`)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("upload: HTTP %d", resp.StatusCode)
-	}
+	e.upload(t, id, "chat.png", "image/png", file)
 	var did string
 	relaytest.Eventually(t, 40*time.Second, "the file kept", func() bool {
 		n, err := e.station.Store().Notice(context.Background(), id)
@@ -48,7 +37,7 @@ func TestAttachmentKeptSealedAndShown(t *testing.T) {
 	if !strings.Contains(page, `<img class="evidence" src="/notices/`+id+`/attachments/`+did+`"`) || !strings.Contains(page, "chat.png") {
 		t.Fatalf("the notice page does not show the image:\n%s", page)
 	}
-	resp, err = c.Get(e.url + "/notices/" + id + "/attachments/" + did)
+	resp, err := c.Get(e.url + "/notices/" + id + "/attachments/" + did)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,5 +61,22 @@ func TestAttachmentKeptSealedAndShown(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), ",duty1,attachment_view,"+id+",attachment="+did) || !strings.Contains(b.String(), ",duty1,download,"+id+",attachment="+did) {
 		t.Fatalf("the access log:\n%s", b.String())
+	}
+}
+
+// upload adds a file to a notice as its platform would.
+func (e *env) upload(t *testing.T, noticeID, name, mediaType string, file []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.relay.URL+"/v1/notices/"+noticeID+"/attachments", bytes.NewReader(file))
+	req.Header.Set("Authorization", "Bearer "+e.relay.Tokens["platform:examplenet"])
+	req.Header.Set("Content-Type", mediaType)
+	req.Header.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: HTTP %d", resp.StatusCode)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/noticerelay/noticerelay/services/inbox"
 	"github.com/noticerelay/noticerelay/services/intake"
 	"github.com/noticerelay/noticerelay/services/messages"
+	"github.com/noticerelay/noticerelay/services/portal"
 	"github.com/noticerelay/noticerelay/services/push"
 	"github.com/noticerelay/noticerelay/services/receipts"
 	"github.com/noticerelay/noticerelay/services/routing"
@@ -38,6 +39,7 @@ var modules = []module{
 	{messages.Name, "messages between authorities and platforms", func(e *service.Env) service.Service { return messages.New(e) }},
 	{attachments.Name, "evidence files: upload, one delivery per recipient, download", func(e *service.Env) service.Service { return attachments.New(e) }},
 	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *service.Env) service.Service { return audit.New(e) }},
+	{portal.Name, "the platforms' web portal under /portal/ (needs intake, status and messages)", func(e *service.Env) service.Service { return portal.New(e) }},
 }
 
 // ServiceNames lists the names `serve --services` accepts.

@@ -58,57 +58,76 @@ type spec struct {
 	Singular string
 }
 
-var ipSpec = []spec{
-	{Name: "ip", Label: "IP address", Kind: kText, Hint: "IPv4 or IPv6"},
-	{Name: "port", Label: "Port", Kind: kPort, Hint: "source port, needed to identify a user behind shared addresses"},
-	{Name: "seen_at", Label: "Seen at", Kind: kDateTime},
-	{Name: "event", Label: "Event", Kind: kChoice, Options: notice.IPEvents},
-	{Name: "possible_proxy", Label: "May be a proxy or VPN", Kind: kCheck},
-}
+// singulars name one item of each list of the field table.
+var singulars = map[string]string{"locations": "place", "suspects": "suspect", "victims": "victim",
+	"content": "content item", "ip_addresses": "IP address", "prior_reports": "prior report"}
 
-func personSpec(victim bool) []spec {
-	s := []spec{
-		{Name: "country", Label: "Country of residence or location", Kind: kCountry},
-		{Name: "account_id", Label: "Account id", Kind: kText},
-		{Name: "username", Label: "Username", Kind: kText},
-		{Name: "profile_url", Label: "Profile URL", Kind: kURL},
-		{Name: "phone", Label: "Phone", Kind: kPhone},
-	}
-	if victim {
-		s = append(s, spec{Name: "minor", Label: "A minor?", Kind: kYesNo})
-	}
-	return append(s, spec{Name: "ip_addresses", Label: "IP addresses", Singular: "IP address", List: ipSpec})
-}
+// formSpec is every field of a notice, from the field table the parser
+// checks (notice.Fields), in the order the form shows them.
+var formSpec = specs(notice.Fields())
 
-// formSpec is every field of a notice (contract section 3), in the order
-// the form shows them.
-var formSpec = []spec{
-	{Name: "reference", Label: "Your reference", Kind: kText, Required: true,
-		Hint: "1 to 128 of A-Z a-z 0-9 . _ : -, unique for your platform; sending the same form twice makes one notice"},
-	{Name: "category", Label: "Category", Kind: kChoice, Options: notice.Categories, Required: true},
-	{Name: "exploitation", Label: "Form of exploitation", Kind: kChoice, Options: notice.Exploitations, Hint: "only for human trafficking"},
-	{Name: "imminent_threat", Label: "Imminent threat to life or safety (sent as urgent)", Kind: kCheck},
-	{Name: "urgency_reason", Label: "Why the threat is imminent", Kind: kArea, Hint: "up to 3000 characters"},
-	{Name: "suspicion", Label: "Why you suspect an offence", Kind: kArea, Required: true, Hint: "1 to 10000 characters"},
-	{Name: "occurred_at", Label: "When it happened", Kind: kDateTime},
-	{Name: "aware_at", Label: "When you became aware of it", Kind: kDateTime},
-	{Name: "locations", Label: "Places of the offence", Singular: "place", List: []spec{
-		{Name: "country", Label: "Country", Kind: kCountry},
-		{Name: "description", Label: "Description", Kind: kText},
-	}},
-	{Name: "suspects", Label: "Suspects", Singular: "suspect", List: personSpec(false)},
-	{Name: "victims", Label: "Victims", Singular: "victim", List: personSpec(true)},
-	{Name: "content", Label: "Content", Singular: "content item", List: []spec{
-		{Name: "url", Label: "URL", Kind: kURL},
-		{Name: "type", Label: "Type", Kind: kText, Hint: "e.g. text, image, video"},
-		{Name: "published_at", Label: "Published at", Kind: kDateTime},
-		{Name: "sha256", Label: "SHA-256 of the file", Kind: kText, Hint: "64 hex digits"},
-	}},
-	{Name: "contact", Label: "Whom the police can reach about this notice", Group: []spec{
-		{Name: "name", Label: "Name", Kind: kText},
-		{Name: "email", Label: "E-mail", Kind: kEmail},
-		{Name: "phone", Label: "Phone", Kind: kPhone},
-	}},
+func specs(fs []notice.Field) []spec {
+	out := make([]spec, 0, len(fs))
+	for _, f := range fs {
+		sp := spec{Name: f.Name, Label: f.Label, Hint: f.Help, Required: f.Required}
+		switch f.Kind {
+		case notice.KindList:
+			sp.List = specs(f.Fields)
+			sp.Singular = singulars[f.Name]
+			if sp.Singular == "" {
+				sp.Singular = strings.ToLower(f.Label)
+			}
+		case notice.KindObject:
+			sp.Group = specs(f.Fields)
+		case notice.KindEnum:
+			sp.Kind, sp.Options = kChoice, f.Values
+		case notice.KindBool:
+			// A required flag is a checkbox (unticked is false); an
+			// optional one may also be left unstated.
+			sp.Kind = kYesNo
+			if f.Required {
+				sp.Kind = kCheck
+			}
+		case notice.KindTime:
+			sp.Kind = kDateTime
+		case notice.KindCountry:
+			sp.Kind = kCountry
+		case notice.KindURL:
+			sp.Kind = kURL
+		case notice.KindPhone:
+			sp.Kind = kPhone
+		case notice.KindEmail:
+			sp.Kind = kEmail
+		case notice.KindPort:
+			sp.Kind = kPort
+		case notice.KindText:
+			sp.Kind = kText
+			if f.MaxLength >= 3000 {
+				sp.Kind = kArea
+			}
+		default: // reference, token, IP address, SHA-256: typed as text
+			sp.Kind = kText
+		}
+		if f.MaxLength > 0 && sp.Kind != kChoice {
+			limit := fmt.Sprintf("up to %d characters", f.MaxLength)
+			if f.Required {
+				limit = fmt.Sprintf("1 to %d characters", f.MaxLength)
+			}
+			if sp.Hint == "" {
+				sp.Hint = limit
+			} else {
+				sp.Hint += " " + strings.ToUpper(limit[:1]) + limit[1:] + "."
+			}
+		}
+		if f.Path == "reference" {
+			sp.Hint += " Filled in for you: sending this form twice sends one notice."
+		}
+		if f.OnlyIf != nil {
+			sp.Hint = strings.TrimSpace(sp.Hint + fmt.Sprintf(" Only with %s %s.", f.OnlyIf.Field, strings.ReplaceAll(f.OnlyIf.Value, "_", " ")))
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 // zones are the time zones a date-time may be given in.
@@ -215,9 +234,7 @@ func (d *draft) body() map[string]any {
 				v := d.vals.Get(p)
 				switch sp.Kind {
 				case kCheck:
-					if v != "" || sp.Name == "imminent_threat" {
-						obj[sp.Name] = v != ""
-					}
+					obj[sp.Name] = v != ""
 				case kYesNo:
 					if v == "yes" || v == "no" {
 						obj[sp.Name] = v == "yes"

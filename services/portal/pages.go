@@ -120,7 +120,7 @@ func (s *Service) check(w http.ResponseWriter, r *http.Request, d *draft) {
 	if len(problems) > 0 {
 		errs := make([]fieldError, len(problems))
 		for i, p := range problems {
-			errs[i] = fieldError(p)
+			errs[i] = fieldError{Field: p.Field, Message: p.Message}
 		}
 		s.app.Render(w, r, http.StatusOK, "form", "New notice", d.view(errs, nil, ""))
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/pkg/web"
 )
@@ -112,6 +113,15 @@ func TestPortalInBrowser(t *testing.T) {
 	// Corrected, by name this time, it is sent.
 	set(t, ctx, "#f-suspects-0-country", "Germany")
 	click(t, ctx, "#send")
+	// Valid, but without a contact: the warning comes before sending.
+	waitFor(t, ctx, "the warnings", q("#warnings"))
+	if got := text(t, ctx, "#warnings"); !strings.Contains(got, "contact") {
+		t.Fatalf("the warnings: %q", got)
+	}
+	if n := r.Do("GET", "/v1/notices/"+notice.ID("examplenet", ref), "platform:examplenet", nil); n.Status != http.StatusNotFound {
+		t.Fatalf("a warning did not stop the notice: %s", n)
+	}
+	click(t, ctx, "#send-anyway")
 	waitFor(t, ctx, "the notice's page", q("#recipients"))
 	id := text(t, ctx, "#notice-id")
 	if got := text(t, ctx, "#reference"); got != ref {
@@ -176,10 +186,27 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatalf("the thread through the API: %+v", th.Messages)
 	}
 
-	// The list shows it, newest first.
+	// A follow-up starts from the notice and names it.
+	click(t, ctx, "#follow-up")
+	waitFor(t, ctx, "the follow-up's form", q("#f-follow_up_of"))
+	if got := js[string](t, ctx, q("#f-follow_up_of")+".value"); got != ref {
+		t.Fatalf("the follow-up's form names %q, want %q", got, ref)
+	}
+	set(t, ctx, "#f-category", "human_trafficking")
+	set(t, ctx, "#f-suspicion", "The chat log of jobs4you.")
+	click(t, ctx, "#send")
+	waitFor(t, ctx, "the warnings", q("#send-anyway"))
+	click(t, ctx, "#send-anyway")
+	waitFor(t, ctx, "the follow-up's page", q("#recipients"))
+	followID := text(t, ctx, "#notice-id")
+	if st := r.Status("examplenet", followID); st["id"] != followID {
+		t.Fatalf("the follow-up through the API: %v", st)
+	}
+
+	// The list shows them, newest first.
 	open(t, ctx, base+"/", "#notices")
-	if got := text(t, ctx, "#notices tbody tr:first-child"); !strings.Contains(got, ref) || !strings.Contains(got, "acknowledged") {
-		t.Fatalf("the list's first row: %q", got)
+	if got := text(t, ctx, "#notices tbody tr:nth-child(2)"); !strings.Contains(got, ref) || !strings.Contains(got, "acknowledged") {
+		t.Fatalf("the list's second row: %q", got)
 	}
 
 	// A form without its CSRF token is refused and changes nothing.

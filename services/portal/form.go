@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	_ "time/tzdata" // the zones of the date-times, wherever the relay runs
 
@@ -42,6 +43,8 @@ const (
 	kPhone    kind = "tel"
 	kPort     kind = "port"
 	kYesNo    kind = "yesno"
+	// kRefs is a list of references typed in one input.
+	kRefs kind = "references"
 )
 
 // spec is one field of the form.
@@ -100,6 +103,9 @@ func specs(fs []notice.Field) []spec {
 			sp.Kind = kEmail
 		case notice.KindPort:
 			sp.Kind = kPort
+		case notice.KindReferences:
+			sp.Kind = kRefs
+			sp.Hint = strings.TrimSpace(sp.Hint + fmt.Sprintf(" Separate them by spaces or commas; up to %d.", f.MaxItems))
 		case notice.KindText:
 			sp.Kind = kText
 			if f.MaxLength >= 3000 {
@@ -108,7 +114,7 @@ func specs(fs []notice.Field) []spec {
 		default: // reference, token, IP address, SHA-256: typed as text
 			sp.Kind = kText
 		}
-		if f.MaxLength > 0 && sp.Kind != kChoice {
+		if f.MaxLength > 0 && sp.Kind != kChoice && sp.Kind != kRefs {
 			limit := fmt.Sprintf("up to %d characters", f.MaxLength)
 			if f.Required {
 				limit = fmt.Sprintf("1 to %d characters", f.MaxLength)
@@ -251,6 +257,10 @@ func (d *draft) body() map[string]any {
 				case kCountry:
 					if v != "" {
 						obj[sp.Name] = countryCode(v)
+					}
+				case kRefs:
+					if refs := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }); len(refs) > 0 {
+						obj[sp.Name] = refs
 					}
 				case kDateTime:
 					if v != "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/noticerelay/noticerelay/pkg/country"
 	"github.com/noticerelay/noticerelay/pkg/message"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/services/status"
@@ -32,6 +33,10 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) newForm(w http.ResponseWriter, r *http.Request) {
 	d := &draft{vals: url.Values{"reference": {newKey()}}}
+	// A follow-up started from a notice's page names that notice.
+	if ref := r.URL.Query().Get("follow_up_of"); ref != "" && len(ref) <= 128 {
+		d.vals.Set("follow_up_of", ref)
+	}
 	s.app.Render(w, r, http.StatusOK, "form", "New notice", d.view(nil, nil, ""))
 }
 
@@ -64,13 +69,11 @@ func (s *Service) postForm(w http.ResponseWriter, r *http.Request) {
 	}
 	if op == "send" {
 		// The warnings of a valid notice are shown before it is sent.
-		if n, errs := notice.Parse(body); len(errs) == 0 {
-			if warns := warnings(n); len(warns) > 0 {
-				fv := d.view(nil, warns, "")
-				fv.Confirm = true
-				s.app.Render(w, r, http.StatusOK, "form", "New notice", fv)
-				return
-			}
+		if res := notice.Check(body, s.checkOptions()); len(res.Errors) == 0 && len(res.Warnings) > 0 {
+			fv := d.view(nil, warningErrors(res.Warnings), "")
+			fv.Confirm = true
+			s.app.Render(w, r, http.StatusOK, "form", "New notice", fv)
+			return
 		}
 	}
 	ans, err := s.api(r, http.MethodPost, "/v1/notices", body, nil)
@@ -116,23 +119,30 @@ func (s *Service) check(w http.ResponseWriter, r *http.Request, d *draft) {
 		s.app.Fail(w, r, err)
 		return
 	}
-	n, problems := notice.Parse(body)
-	if len(problems) > 0 {
-		errs := make([]fieldError, len(problems))
-		for i, p := range problems {
-			errs[i] = fieldError{Field: p.Field, Message: p.Message}
-		}
-		s.app.Render(w, r, http.StatusOK, "form", "New notice", d.view(errs, nil, ""))
-		return
+	res := notice.Check(body, s.checkOptions())
+	errs := make([]fieldError, len(res.Errors))
+	for i, p := range res.Errors {
+		errs[i] = fieldError{Field: p.Field, Message: p.Message}
 	}
-	fv := d.view(nil, warnings(n), "")
-	fv.Checked = true
+	fv := d.view(errs, warningErrors(res.Warnings), "")
+	fv.Checked = len(errs) == 0
 	s.app.Render(w, r, http.StatusOK, "form", "New notice", fv)
 }
 
-// warnings are what makes a valid notice hard to act on (contract
-// section 9); none until pkg/notice computes them.
-func warnings(*notice.Notice) []fieldError { return nil }
+// checkOptions are intake's: the warnings shown before sending are the
+// ones the relay answers after.
+func (s *Service) checkOptions() notice.Options {
+	states, _ := country.MemberStates(s.env.Config.MemberStates)
+	return notice.Options{Now: s.env.Now(), MemberStates: states}
+}
+
+func warningErrors(ws []notice.Warning) []fieldError {
+	out := make([]fieldError, len(ws))
+	for i, w := range ws {
+		out[i] = fieldError{Field: w.Field, Message: w.Message}
+	}
+	return out
+}
 
 // noticeView is what a notice's page shows.
 type noticeView struct {

@@ -83,8 +83,8 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	sub, _ := fs.Sub(files, "templates")
 	fm := template.FuncMap{"authority": func(id string) string {
-		if a := s.env.Config.Authority(id); a != nil && a.Name != "" {
-			return a.Name
+		if a := s.env.Config.Authority(id); a != nil && a.Name != "" && a.Name != id {
+			return a.Name + " (" + id + ")"
 		}
 		return id
 	}}

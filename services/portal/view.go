@@ -2,6 +2,7 @@ package portal
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -75,6 +76,7 @@ func (d *draft) view(errs, warns []fieldError, focus string) *formView {
 	}
 	fv := &formView{Countries: countryList, Zones: zones}
 	labels := map[string]string{}
+	idOf := map[string]string{} // paths shown at another input than their own
 	focused := false
 	var build func(specs []spec, prefix, labelPrefix string) []item
 	build = func(specs []spec, prefix, labelPrefix string) []item {
@@ -101,6 +103,17 @@ func (d *draft) view(errs, warns []fieldError, focus string) *formView {
 			default:
 				in := &input{Name: p, ID: fieldID(p), Label: sp.Label, Hint: sp.Hint, Kind: sp.Kind, Value: d.vals.Get(p),
 					Options: sp.Options, Required: sp.Required, Errors: byPath[p]}
+				if sp.Kind == kRefs {
+					// The items' errors ("related_references[1]") are the input's.
+					for _, e := range errs {
+						if rest, ok := strings.CutPrefix(e.Field, p+"["); ok {
+							n, _ := strconv.Atoi(strings.SplitN(rest, "]", 2)[0])
+							in.Errors = append(in.Errors, fmt.Sprintf("reference %d: %s", n+1, e.Message))
+							labels[e.Field] = labelPrefix + sp.Label
+							idOf[e.Field] = in.ID
+						}
+					}
+				}
 				if sp.Kind == kDateTime {
 					in.Zone, in.Zones = d.vals.Get(p+".zone"), zones
 				}
@@ -115,6 +128,9 @@ func (d *draft) view(errs, warns []fieldError, focus string) *formView {
 	fv.Items = build(formSpec, "", "")
 	line := func(e fieldError) summaryLine {
 		l := summaryLine{ID: fieldID(e.Field), Label: labels[e.Field], Message: e.Message}
+		if id, ok := idOf[e.Field]; ok {
+			l.ID = id
+		}
 		if e.Field == "" {
 			l.ID, l.Label = "", "The notice"
 		} else if l.Label == "" {

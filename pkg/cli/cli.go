@@ -20,6 +20,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relay"
+	"github.com/noticerelay/noticerelay/services/portal"
 )
 
 // Exit statuses.
@@ -236,6 +237,9 @@ func run(ctx context.Context, o relay.Options, stdout, stderr io.Writer, started
 		}
 	}
 	fmt.Fprintf(stdout, "noticerelay: listening on %s\n", r.URL())
+	if len(o.Services) == 0 || slices.Contains(o.Services, portal.Name) {
+		fmt.Fprintf(stdout, "noticerelay: the platforms' portal is %s%s/ (sign in with a platform token)\n", r.URL(), portal.Base)
+	}
 	code := ExitOK
 	select {
 	case <-ctx.Done():

@@ -99,6 +99,18 @@ type Platform struct {
 	// Notify, when set, receives a signed POST of every message an
 	// authority sends the platform (contract section 8).
 	Notify *Notify `yaml:"notify"`
+	// Users are the people of the platform who sign in to the portal
+	// with a password; the platform's tokens sign in too.
+	Users []User `yaml:"users"`
+}
+
+// User is a person who signs in to the portal for a platform.
+type User struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// Password is the argon2id hash `noticerelay passwd` prints, never
+	// the password itself.
+	Password string `yaml:"password"`
 }
 
 // Authority is a law-enforcement contact point, or Europol (country EU).
@@ -254,6 +266,7 @@ type rawPlatform struct {
 	LegalRepresentative *string  `yaml:"legal_representative"`
 	Fallback            []string `yaml:"fallback"`
 	Notify              *Notify  `yaml:"notify"`
+	Users               []User   `yaml:"users"`
 }
 
 // rawAuthority is an authority as written.

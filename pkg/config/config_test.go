@@ -15,6 +15,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/web"
 )
 
 // The plain tokens behind the digests in testdata/example.yaml.
@@ -27,6 +28,15 @@ const (
 
 // sum is the "sha256:<hex>" digest of plain, computed independently of
 // config.Digest.
+// testHash is an argon2id hash of "correct horse", as `noticerelay passwd` prints.
+var testHash = func() string {
+	h, err := web.HashPassword("correct horse")
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
 func sum(plain string) string {
 	s := sha256.Sum256([]byte(plain))
 	return "sha256:" + hex.EncodeToString(s[:])
@@ -206,6 +216,16 @@ func TestRefused(t *testing.T) {
 		{name: "wrong type", extra: "limits:\n  max_in_flight: many\n", field: "limits.max_in_flight", msg: "whole number"},
 		{name: "list where a value belongs", edits: []edit{{"    country: DE", "    country: [DE]"}}, field: "authorities[0].country"},
 		{name: "value where a list belongs", edits: []edit{{"fallback: [establishment]", "fallback: establishment"}}, field: "platforms[0].fallback", msg: "list"},
+
+		// Portal users.
+		{name: "portal user with a plain password", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: alice, name: Alice, password: hunter2}]"}},
+			field: "platforms[0].users[0].password", msg: "argon2id"},
+		{name: "portal user without a name", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: alice, password: '" + testHash + "'}]"}},
+			field: "platforms[0].users[0].name", msg: "required"},
+		{name: "portal user listed twice", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: alice, name: A, password: '" + testHash + "'}, {id: alice, name: B, password: '" + testHash + "'}]"}},
+			field: "platforms[0].users[1].id", msg: "twice"},
+		{name: "portal user with a bad id", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: Alice/1, name: A, password: '" + testHash + "'}]"}},
+			field: "platforms[0].users[0].id", msg: "[a-z0-9-]"},
 
 		// member_states.
 		{name: "member_states EU28", edits: []edit{{"member_states: EU27", "member_states: EU28"}}, field: "member_states", msg: "EU27 or EEA"},

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/services/attachments"
 	"github.com/noticerelay/noticerelay/services/audit"
 	"github.com/noticerelay/noticerelay/services/escalation"
@@ -18,26 +18,26 @@ import (
 	"github.com/noticerelay/noticerelay/services/status"
 )
 
-// module is one service of the relay and how to build it. Every module
+// moduleDef is one service of the relay and how to build it. Every module
 // needs the streams, which the relay ensures before starting any of them.
-type module struct {
+type moduleDef struct {
 	name string
 	doc  string
-	new  func(*service.Env) service.Service
+	new  func(*module.Env) module.Service
 }
 
 // modules lists every service, in start order.
-var modules = []module{
-	{status.Name, "status projection and GET /v1/notices/{id}", func(e *service.Env) service.Service { return status.New(e) }},
-	{routing.Name, "jurisdiction decisions and delivery queues", func(e *service.Env) service.Service { return routing.New(e) }},
-	{inbox.Name, "the authorities' inbox API", func(e *service.Env) service.Service { return inbox.New(e) }},
-	{push.Name, "webhook delivery to authorities that asked for it", func(e *service.Env) service.Service { return push.New(e) }},
-	{receipts.Name, "receipts for acks sent on NATS directly", func(e *service.Env) service.Service { return receipts.New(e) }},
-	{escalation.Name, "escalation of urgent deliveries left unacknowledged", func(e *service.Env) service.Service { return escalation.New(e) }},
-	{intake.Name, "the platforms' submission API", func(e *service.Env) service.Service { return intake.New(e) }},
-	{messages.Name, "messages between authorities and platforms", func(e *service.Env) service.Service { return messages.New(e) }},
-	{attachments.Name, "evidence files: upload, one delivery per recipient, download", func(e *service.Env) service.Service { return attachments.New(e) }},
-	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *service.Env) service.Service { return audit.New(e) }},
+var modules = []moduleDef{
+	{status.Name, "status projection and GET /v1/notices/{id}", func(e *module.Env) module.Service { return status.New(e) }},
+	{routing.Name, "jurisdiction decisions and delivery queues", func(e *module.Env) module.Service { return routing.New(e) }},
+	{inbox.Name, "the authorities' inbox API", func(e *module.Env) module.Service { return inbox.New(e) }},
+	{push.Name, "webhook delivery to authorities that asked for it", func(e *module.Env) module.Service { return push.New(e) }},
+	{receipts.Name, "receipts for acks sent on NATS directly", func(e *module.Env) module.Service { return receipts.New(e) }},
+	{escalation.Name, "escalation of urgent deliveries left unacknowledged", func(e *module.Env) module.Service { return escalation.New(e) }},
+	{intake.Name, "the platforms' submission API", func(e *module.Env) module.Service { return intake.New(e) }},
+	{messages.Name, "messages between authorities and platforms", func(e *module.Env) module.Service { return messages.New(e) }},
+	{attachments.Name, "evidence files: upload, one delivery per recipient, download", func(e *module.Env) module.Service { return attachments.New(e) }},
+	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *module.Env) module.Service { return audit.New(e) }},
 }
 
 // ServiceNames lists the names `serve --services` accepts.
@@ -50,18 +50,18 @@ func ServiceNames() []string {
 }
 
 // selectModules returns the modules named (all when names is empty).
-func selectModules(names []string) ([]module, error) {
+func selectModules(names []string) ([]moduleDef, error) {
 	if len(names) == 0 {
 		return modules, nil
 	}
-	var out []module
+	var out []moduleDef
 	for _, m := range modules {
 		if slices.Contains(names, m.name) {
 			out = append(out, m)
 		}
 	}
 	for _, n := range names {
-		if !slices.ContainsFunc(modules, func(m module) bool { return m.name == n }) {
+		if !slices.ContainsFunc(modules, func(m moduleDef) bool { return m.name == n }) {
 			return nil, fmt.Errorf("unknown service %q; known: %s", n, strings.Join(ServiceNames(), ", "))
 		}
 	}

@@ -28,7 +28,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -59,7 +59,7 @@ type Relay struct {
 	http     *http.Server
 	tls      *tls.Config // of the listener; nil: plain HTTP
 	ln       net.Listener
-	services []service.Service
+	services []module.Service
 	ready    atomic.Bool
 	cancel   context.CancelFunc
 	served   chan error
@@ -137,7 +137,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 			zap.Int64("max_payload", mp))
 	}
 	// A request's calls to the store are bounded by http.store_timeout
-	// (service.Env.StoreContext), so that no caller hangs on an outage
+	// (module.Env.StoreContext), so that no caller hangs on an outage
 	// (contract section 10); so is a call without a deadline. The
 	// background stages wait for a group commit as long as it may take.
 	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096),
@@ -176,7 +176,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	env := &service.Env{Config: o.Config, NC: r.nc, JS: js, Log: o.Log, Metrics: reg,
+	env := &module.Env{Config: o.Config, NC: r.nc, JS: js, Log: o.Log, Metrics: reg,
 		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key), Ready: r.health.Ready}
 	runCtx, stop := context.WithCancel(context.Background())
 	r.cancel = stop
@@ -216,7 +216,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	return r, nil
 }
 
-func names(ms []module) []string {
+func names(ms []moduleDef) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.name

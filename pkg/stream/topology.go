@@ -28,7 +28,7 @@ const (
 	// StatusBucket is the key-value bucket of the status projection.
 	StatusBucket = "NR_STATUS"
 	// Checkpoints holds the audit log's signed checkpoints, in order, never
-	// deleted (see pkg/audit).
+	// deleted (see pkg/auditlog).
 	Checkpoints = "NR_CHECKPOINTS"
 	// Receipts captures the ack advisories of the delivery consumers of
 	// authorities that consume from NATS directly (no personal data:

@@ -1,5 +1,5 @@
 // Package audit is the audit service: it signs checkpoints of the
-// tamper-evident log (pkg/audit) every few seconds while the log grows and
+// tamper-evident log (pkg/auditlog) every few seconds while the log grows and
 // on request (NATS subject nr.audit.checkpoint.request), and serves
 // GET /v1/audit/checkpoint (public), GET /v1/audit/proof?notice=ID
 // (auditors) and the auditors' report page under /ui/audit (page.go).
@@ -23,12 +23,12 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/mod/sumdb/note"
 
-	auditlog "github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -48,7 +48,7 @@ const requestTimeout = 30 * time.Second
 
 // Service is the audit service.
 type Service struct {
-	env      *service.Env
+	env      *module.Env
 	cp       *auditlog.Checkpointer // nil without a signing key
 	verifier note.Verifier          // nil without any audit key
 	index    index
@@ -56,7 +56,7 @@ type Service struct {
 }
 
 // New returns the audit service.
-func New(env *service.Env) *Service { return &Service{env: env} }
+func New(env *module.Env) *Service { return &Service{env: env} }
 
 // Start resumes the checkpointer (when a signing key is configured), starts
 // following the log and registers the routes.

@@ -27,8 +27,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -39,7 +39,7 @@ const consumerName = "escalation"
 
 // Service is the escalation service.
 type Service struct {
-	env        *service.Env
+	env        *module.Env
 	deadline   time.Duration
 	sealer     *delivery.Sealer
 	events     jetstream.Stream
@@ -50,7 +50,7 @@ type Service struct {
 }
 
 // New returns the escalation service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env, deadline: time.Duration(env.Config.Deliveries.UrgentDeadline),
 		escalated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticerelay_escalations_total",
@@ -194,7 +194,7 @@ func (s *Service) renotify(ctx context.Context, q *event.Event, target string, d
 	fw := delivery.Forwarded{ID: rec.ID, Platform: rec.Platform, ReceivedAt: rec.ReceivedAt, Notice: n,
 		CoRecipients: []delivery.CoRecipient{},
 		Escalation: &delivery.Escalation{From: q.Recipient, Delivery: q.Delivery,
-			QueuedAt: service.Timestamp(q.Time), Deadline: service.Timestamp(due)}}
+			QueuedAt: module.Timestamp(q.Time), Deadline: module.Timestamp(due)}}
 	if dec, err := stream.Get(ctx, s.events, stream.EventSubject(q.Notice, string(event.Decided))); err == nil {
 		if de, err := event.Decode(dec.Data); err == nil && de.Decision != nil {
 			for _, r := range de.Decision.Recipients {

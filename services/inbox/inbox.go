@@ -25,8 +25,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -44,7 +44,7 @@ func ConsumerName(authority, priority string) string {
 
 // Service is the inbox service.
 type Service struct {
-	env        *service.Env
+	env        *module.Env
 	lease      time.Duration
 	deliveries jetstream.Stream
 	events     jetstream.Stream
@@ -84,7 +84,7 @@ func (s *Service) ackWait(natsClients bool) time.Duration {
 }
 
 // New returns the inbox service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{
 		env:       env,
 		lease:     time.Duration(env.Config.Inbox.Lease),
@@ -310,7 +310,7 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		events = append(events, em)
 		leased = append(leased, m)
 		o := d.Out()
-		o.LeasedUntil = service.Timestamp(until)
+		o.LeasedUntil = module.Timestamp(until)
 		o.Attempt = attempt
 		out = append(out, o)
 	}

@@ -27,8 +27,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -37,7 +37,7 @@ const Name = "intake"
 
 // Service is the intake service.
 type Service struct {
-	env     *service.Env
+	env     *module.Env
 	notices jetstream.Stream
 	events  jetstream.Stream
 	// leader reads the notice stream through its leader (Service.stored).
@@ -49,7 +49,7 @@ type Service struct {
 }
 
 // New returns the intake service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	states, _ := country.MemberStates(env.Config.MemberStates)
 	s := &Service{
 		env:      env,
@@ -142,7 +142,7 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 		ID:         notice.ID(p.ID, n.Reference),
 		Platform:   p.ID,
 		Reference:  n.Reference,
-		ReceivedAt: service.Timestamp(s.env.Now()),
+		ReceivedAt: module.Timestamp(s.env.Now()),
 		BodySHA256: sum,
 		Notice:     canonical,
 	}
@@ -293,7 +293,7 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	if err != nil {
 		return nil, err
 	}
-	return &notice.Record{ID: id, Platform: ev.Platform, BodySHA256: ev.BodySHA256, ReceivedAt: service.Timestamp(ev.Time)}, nil
+	return &notice.Record{ID: id, Platform: ev.Platform, BodySHA256: ev.BodySHA256, ReceivedAt: module.Timestamp(ev.Time)}, nil
 }
 
 func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, error) {
@@ -397,7 +397,7 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wd := notice.Withdrawal{V: notice.RecordVersion, NoticeID: id, Platform: p.ID, Reference: prev.Reference,
-		Reason: req.Reason, RequestedAt: service.Timestamp(s.env.Now())}
+		Reason: req.Reason, RequestedAt: module.Timestamp(s.env.Now())}
 	data, err := json.Marshal(wd)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, fault.E("intake: encoding withdrawal", fault.Internal, err))

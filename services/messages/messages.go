@@ -25,8 +25,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/message"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -43,7 +43,7 @@ const IdempotencyHeader = "Idempotency-Key"
 
 // Service is the messages service.
 type Service struct {
-	env        *service.Env
+	env        *module.Env
 	deliveries jetstream.Stream
 	events     jetstream.Stream
 	notices    jetstream.Stream
@@ -52,7 +52,7 @@ type Service struct {
 }
 
 // New returns the messages service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env, sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "noticerelay_messages_sent_total",
 		Help: "Messages stored, by sender (authority or platform) and kind.",
@@ -139,7 +139,7 @@ func (s *Service) fromAuthority(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &message.Record{V: message.Version, ID: messageID(d.NoticeID, p.ID, key), NoticeID: d.NoticeID,
 		Platform: d.Platform, Authority: p.ID, From: p.ID, To: message.Platform, Kind: req.Kind, Text: req.Text,
-		InReplyTo: req.InReplyTo, SentAt: service.Timestamp(s.env.Now()), Priority: d.Priority}
+		InReplyTo: req.InReplyTo, SentAt: module.Timestamp(s.env.Now()), Priority: d.Priority}
 	s.store(ctx, w, rec)
 }
 
@@ -177,7 +177,7 @@ func (s *Service) fromPlatform(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &message.Record{V: message.Version, ID: messageID(id, message.Platform, key), NoticeID: id,
 		Platform: p.ID, Authority: req.To, From: message.Platform, To: req.To, Kind: message.KindResponse,
-		Text: req.Text, InReplyTo: req.InReplyTo, SentAt: service.Timestamp(s.env.Now()), Priority: q.Priority}
+		Text: req.Text, InReplyTo: req.InReplyTo, SentAt: module.Timestamp(s.env.Now()), Priority: q.Priority}
 	s.store(ctx, w, rec)
 }
 

@@ -30,7 +30,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/message"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 	"github.com/noticerelay/noticerelay/pkg/webhook"
 )
@@ -45,7 +45,7 @@ const idleWait = 250 * time.Millisecond
 
 // Service is the push service.
 type Service struct {
-	env      *service.Env
+	env      *module.Env
 	settings config.WebhookSettings
 	client   *http.Client
 	events   jetstream.Stream
@@ -69,7 +69,7 @@ type target struct {
 }
 
 // New returns the push service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{
 		env:      env,
 		settings: env.Config.Deliveries.Webhook,

@@ -22,7 +22,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -33,14 +33,14 @@ const consumerName = "receipts"
 
 // Service is the receipts service.
 type Service struct {
-	env        *service.Env
+	env        *module.Env
 	deliveries jetstream.Stream
 	recorded   *prometheus.CounterVec
 	wg         sync.WaitGroup
 }
 
 // New returns the receipts service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env, recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "noticerelay_receipts_nats_acks_total",
 		Help: "Acks on NATS recorded as receipts, by authority.",

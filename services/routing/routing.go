@@ -22,8 +22,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
 	"github.com/noticerelay/noticerelay/pkg/message"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -38,7 +38,7 @@ const messagesConsumer = "routing-messages"
 
 // Service is the routing service.
 type Service struct {
-	env     *service.Env
+	env     *module.Env
 	router  *Router
 	events  jetstream.Stream
 	notices jetstream.Stream
@@ -49,7 +49,7 @@ type Service struct {
 }
 
 // New returns the routing service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{
 		env: env,
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{

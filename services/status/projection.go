@@ -5,8 +5,8 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 )
 
 // Projection is the state of one notice, folded from its lifecycle events.
@@ -61,7 +61,7 @@ func (p *Projection) Apply(e *event.Event) {
 	if e.Priority != "" {
 		p.Priority = e.Priority
 	}
-	at := service.Timestamp(e.Time)
+	at := module.Timestamp(e.Time)
 	switch e.Type {
 	case event.Accepted:
 		earliest(&p.ReceivedAt, at)

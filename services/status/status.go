@@ -25,8 +25,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -41,7 +41,7 @@ const (
 
 // Service is the status service.
 type Service struct {
-	env     *service.Env
+	env     *module.Env
 	kv      jetstream.KeyValue
 	notices jetstream.Stream
 	applied prometheus.Counter
@@ -49,7 +49,7 @@ type Service struct {
 }
 
 // New returns the status service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env, applied: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "noticerelay_status_events_applied_total",
 		Help: "Lifecycle events folded into the status projection.",

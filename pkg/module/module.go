@@ -1,6 +1,6 @@
-// Package service is what the relay hands each of its services: the
+// Package module is what the relay hands each of its services: the
 // configuration, the NATS connection, the HTTP router, logs and metrics.
-package service
+package module
 
 import (
 	"context"

@@ -91,7 +91,7 @@ func publish(t testing.TB, js jetstream.JetStream, from, to int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i := 0; i < len(ms); i += 1000 {
-		if err := stream.FirstError(stream.PublishAll(ctx, js, ms[i:min(i+1000, len(ms))])); err != nil {
+		if err := stream.FirstError(stream.Direct{JS: js}.PublishAll(ctx, ms[i:min(i+1000, len(ms))])); err != nil {
 			t.Fatal(err)
 		}
 	}

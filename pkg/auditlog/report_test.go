@@ -44,7 +44,7 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		}
 		ms = append(ms, m)
 	}
-	if err := stream.FirstError(stream.PublishAll(ctxT(t), js, ms)); err != nil {
+	if err := stream.FirstError(stream.Direct{JS: js}.PublishAll(ctxT(t), ms)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cp.Checkpoint(ctxT(t)); err != nil {

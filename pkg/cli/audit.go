@@ -22,6 +22,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/relay"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -272,10 +273,10 @@ var pseudonymPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func (e *auditEnv) pseudonyms(ctx context.Context) (*event.Pseudonyms, error) {
 	key := e.pseudoKey
 	if key == nil && e.js != nil {
-		if kv, err := e.js.KeyValue(ctx, "NR_RELAY_KEYS"); err == nil {
-			if en, err := kv.Get(ctx, "pseudonym"); err == nil {
-				key = en.Value()
-			}
+		var err error
+		if key, err = relay.StoredPseudonymKey(ctx, e.js); err != nil && !fault.Is(err, fault.NotFound) {
+			// NATS did not answer: not a missing key.
+			return nil, fmt.Errorf("reading the pseudonym key from NATS: %w", err)
 		}
 	}
 	if key == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/durable"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/inboxclient"
 	"github.com/noticerelay/noticerelay/pkg/natsauth"
@@ -249,34 +250,7 @@ func (p *puller) write(ctx context.Context, o delivery.Out) error {
 	if err != nil {
 		return err
 	}
-	return writeFileDurably(filepath.Join(p.out, o.ID+".json"), append(data, '\n'))
-}
-
-// writeFileDurably writes data to path so that after it returns the file
-// survives a crash: temporary file, fsync, rename, fsync of the directory.
-func writeFileDurably(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".pull-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	if err := errors.Join(werr, serr, f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr = d.Sync()
-	return errors.Join(serr, d.Close())
+	return durable.Replace(filepath.Join(p.out, o.ID+".json"), append(data, '\n'), 0o600)
 }
 
 // httpSource is the relay's HTTP inbox.

@@ -15,17 +15,20 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // Env is the environment of one relay process, shared by its services.
 type Env struct {
-	Config  *config.Config
-	NC      *nats.Conn
-	JS      jetstream.JetStream
-	Log     *zap.Logger
-	Metrics prometheus.Registerer
-	Auth    *auth.Directory
-	Mux     *http.ServeMux
+	Config *config.Config
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	// Publisher stores what the services write: the group commit.
+	Publisher stream.Publisher
+	Log       *zap.Logger
+	Metrics   prometheus.Registerer
+	Auth      *auth.Directory
+	Mux       *http.ServeMux
 	// Pseudonyms name notices in lifecycle events.
 	Pseudonyms *event.Pseudonyms
 	// Now is the clock; tests may replace it.

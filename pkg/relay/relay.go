@@ -146,7 +146,6 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	r.commits = stream.NewGroupCommit(js, stream.FlushTimeout)
-	js = r.commits
 	replicas := o.Config.NATS.Replicas
 	if replicas == 0 {
 		replicas = 1
@@ -176,7 +175,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	env := &module.Env{Config: o.Config, NC: r.nc, JS: js, Log: o.Log, Metrics: reg,
+	env := &module.Env{Config: o.Config, NC: r.nc, JS: js, Publisher: r.commits, Log: o.Log, Metrics: reg,
 		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key), Ready: r.health.Ready}
 	runCtx, stop := context.WithCancel(context.Background())
 	r.cancel = stop

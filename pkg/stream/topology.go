@@ -27,6 +27,11 @@ const (
 	Deliveries = "NR_DELIVERIES"
 	// StatusBucket is the key-value bucket of the status projection.
 	StatusBucket = "NR_STATUS"
+	// KeysBucket holds the pseudonym key, under PseudonymKey, when the
+	// configuration names no key file, so that every process of a `serve`
+	// deployment agrees on it.
+	KeysBucket   = "NR_RELAY_KEYS"
+	PseudonymKey = "pseudonym"
 	// Checkpoints holds the audit log's signed checkpoints, in order, never
 	// deleted (see pkg/auditlog).
 	Checkpoints = "NR_CHECKPOINTS"
@@ -62,6 +67,17 @@ func WithdrawSubject(id string) string { return withdrawPrefix + id }
 // DeliverySubject is where delivery id for authority is stored.
 func DeliverySubject(authority, priority, id string) string {
 	return deliveryPrefix + authority + "." + priority + "." + id
+}
+
+// ParseDeliverySubject returns the authority, priority and delivery id a
+// delivery subject names; ok is false for any other subject.
+func ParseDeliverySubject(subject string) (authority, priority, id string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, deliveryPrefix)
+	parts := strings.Split(rest, ".")
+	if !ok || len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
 }
 
 // DeliveryFilter is the subject filter of authority's queue of priority.

@@ -33,15 +33,6 @@ import (
 // Name is the service's name in `serve --services` and in events.
 const Name = "inbox"
 
-// Priorities in the order an inbox hands them out.
-var priorities = []string{string(notice.Urgent), string(notice.Normal)}
-
-// ConsumerName is the durable consumer of authority's queue of priority.
-// Authorities that consume from NATS directly use the same consumers.
-func ConsumerName(authority, priority string) string {
-	return "inbox-" + authority + "-" + priority
-}
-
 // Service is the inbox service.
 type Service struct {
 	env        *module.Env
@@ -116,20 +107,14 @@ func (s *Service) Start(ctx context.Context) error {
 		if a.Webhook() {
 			continue // the push service drains its queue (docs/delivery.md)
 		}
-		for _, p := range priorities {
-			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
-				Durable:       ConsumerName(a.ID, p),
-				Description:   fmt.Sprintf("%s deliveries of %s", p, a.ID),
-				FilterSubject: stream.DeliveryFilter(a.ID, p),
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       s.ackWait(a.ConsumesNATS()),
-				MaxDeliver:    -1,
-				MaxAckPending: 10000,
-				DeliverPolicy: jetstream.DeliverAllPolicy,
-				// An authority that acks on NATS directly: every ack raises
-				// an advisory, captured in NR_RECEIPTS (services/receipts).
-				SampleFrequency: sampling(a.ConsumesNATS()),
-			})
+		for _, p := range delivery.Priorities() {
+			cfg := stream.Durable(delivery.ConsumerName(a.ID, p), fmt.Sprintf("%s deliveries of %s", p, a.ID),
+				stream.DeliveryFilter(a.ID, p))
+			cfg.AckWait, cfg.MaxAckPending = s.ackWait(a.ConsumesNATS()), 10000
+			// An authority that acks on NATS directly: every ack raises an
+			// advisory, captured in NR_RECEIPTS (services/receipts).
+			cfg.SampleFrequency = sampling(a.ConsumesNATS())
+			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, cfg)
 			if err != nil {
 				return fmt.Errorf("inbox: creating consumer for %s: %w", a.ID, err)
 			}
@@ -293,7 +278,7 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		if attempt != 1 {
 			ev := s.receiptEvent(d, authority, event.Acknowledged)
 			if _, err := stream.Get(ctx, s.events, ev.Subject()); err == nil {
-				_ = m.Ack()
+				stream.Ack(s.env.Log, Name, m)
 				continue
 			} else if !fault.Is(err, fault.NotFound) {
 				s.release(msgs)
@@ -314,7 +299,7 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		o.Attempt = attempt
 		out = append(out, o)
 	}
-	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
+	if err := stream.Store(ctx, s.env.Publisher, events...); err != nil {
 		s.release(leased)
 		return nil, err
 	}
@@ -449,7 +434,7 @@ func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]in
 		events = append(events, m)
 		which = append(which, i)
 	}
-	errs := stream.PublishAll(ctx, s.env.JS, events)
+	errs := s.env.Publisher.PublishAll(ctx, events)
 	if err := stream.FirstError(errs); err != nil {
 		return nil, err
 	}
@@ -461,7 +446,7 @@ func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]in
 			s.acked.WithLabelValues(authority).Inc()
 		}
 		if l, ok := s.leases[ids[i]]; ok {
-			_ = l.msg.Ack()
+			stream.Ack(s.env.Log, Name, l.msg)
 			delete(s.leases, ids[i])
 		}
 	}
@@ -477,7 +462,7 @@ func (s *Service) find(ctx context.Context, authority, id string) (*delivery.Del
 	l, ok := s.leases[id]
 	s.mu.Unlock()
 	if ok {
-		for _, p := range priorities {
+		for _, p := range delivery.Priorities() {
 			if l.msg.Subject() != stream.DeliverySubject(authority, p, id) {
 				continue
 			}

@@ -246,7 +246,7 @@ func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int
 	if err != nil {
 		return nil, 0, fault.E("intake: encoding record", fault.Internal, err)
 	}
-	err = stream.PublishAll(ctx, s.env.JS, []stream.Message{
+	err = s.env.Publisher.PublishAll(ctx, []stream.Message{
 		{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: body, Header: s.retentionTTL()}})[0]
 	if fault.Is(err, fault.Exists) {
 		prev, err := s.previous(ctx, rec.ID)
@@ -316,7 +316,7 @@ func (s *Service) reject(ctx context.Context, platform string, reasons ...string
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_, err = stream.Publish(ctx, s.env.JS, m)
+		err = stream.Store(ctx, s.env.Publisher, m)
 	}
 	if err != nil {
 		s.env.Log.Warn("intake: recording a rejection failed", zap.Error(err))
@@ -403,9 +403,9 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, s.env.Log, fault.E("intake: encoding withdrawal", fault.Internal, err))
 		return
 	}
-	_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id,
+	err = stream.Store(ctx, s.env.Publisher, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id,
 		Data: data, Header: s.retentionTTL()})
-	if err != nil && !fault.Is(err, fault.Exists) {
+	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
 	}

@@ -203,7 +203,7 @@ func (s *Service) store(ctx context.Context, w http.ResponseWriter, rec *message
 		return
 	}
 	subject := stream.MessageSubject(rec.NoticeID, rec.Authority, rec.ID)
-	_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: subject, ID: rec.ID, Data: data})
+	err = s.env.Publisher.PublishAll(ctx, []stream.Message{{Subject: subject, ID: rec.ID, Data: data}})[0]
 	if fault.Is(err, fault.Exists) {
 		var m *jetstream.RawStreamMsg
 		if m, err = stream.Get(ctx, s.messages, subject); err == nil {
@@ -270,7 +270,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 			events = append(events, m)
 		}
 	}
-	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
+	if err := stream.Store(ctx, s.env.Publisher, events...); err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
 	}

@@ -144,16 +144,9 @@ func (s *Service) target(ctx context.Context, id, recipient, url, secretEnv stri
 		if q == stream.NotifyPriority {
 			name = NotifyConsumer(id)
 		}
-		c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
-			Durable:       name,
-			Description:   fmt.Sprintf("%s %s (pushed to its URL)", q, what),
-			FilterSubject: stream.DeliveryFilter(id, q),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       time.Duration(s.settings.Timeout) + 30*time.Second,
-			MaxDeliver:    -1,
-			MaxAckPending: 10000,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
+		cfg := stream.Durable(name, fmt.Sprintf("%s %s (pushed to its URL)", q, what), stream.DeliveryFilter(id, q))
+		cfg.AckWait, cfg.MaxAckPending = time.Duration(s.settings.Timeout)+30*time.Second, 10000
+		c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("push: creating consumer for %s: %w", id, err)
 		}
@@ -239,7 +232,7 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 	ack := s.receiptEvent(d, t.recipient, event.Acknowledged)
 	switch _, err := stream.Get(ctx, s.events, ack.Subject()); {
 	case err == nil:
-		_ = m.Ack() // received before (a crash between receipt and ack)
+		stream.Ack(s.env.Log, Name, m) // received before (a crash between receipt and ack)
 		return
 	case !fault.Is(err, fault.NotFound):
 		s.env.Log.Warn("push: reading receipt", zap.String("delivery", d.ID), zap.Error(err))
@@ -288,7 +281,7 @@ func (s *Service) received(ctx context.Context, t *target, d *delivery.Delivery,
 		}
 		msgs = append(msgs, em)
 	}
-	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, msgs)); err != nil {
+	if err := stream.Store(ctx, s.env.Publisher, msgs...); err != nil {
 		// The receiver has it; it will get it again and must dedupe by id.
 		s.env.Log.Warn("push: recording receipt failed; will deliver again", zap.String("delivery", d.ID), zap.Error(err))
 		_ = m.NakWithDelay(time.Second)
@@ -309,7 +302,7 @@ func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Deliver
 	}
 	ev := s.receiptEvent(d, t.recipient, event.DeadLettered)
 	if em, err := ev.Message(); err == nil {
-		if _, err := stream.Publish(ctx, s.env.JS, em); err != nil && !fault.Is(err, fault.Exists) {
+		if err := stream.Store(ctx, s.env.Publisher, em); err != nil {
 			s.env.Log.Error("push: recording dead_lettered event", zap.String("delivery", d.ID), zap.Error(err))
 		}
 	}

@@ -56,7 +56,7 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	identity := fs.String("identity", "", "age identity file that opens sealed deliveries")
 	out := fs.String("out", "", "directory to write deliveries to (required)")
 	once := fs.Bool("once", false, "stop when the queue is empty")
-	max := fs.Int("max", 100, "deliveries per fetch (1 to 100)")
+	perFetch := fs.Int("max", 100, "deliveries per fetch (1 to 100)")
 	interval := fs.Duration("interval", 2*time.Second, "poll interval when the queue is empty")
 	if code := parse(fs, args[1:]); code >= 0 {
 		return code
@@ -74,7 +74,7 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case *natsURL != "" && *authority == "":
 		fmt.Fprintln(stderr, "noticerelay inbox pull: --authority is required with --nats")
 		return ExitUsage
-	case *max < 1 || *max > 100:
+	case *perFetch < 1 || *perFetch > 100:
 		fmt.Fprintln(stderr, "noticerelay inbox pull: --max must be 1 to 100")
 		return ExitUsage
 	}
@@ -112,12 +112,12 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	var src source
 	if *url != "" {
-		hc := inboxclient.New(*url, *token, *max, client)
+		hc := inboxclient.New(*url, *token, *perFetch, client)
 		p.files = hc
 		src = httpSource{hc}
 	}
 	if *natsURL != "" {
-		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *max, stderr)
+		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *perFetch, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "noticerelay inbox pull: %v\n", err)
 			return ExitFailure

@@ -8,7 +8,6 @@ package audit
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -163,31 +162,10 @@ func (s *Service) size() uint64 {
 }
 
 // follow keeps the index up to date until ctx is cancelled.
+// Each round reads for at most followBudget: a read keeps retrying
+// transient errors, and a proof request waits for the index.
 func (s *Service) follow(ctx context.Context) {
-	t := time.NewTicker(Interval)
-	defer t.Stop()
-	failures := health.Streak{Log: s.env.Log, What: "audit: reading the log"}
-	for {
-		// Each round reads for at most followBudget: a read keeps retrying
-		// transient errors, and a proof request waits for the index.
-		rctx, cancel := context.WithTimeout(ctx, followBudget)
-		before := s.size()
-		err := s.catchUp(rctx)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && s.size() > before {
-			err = nil // a long read, going on in the next round
-		}
-		if err != nil && ctx.Err() == nil {
-			failures.Fail(err)
-		} else if err == nil {
-			failures.OK()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	auditlog.Rounds(ctx, &health.Streak{Log: s.env.Log, What: "audit: reading the log"}, Interval, followBudget, s.size, s.catchUp)
 }
 
 // checkpoint answers GET /v1/audit/checkpoint: the latest signed checkpoint.

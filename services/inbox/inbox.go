@@ -191,25 +191,20 @@ func (s *Service) release(msgs []jetstream.Msg) {
 	}
 }
 
-// Inbox is the answer to GET /v1/inbox.
-type Inbox struct {
-	Deliveries []delivery.Out `json:"deliveries"`
-}
-
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
 	if !ok {
 		httpapi.Unauthorized(w)
 		return
 	}
-	max := 10
+	limit := 10
 	if v := r.URL.Query().Get("max"); v != "" || r.URL.Query().Has("max") {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			httpapi.BadRequest(w, "invalid query", httpapi.FieldError{Field: "max", Message: "must be a whole number from 1 to 100"})
 			return
 		}
-		max = n
+		limit = n
 	}
 	if a := s.env.Config.Authority(p.ID); a != nil && a.Webhook() {
 		httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusConflict, Title: "deliveries are pushed",
@@ -218,7 +213,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
-	out, err := s.take(ctx, p.ID, max)
+	out, err := s.take(ctx, p.ID, limit)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
@@ -229,17 +224,17 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		s.unlease(out)
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, Inbox{Deliveries: out})
+	httpapi.JSON(w, http.StatusOK, delivery.Inbox{Deliveries: out})
 }
 
-// take leases up to max deliveries of authority, urgent ones first.
-func (s *Service) take(ctx context.Context, authority string, max int) ([]delivery.Out, error) {
+// take leases up to limit deliveries of authority, urgent ones first.
+func (s *Service) take(ctx context.Context, authority string, limit int) ([]delivery.Out, error) {
 	var msgs []jetstream.Msg
 	for _, c := range s.consumers[authority] {
-		if len(msgs) >= max {
+		if len(msgs) >= limit {
 			break
 		}
-		got, err := s.fetch(ctx, c, max-len(msgs))
+		got, err := s.fetch(ctx, c, limit-len(msgs))
 		msgs = append(msgs, got...)
 		if err != nil && len(msgs) == 0 {
 			return nil, err
@@ -362,24 +357,13 @@ func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// AckRequest is the body of POST /v1/inbox/ack.
-type AckRequest struct {
-	IDs []string `json:"ids"`
-}
-
-// AckResult is one id's outcome in a bulk acknowledgement.
-type AckResult struct {
-	ID     string `json:"id"`
-	Status int    `json:"status"`
-}
-
 func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
 	if !ok {
 		httpapi.Unauthorized(w)
 		return
 	}
-	var req AckRequest
+	var req delivery.AckRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || dec.More() {
@@ -401,11 +385,11 @@ func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, s.env.Log, err)
 		return
 	}
-	res := make([]AckResult, len(req.IDs))
+	res := make([]delivery.AckResult, len(req.IDs))
 	for i, id := range req.IDs {
-		res[i] = AckResult{ID: id, Status: status[i]}
+		res[i] = delivery.AckResult{ID: id, Status: status[i]}
 	}
-	httpapi.JSON(w, http.StatusOK, map[string][]AckResult{"results": res})
+	httpapi.JSON(w, http.StatusOK, delivery.AckResults{Results: res})
 }
 
 // ack records authority's receipt of each delivery id and answers a status

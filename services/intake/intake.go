@@ -282,7 +282,7 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	}
 	// The body has expired: the accepted event keeps its hash and platform;
 	// the reference is the caller's own.
-	m, err = stream.Get(ctx, s.events, stream.EventSubject(s.env.Pseudonyms.Notice(id), string(event.Accepted)))
+	m, err = stream.Get(ctx, s.events, event.SubjectOf(s.env.Pseudonyms.Notice(id), event.Accepted, "", ""))
 	if fault.Is(err, fault.NotFound) {
 		return nil, nil
 	}

@@ -315,7 +315,7 @@ func (s *Service) owned(ctx context.Context, w http.ResponseWriter, platform, id
 			owner = rec.Platform
 		}
 	} else if fault.Is(err, fault.NotFound) {
-		m, err = stream.Get(ctx, s.events, stream.EventSubject(s.env.Pseudonyms.Notice(id), string(event.Accepted)))
+		m, err = stream.Get(ctx, s.events, event.SubjectOf(s.env.Pseudonyms.Notice(id), event.Accepted, "", ""))
 		if err == nil {
 			var ev *event.Event
 			if ev, err = event.Decode(m.Data); err == nil {
@@ -340,7 +340,7 @@ func (s *Service) withdrawn(ctx context.Context, id, pseudonym string) (bool, er
 	for _, get := range []func() error{
 		func() error { _, err := stream.Get(ctx, s.notices, stream.WithdrawSubject(id)); return err },
 		func() error {
-			_, err := stream.Get(ctx, s.events, stream.EventSubject(pseudonym, string(event.Withdrawn)))
+			_, err := stream.Get(ctx, s.events, event.SubjectOf(pseudonym, event.Withdrawn, "", ""))
 			return err
 		},
 	} {
@@ -361,7 +361,7 @@ func (s *Service) received(ctx context.Context, pseudonym, authority string) (*e
 		return nil, nil
 	}
 	for _, kind := range []string{event.KindNotice, event.KindEscalation} {
-		m, err := stream.Get(ctx, s.events, stream.EventSubject(pseudonym, string(event.Queued), authority, kind))
+		m, err := stream.Get(ctx, s.events, event.SubjectOf(pseudonym, event.Queued, authority, kind))
 		if fault.Is(err, fault.NotFound) {
 			continue
 		}

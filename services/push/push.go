@@ -341,11 +341,11 @@ func (s *Service) post(ctx context.Context, t *target, d *delivery.Delivery, att
 // deliveries do not retry in step.
 func (s *Service) backoff(attempt uint64) time.Duration {
 	d := time.Duration(s.settings.Backoff)
-	max := time.Duration(s.settings.MaxBackoff)
-	for i := uint64(1); i < attempt && d < max; i++ {
+	ceiling := time.Duration(s.settings.MaxBackoff)
+	for i := uint64(1); i < attempt && d < ceiling; i++ {
 		d *= 2
 	}
-	d = min(d, max)
+	d = min(d, ceiling)
 	return d/2 + rand.N(d/2+1)
 }
 

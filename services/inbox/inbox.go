@@ -259,7 +259,7 @@ func (s *Service) take(ctx context.Context, authority string, limit int) ([]deli
 			s.release(msgs)
 			return nil, err
 		} else if held {
-			_ = m.Ack() // a file of a withdrawn notice, never handed out
+			stream.Ack(s.env.Log, Name, m) // a file of a withdrawn notice, never handed out
 			continue
 		}
 		// A delivery handed out before may have been acknowledged since
@@ -271,7 +271,7 @@ func (s *Service) take(ctx context.Context, authority string, limit int) ([]deli
 			attempt = int(md.NumDelivered)
 		}
 		if attempt != 1 {
-			ev := s.receiptEvent(d, authority, event.Acknowledged)
+			ev := d.Event(s.env.Pseudonyms, event.Acknowledged, authority, Name, s.env.Now())
 			if _, err := stream.Get(ctx, s.events, ev.Subject()); err == nil {
 				stream.Ack(s.env.Log, Name, m)
 				continue
@@ -280,7 +280,7 @@ func (s *Service) take(ctx context.Context, authority string, limit int) ([]deli
 				return nil, err
 			}
 		}
-		dev := s.receiptEvent(d, authority, event.Delivered)
+		dev := d.Event(s.env.Pseudonyms, event.Delivered, authority, Name, s.env.Now())
 		dev.Time = now
 		em, err := dev.Message()
 		if err != nil {
@@ -329,11 +329,6 @@ func (s *Service) unlease(out []delivery.Out) {
 	}
 	s.mu.Unlock()
 	s.release(msgs)
-}
-
-// receiptEvent is the delivered or acknowledged event of d for authority.
-func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
-	return d.Event(s.env.Pseudonyms, t, authority, Name, s.env.Now())
 }
 
 func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
@@ -410,7 +405,7 @@ func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]in
 		if err != nil {
 			return nil, err
 		}
-		ev := s.receiptEvent(d, authority, event.Acknowledged)
+		ev := d.Event(s.env.Pseudonyms, event.Acknowledged, authority, Name, s.env.Now())
 		m, err := ev.Message()
 		if err != nil {
 			return nil, fault.E("inbox", fault.Internal, err)

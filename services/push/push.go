@@ -226,10 +226,10 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 		_ = m.NakWithDelay(stream.Backoff(attempt))
 		return
 	} else if held {
-		_ = m.Ack() // a file of a withdrawn notice, never sent
+		stream.Ack(s.env.Log, Name, m) // a file of a withdrawn notice, never sent
 		return
 	}
-	ack := s.receiptEvent(d, t.recipient, event.Acknowledged)
+	ack := d.Event(s.env.Pseudonyms, event.Acknowledged, t.recipient, Name, s.env.Now())
 	switch _, err := stream.Get(ctx, s.events, ack.Subject()); {
 	case err == nil:
 		stream.Ack(s.env.Log, Name, m) // received before (a crash between receipt and ack)
@@ -270,16 +270,11 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 // exactly as the inbox does) and only then acks the message: a crash in
 // between makes the next worker find the receipt and ack without a POST.
 func (s *Service) received(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg) {
-	var msgs []stream.Message
-	for _, typ := range []event.Type{event.Delivered, event.Acknowledged} {
-		ev := s.receiptEvent(d, t.recipient, typ)
-		em, err := ev.Message()
-		if err != nil {
-			s.env.Log.Error("push: encoding receipt", zap.Error(err))
-			_ = m.Nak()
-			return
-		}
-		msgs = append(msgs, em)
+	msgs, err := d.Receipt(s.env.Pseudonyms, t.recipient, Name, s.env.Now())
+	if err != nil {
+		s.env.Log.Error("push: encoding receipt", zap.Error(err))
+		_ = m.Nak()
+		return
 	}
 	if err := stream.Store(ctx, s.env.Publisher, msgs...); err != nil {
 		// The receiver has it; it will get it again and must dedupe by id.
@@ -300,7 +295,7 @@ func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Deliver
 		_ = m.NakWithDelay(time.Duration(s.settings.MaxBackoff))
 		return
 	}
-	ev := s.receiptEvent(d, t.recipient, event.DeadLettered)
+	ev := d.Event(s.env.Pseudonyms, event.DeadLettered, t.recipient, Name, s.env.Now())
 	if em, err := ev.Message(); err == nil {
 		if err := stream.Store(ctx, s.env.Publisher, em); err != nil {
 			s.env.Log.Error("push: recording dead_lettered event", zap.String("delivery", d.ID), zap.Error(err))
@@ -347,9 +342,4 @@ func (s *Service) backoff(attempt uint64) time.Duration {
 	}
 	d = min(d, ceiling)
 	return d/2 + rand.N(d/2+1)
-}
-
-// receiptEvent is an event of type t about d for authority.
-func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
-	return d.Event(s.env.Pseudonyms, t, authority, Name, s.env.Now())
 }

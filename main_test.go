@@ -259,9 +259,9 @@ func TestBenchThroughKill(t *testing.T) {
 }
 
 // devProcess is `noticerelay dev` as the tests run it: the real binary,
-// on a data dir of its own, with platform p1 (token
-// platform-token-p1-xxxx), the authorities given (country to id, token
-// authority-token-<id>) and a 3 s lease.
+// on a data dir of its own, with platforms p1 and p2 (tokens
+// platform-token-p1-xxxx and platform-token-p2-xxxx), the authorities given
+// (country to id, token authority-token-<id>) and a 3 s lease.
 type devProcess struct {
 	t                    *testing.T
 	bin, cfg, data, base string
@@ -274,7 +274,11 @@ func newDev(t *testing.T, authorities map[string]string) *devProcess {
 	d := &devProcess{t: t, bin: buildRelay(t), cfg: filepath.Join(dir, "config.yaml"), data: filepath.Join(dir, "data"),
 		base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n  - id: p1\n    name: P1\n    tokens: [\"platform-token-p1-xxxx\"]\n    establishment: IE\nauthorities:\n", port)
+	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n", port)
+	for _, p := range []string{"p1", "p2"} {
+		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    tokens: [\"platform-token-%s-xxxx\"]\n    establishment: IE\n", p, p, p)
+	}
+	b.WriteString("authorities:\n")
 	for cc, id := range authorities {
 		fmt.Fprintf(&b, "  - id: %s\n    country: %s\n    name: %s\n    tokens: [\"authority-token-%s\"]\n", id, cc, id, id)
 	}

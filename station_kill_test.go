@@ -21,8 +21,8 @@ import (
 )
 
 // TestStationKillLosesNothing kills the station process (SIGKILL) three
-// times while sealed notices arrive, then lets it catch up: every notice
-// is stored exactly once and every delivery is acknowledged.
+// times while sealed notices arrive (at least n), then lets it catch up:
+// every notice is stored exactly once and every delivery is acknowledged.
 func TestStationKillLosesNothing(t *testing.T) {
 	const n = 24
 	bin := buildRelay(t)
@@ -80,21 +80,30 @@ func TestStationKillLosesNothing(t *testing.T) {
 			return -1
 		}
 		defer s.Close()
-		rows, err := s.Inbox(context.Background(), station.Filter{}, 10*n)
+		rows, err := s.Inbox(context.Background(), station.Filter{}, 100*n)
 		if err != nil {
 			return -1
 		}
 		return len(rows)
 	}
 
-	submitted := make(chan []string, 1)
+	// Notices keep arriving until the kills are done (at least n), so that
+	// every run of the station has new ones to store, however slowly it starts.
+	stop, submitted := make(chan struct{}), make(chan []string, 1)
 	go func() {
 		var ids []string
-		for i := range n {
+		for i := 0; ; i++ {
+			if i >= n {
+				select {
+				case <-stop:
+					submitted <- ids
+					return
+				default:
+				}
+			}
 			ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("KILL-%03d", i), i%3 == 0, "", "DE", "")))
 			time.Sleep(50 * time.Millisecond)
 		}
-		submitted <- ids
 	}()
 
 	for kill := range 3 {
@@ -108,9 +117,10 @@ func TestStationKillLosesNothing(t *testing.T) {
 		}
 		_ = cmd.Wait()
 	}
+	close(stop)
 	ids := <-submitted
 	cmd := start()
-	relaytest.Eventually(t, 60*time.Second, fmt.Sprintf("all %d notices stored", n), func() bool { return stored() >= n })
+	relaytest.Eventually(t, 60*time.Second, fmt.Sprintf("all %d notices stored", len(ids)), func() bool { return stored() >= len(ids) })
 	// Every delivery acknowledged: the relay says so for each notice.
 	relaytest.Eventually(t, 30*time.Second, "every delivery acknowledged", func() bool {
 		for _, id := range ids {
@@ -132,7 +142,7 @@ func TestStationKillLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rows, err := s.Inbox(context.Background(), station.Filter{}, 10*n)
+	rows, err := s.Inbox(context.Background(), station.Filter{}, 100*n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +150,13 @@ func TestStationKillLosesNothing(t *testing.T) {
 	for _, row := range rows {
 		seen[row.Reference]++
 	}
-	for i := range n {
+	for i := range ids {
 		if ref := fmt.Sprintf("KILL-%03d", i); seen[ref] != 1 {
 			t.Errorf("%s shown %d times, want once", ref, seen[ref])
 		}
 	}
-	if len(rows) != n {
-		t.Errorf("the inbox lists %d notices, want %d", len(rows), n)
+	if len(rows) != len(ids) {
+		t.Errorf("the inbox lists %d notices, want %d", len(rows), len(ids))
 	}
 	for _, id := range ids {
 		nt, err := s.Notice(context.Background(), id)

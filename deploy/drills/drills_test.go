@@ -170,33 +170,25 @@ func (d *deployment) run(t *testing.T, dr drill, r *row) {
 	r.verified = d.auditVerify(t)
 }
 
-// auditVerify runs `noticerelay audit verify` against the cluster and
-// returns the table's word for it. A verdict other than intact fails the
-// drill at once. A run that could not read the log (no verdict) is tried
-// again for up to a minute, each failure logged and counted in the table:
-// the drills check the log, and reading a cluster's log without errors is
-// tested on its own (issue 10, finding 5).
+// auditVerify runs `noticerelay audit verify` against the cluster once and
+// returns the table's word for it. It must pass the first time: the audit
+// reader tolerates leader changes and transient errors on a cluster (issue
+// 10, finding 5; pkg/audit's cluster test runs it 10 times on 250,000
+// leaves), so a read error right after a fault is a failure too.
 func (d *deployment) auditVerify(t *testing.T) string {
-	deadline := time.Now().Add(time.Minute)
-	for try := 1; ; try++ {
-		var stdout, stderr bytes.Buffer
-		code := cli.Main(t.Context(), []string{"audit", "verify", "--nats", natsURL, "--verifier-key", d.tokens["NR_AUDIT_VERIFIER_KEY"]}, &stdout, &stderr)
-		verdict := strings.TrimSpace(stdout.String())
-		switch {
-		case code == cli.ExitOK:
-			t.Logf("audit verify: %s", verdict)
-			if try > 1 {
-				return fmt.Sprintf("passed (%d read errors first)", try-1)
-			}
-			return "passed"
-		case verdict != "":
-			t.Errorf("audit verify: the log is not intact: %s %s", verdict, stderr.String())
-			return "FAILED"
-		case time.Now().After(deadline):
-			t.Errorf("audit verify: could not read the log in %d runs over a minute: %s", try, stderr.String())
-			return "FAILED (read errors)"
-		}
-		t.Logf("WARNING: audit verify could not read the log (run %d): %s", try, strings.TrimSpace(stderr.String()))
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(t.Context(), []string{"audit", "verify", "--nats", natsURL, "--verifier-key", d.tokens["NR_AUDIT_VERIFIER_KEY"]}, &stdout, &stderr)
+	verdict := strings.TrimSpace(stdout.String())
+	switch {
+	case code == cli.ExitOK:
+		t.Logf("audit verify: %s", verdict)
+		return "passed"
+	case verdict != "":
+		t.Errorf("audit verify: the log is not intact: %s %s", verdict, stderr.String())
+		return "FAILED"
+	default:
+		t.Errorf("audit verify could not read the log (exit %d): %s", code, strings.TrimSpace(stderr.String()))
+		return "FAILED (read error)"
 	}
 }
 

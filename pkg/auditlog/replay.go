@@ -105,12 +105,17 @@ type MessageCount struct {
 
 // Replay is the lifecycle of every notice rebuilt from the log.
 type Replay struct {
-	At         string        `json:"at"`
-	Since      string        `json:"since,omitempty"`
-	Leaves     uint64        `json:"leaves"`
-	Accepted   int           `json:"accepted"`
-	Rejected   int           `json:"rejected"`
-	Withdrawn  int           `json:"withdrawn"`
+	At        string `json:"at"`
+	Since     string `json:"since,omitempty"`
+	Leaves    uint64 `json:"leaves"`
+	Accepted  int    `json:"accepted"`
+	Rejected  int    `json:"rejected"`
+	Withdrawn int    `json:"withdrawn"`
+	// FollowedUp and Superseded count the links of later notices to
+	// earlier ones (contract section 9) recorded in the period: a
+	// followed_up or superseded event each.
+	FollowedUp int           `json:"followed_up"`
+	Superseded int           `json:"superseded"`
 	Rows       []Row         `json:"rows"`
 	Days       []DayCount    `json:"days"`
 	Rejections []ReasonCount `json:"rejections"`
@@ -193,9 +198,9 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 		if e.Time.Before(p.o.Since) {
 			return nil
 		}
-		p.r.Rejected++
+		p.r.Rejected += e.Submissions()
 		for _, reason := range e.Reasons {
-			p.rejections[reason]++
+			p.rejections[reason] += max(1, e.ReasonCounts[reason])
 		}
 		return nil
 	}
@@ -205,6 +210,16 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 	}
 	if e.Type == event.AttachmentAdded || e.Kind == event.KindAttachment {
 		p.attachment(e)
+		return nil
+	}
+	if e.Type == event.FollowedUp || e.Type == event.Superseded {
+		if !e.Time.Before(p.o.Since) {
+			if e.Type == event.FollowedUp {
+				p.r.FollowedUp++
+			} else {
+				p.r.Superseded++
+			}
+		}
 		return nil
 	}
 	n, ok := p.notices[e.Notice]
@@ -443,6 +458,9 @@ func (r *Replay) WriteCSV(w io.Writer) error {
 func (r *Replay) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "as of %s: %d leaves; %d notices accepted, %d rejected submissions, %d withdrawn\n\n",
 		r.At, r.Leaves, r.Accepted, r.Rejected, r.Withdrawn)
+	if r.FollowedUp+r.Superseded > 0 {
+		fmt.Fprintf(w, "links of later notices: %d follow-ups, %d superseded\n\n", r.FollowedUp, r.Superseded)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AUTHORITY\tPRIORITY\tQUEUED\tDELIVERED\tACKED\tWITHDRAWN\tTO QUEUED (MEDIAN / P95)\tTO DELIVERED\tTO ACKED")
 	d := func(x Durations) string {

@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
@@ -76,14 +77,32 @@ func (d *Directory) Lookup(token string) (Principal, bool) {
 // Known reports whether r carries a valid token of any role: a caller the
 // relay knows but who asks for something that is not theirs gets 404, not 401.
 func (d *Directory) Known(r *http.Request) bool {
+	if _, ok := r.Context().Value(principalKey{}).(Principal); ok {
+		return true
+	}
 	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	_, ok := d.Lookup(strings.TrimSpace(token))
 	return ok
 }
 
-// FromRequest authenticates r's "Authorization: Bearer" header as a
-// principal of role.
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p as the caller of a request made
+// inside the process: the portal calls the API's own handlers for a
+// signed-in person, who holds no bearer token (a token is kept only as
+// its digest). Only code in the process can set it; a request from the
+// network never carries it.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromRequest authenticates r's "Authorization: Bearer" header (or the
+// principal of an in-process request, WithPrincipal) as a principal of
+// role.
 func (d *Directory) FromRequest(r *http.Request, role Role) (Principal, bool) {
+	if p, ok := r.Context().Value(principalKey{}).(Principal); ok {
+		return p, p.Role == role
+	}
 	h := r.Header.Get("Authorization")
 	scheme, token, found := strings.Cut(h, " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {

@@ -42,7 +42,7 @@ type BenchResult struct {
 	Clients         int      `json:"clients"`
 	Rate            float64  `json:"rate,omitempty"`
 	Rejected        int      `json:"rejected"`
-	// Retried counts submissions sent again after no answer or a 503.
+	// Retried counts submissions sent again after no answer, a 503 or a 429.
 	Retried int `json:"retried"`
 	// StallMS is the longest time, in ms, without an accepted submission
 	// (202 or 200) while submitting: what a fault costs the platforms.
@@ -305,7 +305,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*BenchResu
 		loadCtx, cancel = context.WithTimeout(loadCtx, o.duration)
 		defer cancel()
 	}
-	loadDone := load.run(loadCtx)
+	loadDone := load.run(ctx, loadCtx)
 
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	defer stopDrain()

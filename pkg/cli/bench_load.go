@@ -25,20 +25,23 @@ type benchLoad struct {
 	next      atomic.Int64
 }
 
-// run submits notices until total are sent or ctx ends; done is closed
-// when every submission is answered.
-func (l *benchLoad) run(ctx context.Context) (done <-chan struct{}) {
+// run offers notices until total are sent or offer ends (the load's
+// duration); done is closed when every submission is answered. A notice
+// offered is sent until the relay answers it or ctx (the run) ends: one cut
+// off when the load ends may be stored all the same, and its deliveries
+// would then read as misrouted.
+func (l *benchLoad) run(ctx, offer context.Context) (done <-chan struct{}) {
 	var wg sync.WaitGroup
 	if l.o.rate > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); l.openLoop(ctx, &wg) }()
+		go func() { defer wg.Done(); l.openLoop(ctx, offer, &wg) }()
 	} else {
 		for range l.o.clients {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for {
-					i, n, ok := l.take(ctx)
+					i, n, ok := l.take(offer)
 					if !ok {
 						return
 					}
@@ -52,20 +55,20 @@ func (l *benchLoad) run(ctx context.Context) (done <-chan struct{}) {
 	return ch
 }
 
-// openLoop offers a notice every 1/rate seconds, each in a goroutine of
-// its own counted in wg.
-func (l *benchLoad) openLoop(ctx context.Context, wg *sync.WaitGroup) {
+// openLoop offers a notice every 1/rate seconds until offer ends, each in a
+// goroutine of its own counted in wg and sent until answered or ctx ends.
+func (l *benchLoad) openLoop(ctx, offer context.Context, wg *sync.WaitGroup) {
 	sem := make(chan struct{}, l.o.clients)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / l.o.rate))
 	defer tick.Stop()
 	for {
-		i, n, ok := l.take(ctx)
+		i, n, ok := l.take(offer)
 		if !ok {
 			return
 		}
 		select {
 		case <-tick.C:
-		case <-ctx.Done():
+		case <-offer.Done():
 			return
 		}
 		sem <- struct{}{}
@@ -110,6 +113,11 @@ func (l *benchLoad) submit(ctx context.Context, i int, n benchNotice) {
 		case http.StatusServiceUnavailable, http.StatusBadGateway:
 			l.books.retried.Add(1)
 			time.Sleep(100 * time.Millisecond) // back-pressure: retry, as a platform would
+		case http.StatusTooManyRequests:
+			// Over the platform's share (limits.per_caller): retry after
+			// Retry-After, which is whole seconds, at least one.
+			l.books.retried.Add(1)
+			time.Sleep(time.Second)
 		default:
 			l.books.rejected.Add(1)
 			return

@@ -20,6 +20,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relay"
+	"github.com/noticerelay/noticerelay/services/portal"
 )
 
 // Exit statuses.
@@ -40,7 +41,7 @@ Commands:
   audit                                       auditor tooling: keygen, verify, export, replay, prove, verify-proof
   inbox pull --out DIR (--url URL --token T | --nats URL --authority ID)  the police-side client
   deliveries dead|redrive|nats-config         dead letters, redrive, least-privilege NATS users
-  station --config FILE                       the receiving station: an authority's inbox in a browser
+  station --config FILE [--ca FILE]           the receiving station: an authority's inbox in a browser
   passwd                                      print the argon2id hash of a password (station users)
   bench [--notices N] [--clients N | --rate R] load-generate through the real HTTP API and print one JSON line
 
@@ -236,6 +237,9 @@ func run(ctx context.Context, o relay.Options, stdout, stderr io.Writer, started
 		}
 	}
 	fmt.Fprintf(stdout, "noticerelay: listening on %s\n", r.URL())
+	if len(o.Services) == 0 || slices.Contains(o.Services, portal.Name) {
+		fmt.Fprintf(stdout, "noticerelay: the platforms' portal is %s%s/ (sign in with a platform token)\n", r.URL(), portal.Base)
+	}
 	code := ExitOK
 	select {
 	case <-ctx.Done():

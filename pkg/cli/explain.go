@@ -33,8 +33,10 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("explain", stderr)
 	cfgPath := fs.String("config", "", "configuration file (required)")
 	platform := fs.String("platform", "", "id of the submitting platform (required)")
+	var earlierFiles fileList
+	fs.Var(&earlierFiles, "earlier", "an earlier notice of the platform that the notice (or one before it) names in follow_up_of or supersedes; repeatable")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: noticerelay explain --config FILE --platform ID NOTICE.json  (- reads standard input)")
+		fmt.Fprintln(stderr, "usage: noticerelay explain --config FILE --platform ID [--earlier EARLIER.json]... NOTICE.json  (- reads standard input)")
 		fs.PrintDefaults()
 	}
 	file, code := explainArgs(fs, args)
@@ -85,7 +87,16 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "noticerelay explain: %v\n", err)
 		return ExitFailure
 	}
-	out, err := json.MarshalIndent(Explanation{Platform: *platform, Reference: n.Reference, Decision: router.Decide(*platform, n)}, "", "  ")
+	earlier, err := readEarlier(earlierFiles)
+	if err != nil {
+		fmt.Fprintf(stderr, "noticerelay explain: %v\n", err)
+		return ExitUsage
+	}
+	d, missing := followUpDecision(n, earlier, func(n *notice.Notice) jurisdiction.Decision { return router.Decide(*platform, n) })
+	for _, ref := range missing {
+		fmt.Fprintf(stderr, "noticerelay explain: earlier notice %q not given (--earlier): the relay also sends this notice to its recipients, with basis follow_up\n", ref)
+	}
+	out, err := json.MarshalIndent(Explanation{Platform: *platform, Reference: n.Reference, Decision: d}, "", "  ")
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay explain: %v\n", err)
 		return ExitFailure

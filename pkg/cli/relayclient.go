@@ -2,11 +2,8 @@ package cli
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -23,23 +20,8 @@ func relayURL(raw string) (string, error) {
 	return strings.TrimRight(raw, "/"), nil
 }
 
-// caTLS is the TLS configuration of a tool's client: nil (the system's
-// roots) without caFile, else one that trusts only the PEM certificates in
-// caFile, such as a relay's self-signed certificate or a private CA.
-func caTLS(caFile string) (*tls.Config, error) {
-	if caFile == "" {
-		return nil, nil
-	}
-	data, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
+// caTLS is the TLS configuration of a tool's client (config.CATLS).
+func caTLS(caFile string) (*tls.Config, error) { return config.CATLS(caFile) }
 
 // relayClient is the HTTP client of a tool that sends a token to a relay.
 // It follows no redirect: the relay's API answers none, and following one

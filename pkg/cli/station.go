@@ -19,6 +19,7 @@ import (
 func stationCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("station", stderr)
 	cfgPath := fs.String("config", "", "the station's configuration file (required; see docs/station.md)")
+	ca := fs.String("ca", "", "trust only the CA certificates in this PEM file for the relay (overrides relay.ca)")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -29,6 +30,12 @@ func stationCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cfg, err := station.LoadConfig(*cfgPath)
 	if err != nil {
 		return configError(stderr, err)
+	}
+	if *ca != "" {
+		if err := cfg.UseCA(*ca); err != nil {
+			fmt.Fprintf(stderr, "noticerelay station: --ca: %v\n", err)
+			return ExitUsage
+		}
 	}
 	log := logger(stderr, false)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed log flush

@@ -46,6 +46,11 @@ type Audit struct {
 	SigningKey   string `yaml:"signing_key"`
 	VerifierKey  string `yaml:"verifier_key"`
 	PseudonymKey string `yaml:"pseudonym_key"`
+	// RejectionWindow is how long rejected submissions are counted before
+	// one event per platform records them (default 1m), so that a flood of
+	// invalid submissions costs one leaf per platform and window, not one
+	// per submission.
+	RejectionWindow Duration `yaml:"rejection_window,omitempty"`
 }
 
 // NATS says where the relay's NATS server is.
@@ -74,6 +79,10 @@ type HTTP struct {
 	StoreTimeout Duration `yaml:"store_timeout"`
 	// TLS, when set, serves HTTPS on Listen; empty: plain HTTP.
 	TLS TLS `yaml:"tls,omitempty"`
+	// BodyTimeout is how long a request may take to send its body (default
+	// 10 s); a slower one gets 408. Bodies are read before a request takes
+	// any shared slot, so a slow sender holds only its own connection.
+	BodyTimeout Duration `yaml:"body_timeout,omitempty"`
 }
 
 // DefaultStoreTimeout is http.store_timeout when it is not set.
@@ -90,6 +99,18 @@ type Platform struct {
 	// Notify, when set, receives a signed POST of every message an
 	// authority sends the platform (contract section 8).
 	Notify *Notify `yaml:"notify"`
+	// Users are the people of the platform who sign in to the portal
+	// with a password; the platform's tokens sign in too.
+	Users []User `yaml:"users"`
+}
+
+// User is a person who signs in to the portal for a platform.
+type User struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// Password is the argon2id hash `noticerelay passwd` prints, never
+	// the password itself.
+	Password string `yaml:"password"`
 }
 
 // Authority is a law-enforcement contact point, or Europol (country EU).
@@ -137,6 +158,33 @@ type Limits struct {
 	// (default 20).
 	AttachmentBytes      int64 `yaml:"attachment_bytes"`
 	AttachmentsPerNotice int   `yaml:"attachments_per_notice"`
+	// MaxConnections caps the HTTP listener's open connections (default
+	// 4096); MaxConnectionsPerSource caps those of one client IP address
+	// (default 256). A connection over either is closed at once.
+	MaxConnections          int `yaml:"max_connections"`
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// PerCaller is each platform's and each authority's share.
+	PerCaller PerCaller `yaml:"per_caller"`
+}
+
+// PerCaller is the share of the relay one caller (a platform or an
+// authority) may take, so that one caller cannot block the rest: a request
+// over it gets 429 with Retry-After. A platform's urgent notices have a
+// share of the same size of their own, so that its normal traffic never
+// refuses one of them.
+type PerCaller struct {
+	// Rate is the sustained requests per second (default 1000), Burst how
+	// many may come at once above it (default twice the rate).
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// Concurrency is how many requests of one caller may be in progress at
+	// once (default 64).
+	Concurrency int `yaml:"concurrency"`
+	// LargeBodyRate is how many bodies over 64 KiB one caller may send a
+	// second (default 4); they are read one at a time per caller. Real
+	// notices are a few KiB; the cap bounds what a flood of 1 MiB bodies
+	// costs in memory and CPU.
+	LargeBodyRate float64 `yaml:"large_body_rate"`
 }
 
 // Default limits of evidence files.
@@ -218,6 +266,7 @@ type rawPlatform struct {
 	LegalRepresentative *string  `yaml:"legal_representative"`
 	Fallback            []string `yaml:"fallback"`
 	Notify              *Notify  `yaml:"notify"`
+	Users               []User   `yaml:"users"`
 }
 
 // rawAuthority is an authority as written.
@@ -303,6 +352,11 @@ func (c *Config) fill() error {
 	if c.Limits.MaxInFlight < 0 {
 		p.add("limits.max_in_flight", "must be positive")
 	}
+	c.HTTP.fill(&p)
+	c.Limits.fill(&p)
+	if c.Audit.RejectionWindow == 0 {
+		c.Audit.RejectionWindow = Duration(time.Minute)
+	}
 	if c.Limits.NoticeStoreBytes < 0 {
 		p.add("limits.notice_store_bytes", "must be positive, or 0 for no cap")
 	}
@@ -327,6 +381,44 @@ func (c *Config) fill() error {
 		return &Error{Problems: p}
 	}
 	return nil
+}
+
+// fill sets the HTTP defaults.
+func (h *HTTP) fill(p *problems) {
+	if h.BodyTimeout == 0 {
+		h.BodyTimeout = Duration(10 * time.Second)
+	}
+}
+
+// fill sets the defaults of the connection caps and shares and checks them.
+func (l *Limits) fill(p *problems) {
+	positive := func(field string, v *int, def int) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			p.add(field, "must be positive, not %d", *v)
+		}
+	}
+	positive("limits.max_connections", &l.MaxConnections, 4096)
+	positive("limits.max_connections_per_source", &l.MaxConnectionsPerSource, 256)
+	if l.MaxConnectionsPerSource > l.MaxConnections && l.MaxConnections > 0 {
+		p.add("limits.max_connections_per_source", "must not exceed limits.max_connections (%d)", l.MaxConnections)
+	}
+	switch pc := &l.PerCaller; {
+	case pc.Rate == 0:
+		pc.Rate = 1000
+	case pc.Rate < 0 || math.IsNaN(pc.Rate) || math.IsInf(pc.Rate, 0):
+		p.add("limits.per_caller.rate", "must be a positive number of requests per second")
+	}
+	positive("limits.per_caller.burst", &l.PerCaller.Burst, max(1, int(math.Min(2*l.PerCaller.Rate, 1e9))))
+	positive("limits.per_caller.concurrency", &l.PerCaller.Concurrency, 64)
+	switch pc := &l.PerCaller; {
+	case pc.LargeBodyRate == 0:
+		pc.LargeBodyRate = 4
+	case pc.LargeBodyRate < 0 || math.IsNaN(pc.LargeBodyRate) || math.IsInf(pc.LargeBodyRate, 0):
+		p.add("limits.per_caller.large_body_rate", "must be a positive number of bodies per second")
+	}
 }
 
 type problems []string

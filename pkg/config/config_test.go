@@ -15,6 +15,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/web"
 )
 
 // The plain tokens behind the digests in testdata/example.yaml.
@@ -27,6 +28,15 @@ const (
 
 // sum is the "sha256:<hex>" digest of plain, computed independently of
 // config.Digest.
+// testHash is an argon2id hash of "correct horse", as `noticerelay passwd` prints.
+var testHash = func() string {
+	h, err := web.HashPassword("correct horse")
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
 func sum(plain string) string {
 	s := sha256.Sum256([]byte(plain))
 	return "sha256:" + hex.EncodeToString(s[:])
@@ -124,16 +134,18 @@ func TestDefaults(t *testing.T) {
 		{"defaults", "", func(c *config.Config) error {
 			want := config.Config{
 				NATS:         config.NATS{URL: "nats://127.0.0.1:4222"},
-				HTTP:         config.HTTP{Listen: "127.0.0.1:8080", StoreTimeout: config.Duration(5 * time.Second)},
+				HTTP:         config.HTTP{Listen: "127.0.0.1:8080", StoreTimeout: config.Duration(5 * time.Second), BodyTimeout: config.Duration(10 * time.Second)},
 				MemberStates: "EU27",
 				Retention:    config.Retention{Notices: config.Duration(720 * time.Hour)},
 				Inbox:        config.Inbox{Lease: config.Duration(60 * time.Second)},
-				Limits: config.Limits{MaxInFlight: 1024, AttachmentBytes: config.DefaultAttachmentBytes,
-					AttachmentsPerNotice: config.DefaultAttachmentsPerNotice},
+				Limits: config.Limits{MaxInFlight: 1024, MaxConnections: 4096, MaxConnectionsPerSource: 256,
+					PerCaller:       config.PerCaller{Rate: 1000, Burst: 2000, Concurrency: 64, LargeBodyRate: 4},
+					AttachmentBytes: config.DefaultAttachmentBytes, AttachmentsPerNotice: config.DefaultAttachmentsPerNotice},
 				Deliveries: config.Deliveries{UrgentDeadline: config.Duration(15 * time.Minute), PoisonAttempts: 5,
 					Webhook: config.WebhookSettings{Timeout: config.Duration(10 * time.Second), MaxAttempts: 12,
 						Backoff: config.Duration(time.Second), MaxBackoff: config.Duration(10 * time.Minute)}},
-				Geo: config.Geo{SeenWindow: config.DefaultSeenWindow},
+				Geo:   config.Geo{SeenWindow: config.DefaultSeenWindow},
+				Audit: config.Audit{RejectionWindow: config.Duration(time.Minute)},
 			}
 			got := *c
 			got.Platforms, got.Authorities = nil, nil
@@ -146,10 +158,12 @@ func TestDefaults(t *testing.T) {
 			}
 			return nil
 		}},
-		{"explicit values win", "http:\n  listen: 0.0.0.0:9000\n  store_timeout: 2s\nmember_states: EEA\nretention:\n  notices: 7d\ninbox:\n  lease: 90s\nlimits:\n  max_in_flight: 10\n  notice_store_bytes: 1000\nnats:\n  replicas: 3\n",
+		{"explicit values win", "http:\n  listen: 0.0.0.0:9000\n  store_timeout: 2s\nmember_states: EEA\nretention:\n  notices: 7d\ninbox:\n  lease: 90s\nlimits:\n  max_in_flight: 10\n  notice_store_bytes: 1000\n  max_connections: 50\n  max_connections_per_source: 5\n  per_caller:\n    rate: 2.5\n    concurrency: 3\nnats:\n  replicas: 3\n",
 			func(c *config.Config) error {
 				if c.HTTP.Listen != "0.0.0.0:9000" || time.Duration(c.HTTP.StoreTimeout) != 2*time.Second || c.MemberStates != "EEA" || time.Duration(c.Retention.Notices) != 7*24*time.Hour ||
-					time.Duration(c.Inbox.Lease) != 90*time.Second || c.Limits.MaxInFlight != 10 || c.Limits.NoticeStoreBytes != 1000 || c.NATS.Replicas != 3 {
+					time.Duration(c.Inbox.Lease) != 90*time.Second || c.Limits.MaxInFlight != 10 || c.Limits.NoticeStoreBytes != 1000 ||
+					c.Limits.MaxConnections != 50 || c.Limits.MaxConnectionsPerSource != 5 ||
+					c.Limits.PerCaller != (config.PerCaller{Rate: 2.5, Burst: 5, Concurrency: 3, LargeBodyRate: 4}) || c.NATS.Replicas != 3 {
 					return fmt.Errorf("got %+v", *c)
 				}
 				return nil
@@ -202,6 +216,16 @@ func TestRefused(t *testing.T) {
 		{name: "wrong type", extra: "limits:\n  max_in_flight: many\n", field: "limits.max_in_flight", msg: "whole number"},
 		{name: "list where a value belongs", edits: []edit{{"    country: DE", "    country: [DE]"}}, field: "authorities[0].country"},
 		{name: "value where a list belongs", edits: []edit{{"fallback: [establishment]", "fallback: establishment"}}, field: "platforms[0].fallback", msg: "list"},
+
+		// Portal users.
+		{name: "portal user with a plain password", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: alice, name: Alice, password: hunter2}]"}},
+			field: "platforms[0].users[0].password", msg: "argon2id"},
+		{name: "portal user without a name", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: alice, password: '" + testHash + "'}]"}},
+			field: "platforms[0].users[0].name", msg: "required"},
+		{name: "portal user listed twice", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: alice, name: A, password: '" + testHash + "'}, {id: alice, name: B, password: '" + testHash + "'}]"}},
+			field: "platforms[0].users[1].id", msg: "twice"},
+		{name: "portal user with a bad id", edits: []edit{{"    establishment: IE", "    establishment: IE\n    users: [{id: Alice/1, name: A, password: '" + testHash + "'}]"}},
+			field: "platforms[0].users[0].id", msg: "[a-z0-9-]"},
 
 		// member_states.
 		{name: "member_states EU28", edits: []edit{{"member_states: EU27", "member_states: EU28"}}, field: "member_states", msg: "EU27 or EEA"},
@@ -283,6 +307,15 @@ func TestRefused(t *testing.T) {
 			field: "authorities[0].delivery.url", msg: "loopback"},
 		{name: "webhook URL relative", edits: []edit{{"    country: DE", "    country: DE\n    delivery: {mode: webhook, url: '/hook', secret_env: NR_TEST_SECRET}"}},
 			field: "authorities[0].delivery.url", msg: "must be an https:// URL"},
+		{name: "negative max_connections", extra: "limits:\n  max_connections: -5\n", field: "limits.max_connections", msg: "must be positive"},
+		{name: "per source above the total", extra: "limits:\n  max_connections: 100\n  max_connections_per_source: 200\n",
+			field: "limits.max_connections_per_source", msg: "must not exceed limits.max_connections"},
+		{name: "negative per_caller rate", extra: "limits:\n  per_caller:\n    rate: -1\n", field: "limits.per_caller.rate", msg: "positive"},
+		{name: "per_caller rate not a number", extra: "limits:\n  per_caller:\n    rate: fast\n", field: "limits.per_caller.rate"},
+		{name: "zero-less per_caller concurrency", extra: "limits:\n  per_caller:\n    concurrency: -3\n", field: "limits.per_caller.concurrency", msg: "must be positive"},
+		{name: "negative large_body_rate", extra: "limits:\n  per_caller:\n    large_body_rate: -2\n", field: "limits.per_caller.large_body_rate", msg: "positive"},
+		{name: "unknown per_caller field", extra: "limits:\n  per_caller:\n    rps: 5\n", field: "limits.per_caller.rps", msg: "unknown field"},
+		{name: "bad body_timeout", edits: []edit{{"http:\n", "http:\n  body_timeout: soon\n"}}, field: "http.body_timeout"},
 	}
 	t.Setenv("NR_TEST_SECRET", "a-webhook-secret-of-32-characters")
 	for _, tt := range tests {

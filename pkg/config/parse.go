@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/web"
 )
 
 // Parse decodes and validates a YAML configuration. Every problem is
@@ -158,6 +159,7 @@ func (v *validator) platform(f string, rp rawPlatform) Platform {
 	if pl.Name == "" {
 		v.p.add(f+".name", "is required")
 	}
+	pl.Users = v.users(f+".users", rp.Users)
 	seen := map[string]bool{}
 	for j, fb := range rp.Fallback {
 		ff := fmt.Sprintf("%s.fallback[%d]", f, j)
@@ -172,6 +174,28 @@ func (v *validator) platform(f string, rp rawPlatform) Platform {
 		seen[fb] = true
 	}
 	return pl
+}
+
+// users checks a platform's portal users: ids unique within the
+// platform, names given, passwords stored only as argon2id hashes.
+func (v *validator) users(field string, users []User) []User {
+	seen := map[string]bool{}
+	for i, u := range users {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if !idPattern.MatchString(u.ID) {
+			v.p.add(f+".id", "must match [a-z0-9-]{2,64}, not %q", u.ID)
+		} else if seen[u.ID] {
+			v.p.add(f+".id", "%q is listed twice", u.ID)
+		}
+		seen[u.ID] = true
+		if strings.TrimSpace(u.Name) == "" {
+			v.p.add(f+".name", "is required")
+		}
+		if err := web.CheckPasswordHash(u.Password); err != nil {
+			v.p.add(f+".password", "%v", err)
+		}
+	}
+	return users
 }
 
 func (v *validator) authority(f string, ra rawAuthority) Authority {

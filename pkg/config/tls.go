@@ -2,9 +2,11 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -63,4 +65,23 @@ func Loopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// CATLS is the TLS configuration of a client of the relay: nil (the
+// system's roots) without caFile, else one that trusts only the PEM
+// certificates in caFile, such as a relay's self-signed certificate or a
+// private CA. The relay's tools and the receiving station share it.
+func CATLS(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

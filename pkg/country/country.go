@@ -102,3 +102,7 @@ func MemberStates(scope string) (s Set, ok bool) {
 	}
 	return s, true
 }
+
+// Codes lists every known code: the official ISO 3166-1 alpha-2 codes,
+// then the reserved ones platforms use.
+func Codes() []string { return strings.Fields(iso + " " + reserved) }

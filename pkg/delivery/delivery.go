@@ -74,6 +74,12 @@ type Forwarded struct {
 	Platform   string `json:"platform"`
 	ReceivedAt string `json:"received_at"`
 	*notice.Notice
+	// FollowUpOf and Supersedes are, for a follow-up or a correction, the
+	// id of the earlier notice it follows up on or supersedes (contract
+	// section 9). They hide the notice's fields of the same name, which
+	// hold the platform's references.
+	FollowUpOf   string                `json:"follow_up_of,omitempty"`
+	Supersedes   string                `json:"supersedes,omitempty"`
 	Grounds      []jurisdiction.Ground `json:"grounds"`
 	CoRecipients []CoRecipient         `json:"co_recipients"`
 	Withdrawal   *Withdrawal           `json:"withdrawal,omitempty"`

@@ -31,6 +31,10 @@ const (
 	Delivered    Type = "delivered"
 	Acknowledged Type = "acknowledged"
 	Withdrawn    Type = "withdrawn"
+	// FollowedUp and Superseded are events of an earlier notice: a later
+	// notice (By) follows it up or supersedes it (contract section 9).
+	FollowedUp Type = "followed_up"
+	Superseded Type = "superseded"
 )
 
 // Delivery kinds.
@@ -70,10 +74,34 @@ type Event struct {
 	// (Pseudonyms.Attachment), on its attachment_added event and on every
 	// event of its deliveries.
 	Attachment string `json:"attachment,omitempty"`
+	// By is, on followed_up and superseded events, the pseudonym of the
+	// later notice that follows up on or supersedes this one.
+	By string `json:"by,omitempty"`
+	// FollowUpOf and Supersedes are, on the decided event of a follow-up
+	// or correction, the pseudonyms of the earlier notices it names: what
+	// a stage needs to hand a recipient the earlier notice's files.
+	FollowUpOf string `json:"follow_up_of,omitempty"`
+	Supersedes string `json:"supersedes,omitempty"`
 	// Decision holds the recipients and grounds of a decided event.
 	Decision *jurisdiction.Decision `json:"decision,omitempty"`
 	// Reasons holds the reason codes of a rejected event.
 	Reasons []string `json:"reasons,omitempty"`
+	// Count is how many submissions a rejected event records: rejections
+	// are counted per platform over a window (audit.rejection_window) and
+	// recorded as one event whose time is the window's start, with the
+	// count of each reason code in ReasonCounts. Absent (events written
+	// before the counting): one.
+	Count        int            `json:"count,omitempty"`
+	ReasonCounts map[string]int `json:"reason_counts,omitempty"`
+}
+
+// Submissions is how many rejected submissions e records: Count, or one for
+// an event that has none.
+func (e *Event) Submissions() int {
+	if e.Type != Rejected {
+		return 0
+	}
+	return max(1, e.Count)
 }
 
 // Subject is where e is stored. Each event has its own subject, and the
@@ -90,6 +118,10 @@ func (e *Event) Subject() string {
 			return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind, e.Attachment)
 		}
 		return stream.EventSubject(e.Notice, string(e.Type), e.Attachment)
+	}
+	if e.By != "" {
+		// A notice can be followed up (or superseded) by several.
+		return stream.EventSubject(e.Notice, string(e.Type), e.By)
 	}
 	if e.Recipient != "" {
 		return stream.EventSubject(e.Notice, string(e.Type), e.Recipient, e.Kind)

@@ -11,13 +11,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // FieldError is one problem with one field of a request.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldError = jsonbody.FieldError
 
 // Problem is an RFC 9457 problem details object.
 type Problem struct {

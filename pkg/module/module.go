@@ -15,6 +15,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -31,6 +32,8 @@ type Env struct {
 	Mux       *http.ServeMux
 	// Pseudonyms name notices in lifecycle events.
 	Pseudonyms *event.Pseudonyms
+	// Shares are each caller's share of the process (limits.per_caller).
+	Shares *share.Shares
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 	// Ready says whether JetStream answered its last check and why not

@@ -7,6 +7,7 @@ package natsauth
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -116,6 +117,19 @@ func ServicePermissions() map[string][]string {
 		"escalation": append(append([]string{"nr.event.>", "nr.delivery.>", dead},
 			consumerAPI(stream.Events, "escalation")...), directGet(stream.Events, stream.Notices, stream.Deliveries)...),
 	}
+	// The portal runs with intake, status and messages, whose handlers it
+	// calls, and follows the status projection with an ordered consumer.
+	var portal []string
+	for _, s := range []string{"intake", "status", "messages"} {
+		for _, p := range perms[s] {
+			if !slices.Contains(portal, p) {
+				portal = append(portal, p)
+			}
+		}
+	}
+	kv := "KV_" + stream.StatusBucket
+	perms["portal"] = append(portal, "$JS.API.CONSUMER.CREATE."+kv, "$JS.API.CONSUMER.CREATE."+kv+".>",
+		"$JS.API.CONSUMER.DELETE."+kv+".>", "$JS.API.CONSUMER.INFO."+kv+".>", "$JS.FC."+kv+".>")
 	for k, v := range perms {
 		perms[k] = append(append([]string{}, common...), v...)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // Limits of the walk itself (the fields have their own, in the table).
@@ -28,7 +30,6 @@ const (
 	msgArray     = "must be an array of objects"
 	msgUnknown   = "unknown field"
 	msgDuplicate = "duplicate field"
-	msgControl   = "contains a control character"
 	msgPort      = "must be an integer from 0 to 65535"
 	msgTooMany   = "too many problems; only the first 1000 are listed"
 )
@@ -228,8 +229,10 @@ func (c *checker) str(f *Field, n *jsonNode, path string) (s string, ok bool) {
 			c.invalid(path, f.Path, msgNotEmpty)
 		}
 		return "", false
-	case hasControl(n.s):
-		c.invalid(path, f.Path, msgControl)
+	case jsonbody.TextProblem(n.s) != "":
+		// C0 controls but tab, LF and CR, and bidirectional controls:
+		// every body's rule (jsonbody.TextProblem).
+		c.invalid(path, f.Path, jsonbody.TextProblem(n.s))
 		return "", false
 	}
 	return n.s, true
@@ -352,15 +355,6 @@ func (o *object) complete() bool {
 
 // isEmptyString reports whether an optional value counts as absent.
 func isEmptyString(n *jsonNode) bool { return n == nil || n.kind == nodeString && n.s == "" }
-
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; b < 0x20 && b != '\t' && b != '\n' && b != '\r' {
-			return true
-		}
-	}
-	return false
-}
 
 // joinPath appends a known field name to a path.
 func joinPath(path, key string) string {

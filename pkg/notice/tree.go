@@ -1,16 +1,28 @@
 package notice
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
-// maxDepth is how deeply arrays and objects may nest. A valid notice nests
-// 5 levels deep (notice, suspects, person, ip_addresses, address).
-const maxDepth = 32
+// Limits of the parser itself (the field table has its own, e.g. 100 items
+// per list, which the walk reports with every other problem).
+const (
+	// maxDepth is how deeply arrays and objects may nest. A valid notice
+	// nests 5 levels deep (notice, suspects, person, ip_addresses, address).
+	maxDepth = 32
+	// maxValues is the most JSON values a body may hold. It bounds the
+	// memory a parse takes (about 100 bytes a value, twice: the parse and
+	// the tree the walk reads) whatever the body's shape: a few MiB for a
+	// 1 MiB body, not the 130 MB a generic tree of half a million tiny
+	// values took (issue 10, finding 11). A real notice holds a few
+	// hundred; 16,384 is room for 2,500 fully described IP addresses.
+	maxValues = 1 << 14
+)
+
+// parseLimits bound the parse. An array may hold up to the whole value
+// budget, so that a list over its field's MaxItems is reported by the walk
+// at its path, beside every other problem.
+var parseLimits = jsonbody.Limits{MaxDepth: maxDepth, MaxItems: maxValues, MaxValues: maxValues}
 
 type jsonKind uint8
 
@@ -38,111 +50,42 @@ type jsonMember struct {
 	val jsonNode
 }
 
-var errTooDeep = errors.New("too deep")
-
-type treeDecoder struct {
-	dec  *json.Decoder
-	body []byte
-}
-
-// decode parses body into a tree; it fails with the one error at "" that
-// makes the body unusable.
+// decodeTree parses body into a tree with the relay's one strict, bounded
+// JSON parser (jsonbody.Parse); it fails with the one error at "" that
+// makes the body unusable. The tree holds copies: the caller may reuse
+// body at once.
 func decodeTree(body []byte) (jsonNode, *FieldError) {
-	d := treeDecoder{dec: json.NewDecoder(bytes.NewReader(body)), body: body}
-	d.dec.UseNumber()
-	tok, err := d.dec.Token()
-	if err == io.EOF {
-		return jsonNode{}, bodyError("is empty; want a JSON object")
+	v, fe := jsonbody.Parse(body, parseLimits)
+	if fe != nil {
+		return jsonNode{}, &FieldError{Field: fe.Field, Message: fe.Message, Code: CodeBody}
 	}
-	var root jsonNode
-	if err == nil {
-		root, err = d.fromToken(tok, 0)
-	}
-	if err != nil {
-		return jsonNode{}, d.fail(err)
-	}
-	off := int(d.dec.InputOffset())
-	for off < len(body) && isJSONSpace(body[off]) {
-		off++
-	}
-	if off < len(body) {
-		return jsonNode{}, bodyError(fmt.Sprintf("is not valid JSON: unexpected data after the top-level value (at byte %d)", off))
-	}
-	return root, nil
+	return fromValue(&v), nil
 }
 
-func isJSONSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
-
-func (d *treeDecoder) fail(err error) *FieldError {
-	var se *json.SyntaxError
-	switch {
-	case errors.Is(err, errTooDeep):
-		return bodyError(fmt.Sprintf("is nested more than %d levels deep (at byte %d)", maxDepth, d.dec.InputOffset()))
-	case errors.As(err, &se):
-		return bodyError(fmt.Sprintf("is not valid JSON: %s (at byte %d)", se.Error(), se.Offset))
-	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
-		return bodyError(fmt.Sprintf("is not valid JSON: unexpected end of input (at byte %d)", len(d.body)))
-	default:
-		return bodyError(fmt.Sprintf("is not valid JSON: %s (at byte %d)", err.Error(), d.dec.InputOffset()))
+// fromValue converts a parsed value into the walk's tree.
+func fromValue(v *jsonbody.Value) jsonNode {
+	n := jsonNode{b: v.Bool, s: v.Text}
+	switch v.Kind {
+	case jsonbody.Null:
+		n.kind = nodeNull
+	case jsonbody.Bool:
+		n.kind = nodeBool
+	case jsonbody.Number:
+		n.kind = nodeNumber
+	case jsonbody.String:
+		n.kind = nodeString
+	case jsonbody.Array:
+		n.kind = nodeArray
+		n.items = make([]jsonNode, len(v.Items))
+		for i := range v.Items {
+			n.items[i] = fromValue(&v.Items[i])
+		}
+	case jsonbody.Object:
+		n.kind = nodeObject
+		n.members = make([]jsonMember, len(v.Members))
+		for i := range v.Members {
+			n.members[i] = jsonMember{key: v.Members[i].Key, val: fromValue(&v.Members[i].Value)}
+		}
 	}
-}
-
-func (d *treeDecoder) value(depth int) (jsonNode, error) {
-	tok, err := d.dec.Token()
-	if err != nil {
-		return jsonNode{}, err
-	}
-	return d.fromToken(tok, depth)
-}
-
-// fromToken builds the value that starts with tok; depth is the number of
-// arrays and objects around it.
-func (d *treeDecoder) fromToken(tok json.Token, depth int) (jsonNode, error) {
-	switch v := tok.(type) {
-	case nil:
-		return jsonNode{kind: nodeNull}, nil
-	case bool:
-		return jsonNode{kind: nodeBool, b: v}, nil
-	case json.Number:
-		return jsonNode{kind: nodeNumber, s: string(v)}, nil
-	case string:
-		return jsonNode{kind: nodeString, s: v}, nil
-	case json.Delim:
-		if depth >= maxDepth {
-			return jsonNode{}, errTooDeep
-		}
-		n := jsonNode{kind: nodeArray}
-		if v == '{' {
-			n.kind = nodeObject
-		}
-		for d.dec.More() {
-			if n.kind == nodeArray {
-				item, err := d.value(depth + 1)
-				if err != nil {
-					return jsonNode{}, err
-				}
-				n.items = append(n.items, item)
-				continue
-			}
-			ktok, err := d.dec.Token()
-			if err != nil {
-				return jsonNode{}, err
-			}
-			key, ok := ktok.(string)
-			if !ok { // json.Decoder only yields string keys; be safe anyway
-				return jsonNode{}, fmt.Errorf("object key is not a string")
-			}
-			val, err := d.value(depth + 1)
-			if err != nil {
-				return jsonNode{}, err
-			}
-			n.members = append(n.members, jsonMember{key, val})
-		}
-		// The closing delimiter; Token checks that it matches.
-		if _, err := d.dec.Token(); err != nil {
-			return jsonNode{}, err
-		}
-		return n, nil
-	}
-	return jsonNode{}, fmt.Errorf("unexpected token %v", tok)
+	return n
 }

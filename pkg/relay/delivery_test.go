@@ -289,10 +289,11 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	if d.Authority != "de-bka" || d.Priority != "urgent" || d.Attempts != "3" || !strings.Contains(d.Reason, "HTTP 503") {
 		t.Fatalf("dead letter: %+v", d)
 	}
-	resp := r.Do("GET", "/metrics", "", nil)
-	if !strings.Contains(string(resp.Body), `noticerelay_push_dead_lettered_total{authority="de-bka"} 1`) {
-		t.Errorf("metric missing")
-	}
+	// The counter follows the dead letter's event: wait for it.
+	relaytest.Eventually(t, wait, "the dead-letter metric", func() bool {
+		resp := r.Do("GET", "/metrics", "", nil)
+		return strings.Contains(string(resp.Body), `noticerelay_push_dead_lettered_total{authority="de-bka"} 1`)
+	})
 	js, _ := jetstream.New(r.Conn())
 	events, _ := js.Stream(context.Background(), stream.Events)
 	relaytest.Eventually(t, wait, "a dead_lettered event", func() bool {

@@ -70,7 +70,13 @@ func TestEventsHoldNoPersonalData(t *testing.T) {
 	}
 	markers = append(markers, "MARKBADCATEGORYX", "PRIVACY-REF-78")
 
-	all, count := allEvents(t, r)
+	var all string
+	var count int
+	// Rejections are recorded once their window ends.
+	relaytest.Eventually(t, 10*time.Second, "the rejected event", func() bool {
+		all, count = allEvents(t, r)
+		return strings.Contains(all, `"type":"rejected"`)
+	})
 	if count < 10 {
 		t.Fatalf("only %d events", count)
 	}

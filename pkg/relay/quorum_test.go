@@ -141,8 +141,12 @@ func TestQuorumLoss(t *testing.T) {
 	})
 	t.Logf("/readyz 503 %v after quorum was lost: %s", time.Since(killed).Round(time.Millisecond),
 		strings.TrimSpace(string(r.Do("GET", "/readyz", "", nil).Body)))
-	// Not once an empty inbox: the queue holds the urgent delivery.
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+	// Not once an empty inbox: the queue holds the urgent delivery. The
+	// reads are paced: an authority polling faster than its share
+	// (limits.per_caller) would be answered 429.
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); <-poll.C {
 		want503(t, "GET /v1/inbox without quorum", 6*time.Second, func() *relaytest.Response {
 			return r.Do("GET", "/v1/inbox", "authority:at-police", nil)
 		})

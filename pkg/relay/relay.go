@@ -29,6 +29,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
+	"github.com/noticerelay/noticerelay/pkg/reload"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -176,7 +178,8 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	env := &module.Env{Config: o.Config, NC: r.nc, JS: js, Publisher: r.commits, Log: o.Log, Metrics: reg,
-		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key), Ready: r.health.Ready}
+		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key), Ready: r.health.Ready,
+		Shares: share.New(o.Config.Limits.PerCaller, o.Now)}
 	runCtx, stop := context.WithCancel(context.Background())
 	r.cancel = stop
 	for _, m := range mods {
@@ -200,11 +203,18 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 			return nil, fmt.Errorf("http.listen %s: %w", o.Config.HTTP.Listen, err)
 		}
 	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "noticerelay_http_connections_refused_total",
+		Help: "Connections closed at once because the listener (limits.max_connections) or their source (limits.max_connections_per_source) was at its cap.",
+	}, []string{"cap"})
+	reg.MustRegister(refused)
+	r.ln = httpapi.LimitListener(r.ln, o.Config.Limits.MaxConnections, o.Config.Limits.MaxConnectionsPerSource,
+		func(reason string) { refused.WithLabelValues(reason).Inc() })
 	r.http = &http.Server{Handler: r.countRefusals(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: zap.NewStdLog(o.Log)}
 	if o.Config.HTTP.TLS.Enabled() {
-		if r.tls, err = listenerTLS(o.Config.HTTP.TLS, r.log); err != nil {
+		if r.tls, err = reload.ListenerTLS(o.Config.HTTP.TLS.CertFile, o.Config.HTTP.TLS.KeyFile, r.log); err != nil {
 			return nil, err
 		}
 		r.http.TLSConfig = r.tls

@@ -73,7 +73,9 @@ func Start(t testing.TB, o Options) *Relay {
 	if r.DataDir == "" {
 		r.DataDir = t.TempDir()
 	}
-	c := &config.Config{MemberStates: "EU27"}
+	// Rejections are counted over a short window, so that tests see their
+	// event soon.
+	c := &config.Config{MemberStates: "EU27", Audit: config.Audit{RejectionWindow: config.Duration(100 * time.Millisecond)}}
 	for _, p := range Platforms {
 		tok := "platform-token-" + p
 		r.Tokens["platform:"+p] = tok

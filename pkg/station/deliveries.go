@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,9 +60,15 @@ func (s *Store) Store(ctx context.Context, r Received, now time.Time) (stored bo
 		case "notice", "withdrawal", "escalation": // an escalation carries the whole notice
 			return storeNotice(ctx, tx, r, now)
 		case "attachment":
+			// The body is the file's description; an older form wrapped it.
 			var a AttachmentDelivery
-			if err := json.Unmarshal(r.Body, &a); err != nil {
+			if err := json.Unmarshal(r.Body, &a.Attachment); err != nil {
 				return fmt.Errorf("attachment delivery: %w", err)
+			}
+			if a.Attachment.SHA256 == "" {
+				if err := json.Unmarshal(r.Body, &a); err != nil {
+					return fmt.Errorf("attachment delivery: %w", err)
+				}
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO attachments (delivery_id, notice_id, sha256, size, media_type, filename, relevance, stored_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.NoticeID, a.Attachment.SHA256, a.Attachment.Size,
@@ -210,4 +217,63 @@ func (s *Store) Sealed(ctx context.Context, id string) (bool, error) {
 	var sealed bool
 	err := s.db.QueryRowContext(ctx, `SELECT sealed FROM deliveries WHERE id = ?`, id).Scan(&sealed)
 	return sealed, err
+}
+
+// PendingAttachments lists the attachment deliveries whose file the
+// station has not downloaded yet.
+func (s *Store) PendingAttachments(ctx context.Context, limit int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id FROM attachments WHERE data IS NULL ORDER BY stored_at LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading attachments: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// KeepAttachment stores the file of attachment delivery id as received
+// (sealed: still encrypted to the authority).
+func (s *Store) KeepAttachment(ctx context.Context, id string, data []byte, sealed bool, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE attachments SET data = ?, sealed = ?, fetched_at = ?, fetch_error = '' WHERE delivery_id = ?`,
+		data, sealed, ts(now), id)
+	if err != nil {
+		return fmt.Errorf("keeping attachment %s: %w", id, err)
+	}
+	return nil
+}
+
+// AttachmentFailed records why the file of delivery id could not be downloaded.
+func (s *Store) AttachmentFailed(ctx context.Context, id, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE attachments SET fetch_error = ?, attempts = attempts + 1 WHERE delivery_id = ?`, reason, id)
+	return err
+}
+
+// AttachmentFile returns the description and the kept bytes (nil until
+// downloaded) of attachment delivery id of notice noticeID.
+func (s *Store) AttachmentFile(ctx context.Context, noticeID, id string) (Attachment, []byte, bool, error) {
+	var a Attachment
+	var data []byte
+	var sealed bool
+	err := s.db.QueryRowContext(ctx, `SELECT delivery_id, sha256, size, media_type, filename, relevance, data, sealed FROM attachments
+		WHERE notice_id = ? AND delivery_id = ?`, noticeID, id).Scan(&a.DeliveryID, &a.SHA256, &a.Size, &a.MediaType, &a.Filename,
+		&a.Relevance, &data, &sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, nil, false, ErrNotFound
+	}
+	a.Downloaded = data != nil
+	return a, data, sealed, err
+}
+
+// AttachmentNotice returns the notice of attachment delivery id.
+func (s *Store) AttachmentNotice(ctx context.Context, id string) (string, error) {
+	var n string
+	err := s.db.QueryRowContext(ctx, `SELECT notice_id FROM attachments WHERE delivery_id = ?`, id).Scan(&n)
+	return n, err
 }

@@ -211,26 +211,33 @@ ALTER TABLE attachments ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 `
 
 func (s *Store) migrate(ctx context.Context) error {
-	var v int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return err
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("database version %d is newer than this program (%d)", v, len(migrations))
-	}
-	for ; v < len(migrations); v++ {
+	// Each step reads the version inside its (immediate) transaction:
+	// another process opening the same file at the same moment (a tool
+	// reading the station's database) waits, then finds it migrated.
+	for {
+		done := false
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			var v int
+			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 				return err
+			}
+			switch {
+			case v > len(migrations):
+				return fmt.Errorf("database version %d is newer than this program (%d)", v, len(migrations))
+			case v == len(migrations):
+				done = true
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("migrating to version %d: %w", v+1, err)
 			}
 			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("migrating to version %d: %w", v+1, err)
+		if err != nil || done {
+			return err
 		}
 	}
-	return nil
 }
 
 // Close closes the database.

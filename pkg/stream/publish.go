@@ -143,9 +143,12 @@ type GroupCommit struct {
 }
 
 // NewGroupCommit starts a committer for each stream that takes atomic
-// batches; one flush is bounded by timeout. A caller waits for the outcome
-// of its messages until then, or until its context ends (an HTTP request's
-// http.store_timeout): fault.Unavailable. Close stops the committers.
+// batches. A caller waits for the outcome of its messages until its context
+// ends (an HTTP request's http.store_timeout: fault.Unavailable). One flush
+// lasts at most as long as the last of its callers waits, and at most
+// timeout: a flush whose callers have all given up must not hold the
+// stream's next callers (a publish in flight when a stream leader dies is
+// never answered). Close stops the committers.
 func NewGroupCommit(js jetstream.JetStream, timeout time.Duration) *GroupCommit {
 	g := &GroupCommit{js: js, streams: map[string]*committer{}, stop: make(chan struct{})}
 	for _, name := range []string{Notices, Events, Deliveries, "KV_" + StatusBucket} {
@@ -189,7 +192,7 @@ type committer struct {
 	// flushes queue behind on the disk, so the streams written in the
 	// background commit in fewer, larger batches.
 	linger time.Duration
-	// timeout bounds one flush.
+	// timeout bounds one flush (also one whose callers have no deadline).
 	timeout time.Duration
 }
 
@@ -201,10 +204,13 @@ const FlushTimeout = 30 * time.Second
 const backgroundLinger = 10 * time.Millisecond
 
 type commitRequest struct {
-	ms   []Message
-	idx  []int
-	errs []error // the outcome of ms[idx[j]] in errs[j], owned by the committer
-	done chan struct{}
+	// deadline is when the caller stops waiting (zero: it waits for the
+	// flush).
+	deadline time.Time
+	ms       []Message
+	idx      []int
+	errs     []error // the outcome of ms[idx[j]] in errs[j], owned by the committer
+	done     chan struct{}
 }
 
 // commit hands ms[idx...] to the committer and waits for their outcome, at
@@ -213,6 +219,7 @@ type commitRequest struct {
 // settles. The flush that takes them ends within the committer's timeout.
 func (c *committer) commit(ctx context.Context, ms []Message, idx []int, errs []error) {
 	r := &commitRequest{ms: ms, idx: idx, errs: make([]error, len(idx)), done: make(chan struct{})}
+	r.deadline, _ = ctx.Deadline()
 	giveUp := func(err error) {
 		for _, i := range idx {
 			errs[i] = fault.E("publish "+ms[i].Subject, fault.Unavailable, err)
@@ -299,9 +306,11 @@ func (c *committer) flush(batch []*commitRequest) {
 		idx[i] = i
 	}
 	errs := make([]error, len(all))
-	// Not the callers' contexts: the group is theirs together. A bound
-	// instead, so a dead connection fails the callers rather than hang them.
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	// Not the callers' contexts: the group is theirs together. It lasts as
+	// long as the last of them waits, within the committer's bound, so a
+	// dead connection or a dead stream leader fails the callers rather than
+	// hang them, and holds the next callers no longer than anyone waits.
+	ctx, cancel := context.WithDeadline(context.Background(), flushDeadline(batch, time.Now().Add(c.timeout)))
 	defer cancel()
 	store(ctx, c.js, all, idx, errs)
 	k := 0
@@ -312,6 +321,21 @@ func (c *committer) flush(batch []*commitRequest) {
 		}
 		close(r.done)
 	}
+}
+
+// flushDeadline is the latest deadline of the requests of batch, and at
+// most limit (a request without a deadline waits until limit).
+func flushDeadline(batch []*commitRequest, limit time.Time) time.Time {
+	var last time.Time
+	for _, r := range batch {
+		if r.deadline.IsZero() || r.deadline.After(limit) {
+			return limit
+		}
+		if r.deadline.After(last) {
+			last = r.deadline
+		}
+	}
+	return last
 }
 
 // publishAtomic commits ms[idx...] as one atomic batch.

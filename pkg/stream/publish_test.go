@@ -191,3 +191,60 @@ func TestPublishAllWithoutCommitter(t *testing.T) {
 		t.Fatalf("stored %d, want 31", got)
 	}
 }
+
+// TestGroupCommitFreesAfterItsCallersGiveUp: a publish that is never
+// answered (here: nothing but a silent subscriber on the stream's
+// subjects, as when a stream leader dies with the publish in flight) holds
+// its flush only as long as its callers wait. The next caller is served as
+// soon as the stream answers again, not after the committer's 30 s bound
+// (the drills' 30 s stall when the NR_NOTICES leader was killed).
+func TestGroupCommitFreesAfterItsCallersGiveUp(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := stream.NewGroupCommit(js, 30*time.Second)
+	defer gc.Close()
+	notice := func(id string) []stream.Message {
+		return []stream.Message{{Subject: stream.NoticeSubject(id), ID: id, Data: []byte(`{}`)}}
+	}
+
+	// No stream yet: a silent subscriber takes the publish and never answers.
+	silent, err := nc.SubscribeSync(stream.NoticeSubject("*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = gc.PublishAll(ctx, notice("first"))[0]
+	cancel()
+	if !fault.Is(err, fault.Unavailable) {
+		t.Fatalf("unanswered publish: %v, want fault.Unavailable", err)
+	}
+	if err := silent.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	ectx, ecancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ecancel()
+	if err := stream.Ensure(ectx, js, stream.Topology{Replicas: 1, Retention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stream answers now; the next caller must not wait behind the
+	// abandoned flush.
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := gc.PublishAll(ctx, notice("second"))[0]; err != nil {
+		t.Fatalf("publish after the stream came back (%s later): %v", time.Since(start).Round(time.Millisecond), err)
+	}
+}

@@ -76,7 +76,7 @@ func (a *App) session(r *http.Request) (Session, bool) {
 // cookie is a cookie of this application: HttpOnly, SameSite=Strict,
 // Secure when served over TLS.
 func (a *App) cookie(name, value string, maxAge time.Duration) *http.Cookie {
-	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: a.Secure, SameSite: http.SameSiteStrictMode}
+	c := &http.Cookie{Name: name, Value: value, Path: a.cookiePath(), HttpOnly: true, Secure: a.Secure, SameSite: http.SameSiteStrictMode}
 	switch {
 	case maxAge < 0:
 		c.MaxAge = -1
@@ -84,4 +84,12 @@ func (a *App) cookie(name, value string, maxAge time.Duration) *http.Cookie {
 		c.MaxAge = int(maxAge / time.Second)
 	}
 	return c
+}
+
+// cookiePath scopes the application's cookies to its base path.
+func (a *App) cookiePath() string {
+	if a.Base == "" {
+		return "/"
+	}
+	return a.Base
 }

@@ -1,8 +1,10 @@
 // Package web is what every page of noticerelay's web applications needs,
 // written once: the layout, sign-in and sign-out, sessions kept in a
 // store, CSRF protection on every form, flash messages, security headers
-// and the embedded assets. The receiving station uses it; the platforms'
-// portal can reuse it.
+// and the embedded assets. The receiving station, the platforms' portal
+// and the auditors' page use it. An application is mounted at a path (Base:
+// "" for the station, "/portal" on the relay's listener), under which its
+// sign-in, assets and cookies live.
 package web
 
 import (
@@ -16,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +34,9 @@ type Account struct {
 	Name         string
 	Role         string
 	PasswordHash string
+	// Org is whom the account acts for (the portal's platform); empty for
+	// applications of one organisation.
+	Org string
 }
 
 // NavItem is a link of the navigation bar, with an optional badge.
@@ -50,6 +56,12 @@ type Alert struct {
 
 // Page is what every template receives; a page's own data is in Data.
 type Page struct {
+	// Base is the path the application is mounted at ("" or "/portal").
+	Base string
+	// Product names the application in the header and footer.
+	Product string
+	// Footer is the footer's line after the site's name.
+	Footer string
 	Site   string
 	Title  string
 	User   *Account
@@ -64,6 +76,13 @@ type Page struct {
 
 // App is one web application: its name, accounts, sessions and pages.
 type App struct {
+	// Base is the path the application is mounted at: "" for the root,
+	// else a path such as "/portal" without a trailing slash.
+	Base string
+	// Product names the application ("noticerelay station" when empty).
+	Product string
+	// Footer is the footer's line after Site (the station's when empty).
+	Footer string
 	// Site names the application's owner on every page (the station's authority).
 	Site       string
 	Accounts   map[string]Account
@@ -77,11 +96,18 @@ type App struct {
 	Alerts func(r *http.Request) []Alert
 	// OnSignIn and OnSignOut are told of each (the access log).
 	OnSignIn, OnSignOut func(ctx context.Context, user string) error
-	Log                 *zap.Logger
+	// SignIn, when set, checks the sign-in form instead of the user and
+	// password of Accounts: it returns the account the form signs in, or
+	// what to tell the person. Its account must be in Accounts.
+	SignIn func(r *http.Request) (*Account, string)
+	Log    *zap.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// SignInLimit bounds sign-in attempts (DefaultSignInLimit when zero).
+	SignInLimit SignInLimit
 
-	pages map[string]*template.Template
+	pages   map[string]*template.Template
+	limiter signInLimiter
 }
 
 type ctxKey struct{}
@@ -91,6 +117,16 @@ type reqState struct {
 	user    *Account
 	csrf    string
 }
+
+func (a *App) product() string {
+	if a.Product == "" {
+		return "noticerelay station"
+	}
+	return a.Product
+}
+
+// Path returns p (starting with "/") under the application's base path.
+func (a *App) Path(p string) string { return a.Base + p }
 
 func (a *App) now() time.Time {
 	if a.Now != nil {
@@ -111,6 +147,7 @@ func (a *App) Parse(pages fs.FS, funcs template.FuncMap) error {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 		"join": strings.Join,
+		"path": a.Path,
 	}
 	for k, v := range funcs {
 		all[k] = v
@@ -149,10 +186,10 @@ func (a *App) Parse(pages fs.FS, funcs template.FuncMap) error {
 // under /assets/ and sign-in and sign-out.
 func (a *App) Handler(routes *http.ServeMux) http.Handler {
 	assets, _ := fs.Sub(files, "assets")
-	routes.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
-	routes.HandleFunc("GET /signin", a.signInPage)
-	routes.HandleFunc("POST /signin", a.signIn)
-	routes.HandleFunc("POST /signout", a.signOut)
+	routes.Handle("GET "+a.Path("/assets/"), http.StripPrefix(a.Path("/assets/"), http.FileServerFS(assets)))
+	routes.HandleFunc("GET "+a.Path("/signin"), a.signInPage)
+	routes.HandleFunc("POST "+a.Path("/signin"), a.signIn)
+	routes.HandleFunc("POST "+a.Path("/signout"), a.signOut)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.Error(w, r, http.StatusForbidden, "This form came from another site and was refused.")
@@ -220,7 +257,7 @@ func (a *App) Require(h http.HandlerFunc, roles ...string) http.HandlerFunc {
 		u := User(r)
 		if u == nil {
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, a.Path("/signin")+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
 			a.Error(w, r, http.StatusUnauthorized, "Sign in first.")
@@ -265,7 +302,11 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, name st
 		return
 	}
 	st := state(r)
-	p.Site, p.User, p.CSRF = a.Site, st.user, st.csrf
+	p.Base, p.Product, p.Site, p.User, p.CSRF = a.Base, a.product(), a.Site, st.user, st.csrf
+	p.Footer = a.Footer
+	if p.Footer == "" {
+		p.Footer = "receiving station of noticerelay · what is shown here is for official use only"
+	}
 	if c, err := r.Cookie("nr_flash"); err == nil {
 		p.Flash, _ = url.QueryUnescape(c.Value)
 		http.SetCookie(w, a.cookie("nr_flash", "", -1))
@@ -319,25 +360,57 @@ func (a *App) Error(w http.ResponseWriter, r *http.Request, status int, msg stri
 
 func (a *App) signInPage(w http.ResponseWriter, r *http.Request) {
 	if User(r) != nil {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, a.Path("/"), http.StatusSeeOther)
 		return
 	}
-	a.Render(w, r, http.StatusOK, "signin", "Sign in", signInData{Next: safeNext(r.URL.Query().Get("next"))})
+	a.Render(w, r, http.StatusOK, "signin", "Sign in", SignInData{Next: a.safeNext(r.URL.Query().Get("next"))})
 }
 
-type signInData struct {
+// SignInData is what the sign-in page shows: the user typed, where to go
+// next, and why the last attempt was refused.
+type SignInData struct {
 	User, Next, Error string
 }
 
 func (a *App) signIn(w http.ResponseWriter, r *http.Request) {
 	id, pw := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
-	next := safeNext(r.PostForm.Get("next"))
-	acc, known := a.Accounts[id]
-	if !passwordMatches(pw, acc.PasswordHash) || !known {
+	next := a.safeNext(r.PostForm.Get("next"))
+	lim := a.SignInLimit
+	if lim == (SignInLimit{}) {
+		lim = DefaultSignInLimit
+	}
+	if len(id) > 100 {
+		id = id[:100]
+	}
+	if wait := a.limiter.allow(lim, source(r), id, a.now()); wait > 0 {
+		if a.Log != nil {
+			a.Log.Warn("sign-in refused: too many attempts", zap.String("source", source(r)))
+		}
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		a.Render(w, r, http.StatusTooManyRequests, "signin", "Sign in", SignInData{User: id, Next: next,
+			Error: fmt.Sprintf("Too many sign-in attempts. Wait %d seconds, then try again.", secs)})
+		return
+	}
+	var acc Account
+	refusal := "Unknown user or wrong password."
+	ok := false
+	if a.SignIn != nil {
+		if got, msg := a.SignIn(r); got != nil {
+			acc, ok = *got, true
+		} else {
+			refusal = msg
+		}
+	} else {
+		var known bool
+		acc, known = a.Accounts[id]
+		ok = passwordMatches(pw, acc.PasswordHash) && known
+	}
+	if !ok {
 		if a.Log != nil {
 			a.Log.Info("sign-in refused")
 		}
-		a.Render(w, r, http.StatusUnauthorized, "signin", "Sign in", signInData{User: id, Next: next, Error: "Unknown user or wrong password."})
+		a.Render(w, r, http.StatusUnauthorized, "signin", "Sign in", SignInData{User: id, Next: next, Error: refusal})
 		return
 	}
 	if _, err := a.startSession(w, r, acc.ID); err != nil {
@@ -370,7 +443,7 @@ func (a *App) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, a.cookie(sessionCookie, "", -1))
 	a.Flash(w, "You are signed out.")
-	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+	http.Redirect(w, r, a.Path("/signin"), http.StatusSeeOther)
 }
 
 // fail answers 500 for an error of the application's store.
@@ -384,10 +457,10 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 // Fail answers 500 for an error of the application's store, and logs it.
 func (a *App) Fail(w http.ResponseWriter, r *http.Request, err error) { a.fail(w, r, err) }
 
-// safeNext keeps a redirect target on this site.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
-		return "/"
+// safeNext keeps a redirect target on this site, under the application.
+func (a *App) safeNext(next string) string {
+	if !strings.HasPrefix(next, a.Path("/")) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return a.Path("/")
 	}
 	return next
 }

@@ -54,9 +54,13 @@ type Service struct {
 	deliveries  jetstream.Stream
 	events      jetstream.Stream
 	notices     jetstream.Stream
-	sealer      *delivery.Sealer
-	buffers     sync.Pool
-	wg          sync.WaitGroup
+	// leader reads what the stage must not miss (see stream.LeaderReader):
+	// each side of the race between a new file and a new recipient must
+	// see the other's write once it is stored.
+	leader  map[string]*stream.LeaderReader
+	sealer  *delivery.Sealer
+	buffers sync.Pool
+	wg      sync.WaitGroup
 
 	stored  *prometheus.CounterVec
 	bytesIn prometheus.Counter
@@ -93,6 +97,10 @@ func (s *Service) Start(ctx context.Context) error {
 		if *st, err = s.env.Stream(ctx, name); err != nil {
 			return fmt.Errorf("attachments: %w", err)
 		}
+	}
+	s.leader = map[string]*stream.LeaderReader{}
+	for _, name := range []string{stream.Attachments, stream.Events, stream.Notices} {
+		s.leader[name] = stream.NewLeaderReader(s.env.JS, name)
 	}
 	var err error
 	if s.sealer, err = delivery.NewSealer(s.env.Config); err != nil {
@@ -313,7 +321,7 @@ func (s *Service) purge(id, upload string) {
 func (s *Service) records(ctx context.Context, id string) ([]*attachment.Record, error) {
 	var recs []*attachment.Record
 	for slot := 0; ; slot++ {
-		m, err := stream.Get(ctx, s.attachments, stream.AttachmentRecordSubject(id, slot))
+		m, err := s.leader[stream.Attachments].Last(ctx, stream.AttachmentRecordSubject(id, slot))
 		if fault.Is(err, fault.NotFound) {
 			return recs, nil
 		}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/noticerelay/noticerelay/pkg/attachment"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
@@ -172,7 +170,7 @@ func (s *Service) recipient(ctx context.Context, data []byte) ([]stream.Message,
 // only by its pseudonym): from the attachment index when it has files,
 // else from the queued delivery; "" once that has expired.
 func (s *Service) noticeOf(ctx context.Context, q *event.Event) (string, error) {
-	m, err := stream.Get(ctx, s.attachments, stream.AttachmentIndexSubject(q.Notice))
+	m, err := s.leader[stream.Attachments].Last(ctx, stream.AttachmentIndexSubject(q.Notice))
 	if err == nil {
 		return string(m.Data), nil
 	}
@@ -208,7 +206,7 @@ func (s *Service) earlier(ctx context.Context, id string) ([]string, error) {
 	ids := []string{id}
 	seen := map[string]bool{id: true}
 	for i := 0; i < len(ids) && len(ids) < maxChain; i++ {
-		m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(ids[i]))
+		m, err := s.leader[stream.Notices].Last(ctx, stream.NoticeSubject(ids[i]))
 		if fault.Is(err, fault.NotFound) {
 			continue
 		}
@@ -235,9 +233,9 @@ func (s *Service) linked(ctx context.Context, id string) ([]string, error) {
 	var out []string
 	filter := stream.AttachmentLinkFilter(id)
 	for seq := uint64(1); ; {
-		m, err := s.attachments.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		m, err := s.leader[stream.Attachments].Next(ctx, seq, filter)
 		if err != nil {
-			if err = stream.Classify("attachments: reading "+filter, err); fault.Is(err, fault.NotFound) {
+			if fault.Is(err, fault.NotFound) {
 				return out, nil
 			}
 			return nil, err
@@ -276,9 +274,9 @@ func (s *Service) recipients(ctx context.Context, pseudonym string) ([]recipient
 	seen := map[string]bool{}
 	filter := stream.EventSubject(pseudonym, string(event.Queued), "*", "*")
 	for seq := uint64(1); ; {
-		m, err := s.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		m, err := s.leader[stream.Events].Next(ctx, seq, filter)
 		if err != nil {
-			if err = stream.Classify("attachments: reading "+filter, err); fault.Is(err, fault.NotFound) {
+			if fault.Is(err, fault.NotFound) {
 				return out, nil
 			}
 			return nil, err

@@ -8,7 +8,6 @@ package inbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -197,6 +197,11 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	limit := 10
 	if v := r.URL.Query().Get("max"); v != "" || r.URL.Query().Has("max") {
 		n, err := strconv.Atoi(v)
@@ -337,6 +342,11 @@ func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	id := r.PathValue("id")
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
@@ -359,16 +369,14 @@ func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req delivery.AckRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
-		msg := "trailing data after the JSON object"
-		if err != nil {
-			msg = err.Error()
-		}
-		httpapi.BadRequest(w, `the body must be {"ids": ["<delivery id>", ...]}`, httpapi.FieldError{Field: "", Message: msg})
+	if !httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `{"ids": ["<delivery id>", ...]}`) {
 		return
 	}
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	if len(req.IDs) == 0 || len(req.IDs) > 100 {
 		httpapi.BadRequest(w, "invalid acknowledgement", httpapi.FieldError{Field: "ids", Message: "must list 1 to 100 delivery ids"})
 		return

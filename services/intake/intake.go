@@ -9,18 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/country"
@@ -29,6 +26,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -44,17 +42,23 @@ type Service struct {
 	leader   nats.JetStreamContext
 	states   country.Set // the Member States served, for warnings
 	inFlight chan struct{}
-	answers  *prometheus.CounterVec
-	latency  prometheus.Histogram
+	rejected *rejections
+	// largeBodies are the turns of bodies over 64 KiB: read and parsed
+	// one at a time per platform (at its large_body_rate), two in all.
+	largeBodies *httpapi.Turns
+	answers     *prometheus.CounterVec
+	latency     prometheus.Histogram
 }
 
 // New returns the intake service.
 func New(env *module.Env) *Service {
 	states, _ := country.MemberStates(env.Config.MemberStates)
 	s := &Service{
-		env:      env,
-		states:   states,
-		inFlight: make(chan struct{}, env.Config.Limits.MaxInFlight),
+		env:         env,
+		states:      states,
+		inFlight:    make(chan struct{}, env.Config.Limits.MaxInFlight),
+		rejected:    newRejections(env),
+		largeBodies: httpapi.NewTurns(2, env.Config.Limits.PerCaller.LargeBodyRate),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticerelay_intake_answers_total",
 			Help: "Answers to notice submissions, by HTTP status.",
@@ -83,11 +87,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.env.Mux.HandleFunc("POST /v1/notices", s.submit)
 	s.env.Mux.HandleFunc("POST /v1/notices/{id}/withdraw", s.withdraw)
+	go s.rejected.run(ctx)
 	return nil
 }
 
-// Wait returns at once: intake works only inside requests.
-func (s *Service) Wait() {}
+// Wait returns once the last rejections are recorded.
+func (s *Service) Wait() { <-s.rejected.done }
 
 // Accepted is the answer to a stored submission.
 type Accepted struct {
@@ -107,6 +112,44 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
+	// The body first, under its own deadline, before any slot or share is
+	// taken: a slow sender holds nothing the others need.
+	body, release, prob := httpapi.ReadBody(w, r, notice.MaxBodyBytes, time.Duration(s.env.Config.HTTP.BodyTimeout), s.largeBodies, p.ID)
+	defer release()
+	if prob != nil {
+		switch prob.Status {
+		case http.StatusRequestEntityTooLarge:
+			s.rejected.add(p.ID, "body_too_large")
+		case http.StatusRequestTimeout:
+			s.rejected.add(p.ID, "body_timeout")
+		case http.StatusTooManyRequests:
+			s.rejected.add(p.ID, "over_share")
+		}
+		s.count(prob.Status)
+		httpapi.WriteProblem(w, *prob)
+		return
+	}
+	checked := notice.Check(body, notice.Options{Now: s.env.Now(), MemberStates: s.states})
+	release()
+	n, problems := checked.Notice, checked.Errors
+	// An urgent notice has a share of its own: the platform's normal
+	// traffic, valid or not, never refuses it.
+	class := share.Normal
+	if n != nil && n.ImminentThreat {
+		class = share.Urgent
+	}
+	done, retry, ok := s.env.Shares.Take(p.ID, class)
+	if !ok {
+		s.rejected.add(p.ID, "over_share")
+		s.count(http.StatusTooManyRequests)
+		share.TooMany(w, retry)
+		return
+	}
+	defer done()
+	if len(problems) > 0 {
+		s.refuse(w, p.ID, problems)
+		return
+	}
 	select {
 	case s.inFlight <- struct{}{}:
 		defer func() { <-s.inFlight }()
@@ -116,26 +159,6 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 			Detail: "too many submissions in flight; retry after the time in Retry-After"})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, notice.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.reject(r.Context(), p.ID, "body_too_large")
-			s.count(http.StatusRequestEntityTooLarge)
-			httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusRequestEntityTooLarge,
-				Detail: fmt.Sprintf("the body is larger than %d bytes", notice.MaxBodyBytes)})
-			return
-		}
-		s.count(http.StatusBadRequest)
-		httpapi.BadRequest(w, "could not read the body: "+err.Error())
-		return
-	}
-	checked := notice.Check(body, notice.Options{Now: s.env.Now(), MemberStates: s.states})
-	if len(checked.Errors) > 0 {
-		s.refuse(w, r, p.ID, checked.Errors)
-		return
-	}
-	n := checked.Notice
 	canonical, sum := notice.Canonical(n)
 	rec := notice.Record{
 		V:          notice.RecordVersion,
@@ -150,7 +173,7 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	problems, err := s.resolve(ctx, n, &rec)
 	if len(problems) > 0 {
-		s.refuse(w, r, p.ID, problems)
+		s.refuse(w, p.ID, problems)
 		return
 	}
 	var ans *Accepted
@@ -160,7 +183,7 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if fault.Is(err, fault.Conflict) {
-			s.reject(r.Context(), p.ID, "reference_conflict")
+			s.rejected.add(p.ID, "reference_conflict")
 		}
 		s.count(fault.HTTPStatus(err))
 		httpapi.Error(w, s.env.Log, err)
@@ -175,8 +198,8 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // refuse answers 400 with every problem and records the rejection.
-func (s *Service) refuse(w http.ResponseWriter, r *http.Request, platform string, problems []notice.FieldError) {
-	s.reject(r.Context(), platform, reasonCodes(problems)...)
+func (s *Service) refuse(w http.ResponseWriter, platform string, problems []notice.FieldError) {
+	s.rejected.add(platform, reasonCodes(problems)...)
 	s.count(http.StatusBadRequest)
 	errs := make([]httpapi.FieldError, len(problems))
 	for i, fe := range problems {
@@ -307,22 +330,6 @@ func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, err
 	return &Accepted{ID: prev.ID, Reference: rec.Reference, Status: "accepted", ReceivedAt: prev.ReceivedAt}, http.StatusOK, nil
 }
 
-// reject records a rejected submission: the platform and reason codes only.
-// Failing to record it does not change the answer, which already says no.
-func (s *Service) reject(ctx context.Context, platform string, reasons ...string) {
-	ev := event.Event{Type: event.Rejected, Notice: uuid.NewString(), Time: s.env.Now(),
-		Actor: Name, Platform: platform, Reasons: reasons}
-	m, err := ev.Message()
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		err = stream.Store(ctx, s.env.Publisher, m)
-	}
-	if err != nil {
-		s.env.Log.Warn("intake: recording a rejection failed", zap.Error(err))
-	}
-}
-
 func (s *Service) count(status int) { s.answers.WithLabelValues(fmt.Sprint(status)).Inc() }
 
 // reasonCodes turns field errors into reason codes that hold no submitted
@@ -368,19 +375,16 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req WithdrawRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpapi.BadRequest(w, "the body must be a JSON object {\"reason\": \"...\"}",
-			httpapi.FieldError{Field: "", Message: err.Error()})
+	if !httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `a JSON object {"reason": "..."}`) {
 		return
 	}
-	if dec.More() {
-		httpapi.BadRequest(w, "trailing data after the JSON object")
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
 		return
 	}
+	defer release()
 	n := utf8.RuneCountInString(req.Reason)
-	if strings.TrimSpace(req.Reason) == "" || n > maxReason || !utf8.ValidString(req.Reason) {
+	if strings.TrimSpace(req.Reason) == "" || n > maxReason {
 		httpapi.BadRequest(w, "invalid withdrawal", httpapi.FieldError{Field: "reason",
 			Message: fmt.Sprintf("is required: 1 to %d characters", maxReason)})
 		return

@@ -9,11 +9,11 @@ package messages
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +27,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/message"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -95,32 +96,40 @@ type request interface {
 	Check() []httpapi.FieldError
 }
 
-// read authenticates the caller as role and reads its message into req,
+// read authenticates the caller as role, reads its message into req
+// (strictly, under its own deadline) and takes the caller's share,
 // answering and returning false when it cannot: the caller, the path's id
-// (lower case) and the Idempotency-Key ("" without one).
-func (s *Service) read(w http.ResponseWriter, r *http.Request, role auth.Role, req request) (auth.Principal, string, string, bool) {
+// (lower case), the Idempotency-Key ("" without one) and the function that
+// gives the share back when the request ends.
+func (s *Service) read(w http.ResponseWriter, r *http.Request, role auth.Role, req request) (auth.Principal, string, string, func(), bool) {
 	p, ok := s.env.Auth.FromRequest(r, role)
 	if !ok {
 		httpapi.Unauthorized(w)
-		return p, "", "", false
+		return p, "", "", nil, false
 	}
-	if !decode(w, r, req) {
-		return p, "", "", false
+	if !httpapi.DecodeBody(w, r, req, maxBody, time.Duration(s.env.Config.HTTP.BodyTimeout), "one JSON object of the listed fields") {
+		return p, "", "", nil, false
+	}
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
+		return p, "", "", nil, false
 	}
 	key, errs := idempotencyKey(r)
 	if errs = append(req.Check(), errs...); len(errs) > 0 {
+		release()
 		httpapi.BadRequest(w, "invalid message", errs...)
-		return p, "", "", false
+		return p, "", "", nil, false
 	}
-	return p, strings.ToLower(r.PathValue("id")), key, true
+	return p, strings.ToLower(r.PathValue("id")), key, release, true
 }
 
 func (s *Service) fromAuthority(w http.ResponseWriter, r *http.Request) {
 	var req message.AuthorityRequest
-	p, id, key, ok := s.read(w, r, auth.Authority, &req)
+	p, id, key, release, ok := s.read(w, r, auth.Authority, &req)
 	if !ok {
 		return
 	}
+	defer release()
 	if !notice.ValidID(id) {
 		httpapi.NotFound(w, "delivery")
 		return
@@ -145,10 +154,11 @@ func (s *Service) fromAuthority(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) fromPlatform(w http.ResponseWriter, r *http.Request) {
 	var req message.PlatformRequest
-	p, id, key, ok := s.read(w, r, auth.Platform, &req)
+	p, id, key, release, ok := s.read(w, r, auth.Platform, &req)
 	if !ok {
 		return
 	}
+	defer release()
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
 	if !s.owned(ctx, w, p.ID, id) {
@@ -242,6 +252,11 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	id := strings.ToLower(r.PathValue("id"))
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
@@ -408,26 +423,4 @@ func idempotencyKey(r *http.Request) (string, []httpapi.FieldError) {
 	}
 	key := r.Header.Get(IdempotencyHeader)
 	return key, message.CheckIdempotencyKey(key)
-}
-
-// decode reads r's body into v strictly (one JSON object, no unknown
-// field), answering 400 or 413 and returning false otherwise.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON object")
-	}
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusRequestEntityTooLarge,
-			Detail: fmt.Sprintf("the body is larger than %d bytes", maxBody)})
-		return false
-	case err != nil:
-		httpapi.BadRequest(w, "the body must be one JSON object", httpapi.FieldError{Field: "", Message: err.Error()})
-		return false
-	}
-	return true
 }

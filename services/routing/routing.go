@@ -110,7 +110,7 @@ func (s *Service) stage(ctx context.Context, in stream.Input) ([]stream.Message,
 	switch {
 	case strings.HasPrefix(in.Subject, stream.NoticeSubject("")):
 		kind = "notice"
-		out, err = s.route(in.Data)
+		out, err = s.route(ctx, in.Data)
 	case strings.HasPrefix(in.Subject, stream.WithdrawSubject("")):
 		kind = "withdrawal"
 		out, err = s.withdraw(ctx, in.Data)
@@ -137,7 +137,7 @@ func poison(err error) error { return fault.E("routing", fault.Poison, err) }
 // route decides a stored notice's recipients and builds its events and
 // deliveries: accepted and decided, then each recipient's delivery, then
 // their queued events.
-func (s *Service) route(data []byte) ([]stream.Message, error) {
+func (s *Service) route(ctx context.Context, data []byte) ([]stream.Message, error) {
 	rec, n, err := notice.DecodeRecord(data)
 	if err != nil {
 		return nil, poison(err)
@@ -147,6 +147,14 @@ func (s *Service) route(data []byte) ([]stream.Message, error) {
 		return nil, poison(err)
 	}
 	d := s.router.Decide(rec.Platform, n)
+	// A follow-up or correction also goes to every recipient of the
+	// notices it names (contract section 9).
+	pseudonym := s.env.Pseudonyms.Notice(rec.ID)
+	earlier, linked, err := s.earlierDecisions(ctx, rec, pseudonym, received)
+	if err != nil {
+		return nil, err
+	}
+	d = jurisdiction.FollowUp(d, earlier...)
 	if len(d.Recipients) == 0 {
 		// Never dropped: the notice stays stored and is tried again until
 		// the configuration gives it a recipient (Europol, as last resort).
@@ -154,12 +162,14 @@ func (s *Service) route(data []byte) ([]stream.Message, error) {
 			zap.String("notice", rec.ID))
 		return nil, fault.Errorf("routing", fault.Unavailable, "notice %s has no recipient in this configuration", rec.ID)
 	}
-	base := event.Event{Notice: s.env.Pseudonyms.Notice(rec.ID), Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
+	base := event.Event{Notice: pseudonym, Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: string(d.Priority)}
 	acc, dec := base, base
 	acc.Type, acc.Time, acc.Actor, acc.Category = event.Accepted, received, "intake", n.Category
 	dec.Type, dec.Time, dec.Actor, dec.Decision = event.Decided, s.env.Now(), Name, &d
-	fw := delivery.Forwarded{ID: rec.ID, Platform: rec.Platform, ReceivedAt: rec.ReceivedAt, Notice: n}
-	return s.deliver([]event.Event{acc, dec}, base, &d, fw, event.KindNotice)
+	dec.FollowUpOf, dec.Supersedes = s.earlierPseudonyms(rec)
+	fw := delivery.Forwarded{ID: rec.ID, Platform: rec.Platform, ReceivedAt: rec.ReceivedAt, Notice: n,
+		FollowUpOf: rec.FollowUpOfID, Supersedes: rec.SupersedesID}
+	return s.deliver(append([]event.Event{acc, dec}, linked...), base, &d, fw, event.KindNotice)
 }
 
 // deliver returns events, then a delivery of fw of kind to every recipient
@@ -222,6 +232,7 @@ func (s *Service) withdraw(ctx context.Context, data []byte) ([]stream.Message, 
 	case err == nil:
 		if rec, n, err := notice.DecodeRecord(body); err == nil {
 			fw.Notice, fw.ReceivedAt = n, rec.ReceivedAt
+			fw.FollowUpOf, fw.Supersedes = rec.FollowUpOfID, rec.SupersedesID
 		}
 	case !fault.Is(err, fault.NotFound):
 		return nil, fmt.Errorf("routing: reading the body of withdrawn notice %s: %w", wd.NoticeID, err)

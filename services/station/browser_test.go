@@ -1,10 +1,14 @@
 package station_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +100,14 @@ func TestStationInBrowser(t *testing.T) {
 	if !e.sealed(t, urgentID) {
 		t.Fatal("the urgent notice did not arrive sealed: the test would not show decryption")
 	}
+
+	// The platform adds a screenshot of the chat: it appears in the page,
+	// decrypted by the station when shown.
+	e.upload(t, urgentID, "chat.png", "image/png", chatPNG(t))
+	relaytest.Eventually(t, 40*time.Second, "the screenshot in the notice page", func() bool {
+		open(t, ctx, base+"/notices/"+urgentID, "#suspicion")
+		return js[bool](t, ctx, `(() => { const i = document.querySelector("img.evidence"); return !!i && i.complete && i.naturalWidth > 0 })()`)
+	})
 
 	// Triage: forwarded needs a destination.
 	set(t, ctx, "#state", "forwarded")
@@ -276,4 +288,24 @@ func (e *env) sealed(t *testing.T, id string) bool {
 		t.Fatal(err)
 	}
 	return ok
+}
+
+// chatPNG is a small image standing in for a screenshot of a chat.
+func chatPNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 240, 120))
+	for y := range 120 {
+		for x := range 240 {
+			c := color.RGBA{R: 240, G: 244, B: 248, A: 255}
+			if y%24 < 16 && x > 12+(y/24%2)*60 && x < 180+(y/24%2)*48 {
+				c = color.RGBA{R: 9, G: 105, B: 218, A: 255}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -2,11 +2,14 @@ package station
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 
@@ -22,6 +25,9 @@ type Config struct {
 	Relay     struct {
 		URL      string `yaml:"url"`
 		TokenEnv string `yaml:"token_env"`
+		// CA, when set, is a PEM file of the only certificates trusted for
+		// the relay (a private CA, or the relay's self-signed certificate).
+		CA string `yaml:"ca"`
 	} `yaml:"relay"`
 	// Identity is the age identity file that opens sealed deliveries.
 	Identity string `yaml:"identity"`
@@ -36,7 +42,7 @@ type Config struct {
 	// Filled in by LoadConfig.
 	token      string
 	identities []age.Identity
-	cert       *tls.Certificate
+	relayTLS   *tls.Config
 }
 
 // User is an analyst or a lead who may sign in.
@@ -90,6 +96,11 @@ func ParseConfig(data []byte) (*Config, error) {
 			add("relay.url", "%v", err)
 		}
 	}
+	if c.Relay.CA != "" {
+		if err := c.UseCA(c.Relay.CA); err != nil {
+			add("relay.ca", "%v", err)
+		}
+	}
 	switch {
 	case c.Relay.TokenEnv == "":
 		add("relay.token_env", "is required: the environment variable that holds the authority's bearer token")
@@ -122,11 +133,10 @@ func ParseConfig(data []byte) (*Config, error) {
 	case t.KeyFile == "":
 		add("http.tls.key_file", "is required with http.tls.cert_file")
 	default:
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
+		// Checked now; served through reload.ListenerTLS, which reads
+		// the pair again whenever it changes.
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 			add("http.tls.cert_file", "with http.tls.key_file: %v", err)
-		} else {
-			c.cert = &cert
 		}
 	}
 	if len(c.Users) == 0 {
@@ -183,7 +193,29 @@ func readIdentity(path string) ([]age.Identity, error) {
 }
 
 // TLS reports whether the station serves HTTPS.
-func (c *Config) TLS() bool { return c.cert != nil }
+func (c *Config) TLS() bool { return c.HTTP.TLS.Enabled() }
+
+// UseCA makes the station trust only the PEM certificates in file for the
+// relay (relay.ca, or the command's --ca).
+func (c *Config) UseCA(file string) error {
+	t, err := config.CATLS(file)
+	if err != nil {
+		return err
+	}
+	c.Relay.CA, c.relayTLS = file, t
+	return nil
+}
+
+// relayClient is the station's HTTP client of the relay: it trusts
+// relay.ca when set, and follows no redirect (the relay's API answers
+// none, and following one could carry the token elsewhere).
+func (c *Config) relayClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = c.relayTLS
+	return &http.Client{Timeout: 60 * time.Second, Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return errors.New("the relay answered with a redirect, which is not followed")
+	}}
+}
 
 func (c *Config) accounts() map[string]web.Account {
 	out := map[string]web.Account{}

@@ -55,6 +55,8 @@ users:
 		{"duplicate user", "id: lead,", "id: duty1,", "users[1].id: "},
 		{"no lead", "role: lead", "role: analyst", "users: at least one user must have role lead"},
 		{"unknown field", "data: ", "dta: ", "dta: unknown field"},
+		{"relay CA missing", "token_env: NR_STATION_TOKEN}", "token_env: NR_STATION_TOKEN, ca: " + key + ".nope}", "relay.ca: "},
+		{"relay CA not PEM", "token_env: NR_STATION_TOKEN}", "token_env: NR_STATION_TOKEN, ca: " + key + "}", "relay.ca: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := station.ParseConfig([]byte(strings.Replace(good, tc.from, tc.to, 1)))

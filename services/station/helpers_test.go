@@ -59,6 +59,13 @@ type env struct {
 // that opens them.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil, nil)
+}
+
+// newEnvWith is newEnv with changes to the relay's configuration and to
+// the station's (YAML).
+func newEnvWith(t *testing.T, relayCfg func(*config.Config), stationCfg func(string) string) *env {
+	t.Helper()
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +75,9 @@ func newEnv(t *testing.T) *env {
 			if c.Authorities[i].ID == authority {
 				c.Authorities[i].AgeRecipient = id.Recipient().String()
 			}
+		}
+		if relayCfg != nil {
+			relayCfg(c)
 		}
 	}})
 	dir := t.TempDir()
@@ -86,6 +96,9 @@ users:
   - {id: duty1, name: Duty officer 1, password: %q, role: analyst}
   - {id: lead, name: Team lead, password: %q, role: lead}
 `, r.URL, keyFile, filepath.Join(dir, "data"), h[0], h[1])
+	if stationCfg != nil {
+		yaml = stationCfg(yaml)
+	}
 	cfg, err := station.ParseConfig([]byte(yaml))
 	if err != nil {
 		t.Fatalf("station configuration: %v", err)

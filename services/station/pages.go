@@ -52,7 +52,7 @@ var funcs = template.FuncMap{
 		}
 		return "no"
 	},
-	"isImage": func(mt string) bool { return strings.HasPrefix(mt, "image/") },
+	"isImage": func(mt string) bool { return slices.Contains(inlineTypes, mt) },
 	"inc":     func(i int) int { return i + 1 },
 }
 
@@ -68,6 +68,7 @@ func (s *Station) routes() *http.ServeMux {
 	mux.HandleFunc("POST /notices/{id}/notes", a.Require(s.note))
 	mux.HandleFunc("POST /notices/{id}/messages", a.Require(s.message))
 	mux.HandleFunc("GET /notices/{id}/thread", a.Require(s.thread))
+	mux.HandleFunc("GET /notices/{id}/attachments/{delivery}", a.Require(s.attachment))
 	mux.HandleFunc("GET /access-log", a.Require(s.accessLog, RoleLead))
 	mux.HandleFunc("GET /access-log.csv", a.Require(s.accessLogCSV, RoleLead))
 	return mux

@@ -26,6 +26,9 @@ func (s *Station) receive(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if fetchErr == nil {
+			s.fetchAttachments(ctx)
+		}
 		now := time.Now()
 		switch {
 		case fetchErr != nil:
@@ -109,7 +112,7 @@ func (s *Station) open(o delivery.Out) (store.Received, error) {
 	case "message":
 		r.Body = o.Message // a message delivery carries the message, not the notice
 	case "attachment":
-		r.Body = o.Attachment // the file's description; the station does not fetch files yet
+		r.Body = o.Attachment // the file's description; the file itself is downloaded after the round
 	}
 	if o.ID == "" || o.NoticeID == "" {
 		return r, fmt.Errorf("a delivery without id or notice id")

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/inboxclient"
+	"github.com/noticerelay/noticerelay/pkg/reload"
 	store "github.com/noticerelay/noticerelay/pkg/station"
 	"github.com/noticerelay/noticerelay/pkg/web"
 )
@@ -68,7 +69,7 @@ func Start(ctx context.Context, o Options) (*Station, error) {
 		return nil, err
 	}
 	s := &Station{cfg: o.Config, log: o.Log, store: st, poll: o.PollInterval, served: make(chan error, 1),
-		client: inboxclient.New(o.Config.Relay.URL, o.Config.token, 100, nil)}
+		client: inboxclient.New(o.Config.Relay.URL, o.Config.token, 100, o.Config.relayClient())}
 	s.app = &web.App{Site: o.Config.Authority, Accounts: o.Config.accounts(), Sessions: st, SessionTTL: o.SessionTTL,
 		Secure: o.Config.TLS(), Nav: s.nav, Alerts: s.alerts, Log: o.Log,
 		OnSignIn: func(ctx context.Context, user string) error {
@@ -88,8 +89,14 @@ func Start(ctx context.Context, o Options) (*Station, error) {
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
 	}
-	if o.Config.cert != nil {
-		s.ln = tls.NewListener(s.ln, &tls.Config{Certificates: []tls.Certificate{*o.Config.cert}, MinVersion: tls.VersionTLS12})
+	if t := o.Config.HTTP.TLS; t.Enabled() {
+		tc, err := reload.ListenerTLS(t.CertFile, t.KeyFile, o.Log)
+		if err != nil {
+			s.ln.Close()
+			st.Close()
+			return nil, err
+		}
+		s.ln = tls.NewListener(s.ln, tc)
 	}
 	s.srv = &http.Server{Handler: s.app.Handler(s.routes()), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}

@@ -24,6 +24,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/services/station"
 )
 
@@ -119,4 +121,64 @@ func TestStationOverTLS(t *testing.T) {
 			t.Fatal("the station answered plain HTTP while configured for TLS")
 		}
 	}
+}
+
+// The station's certificate is read again when its files change: a new
+// connection gets the new one without a restart.
+func TestStationCertificateReloaded(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "station.crt"), filepath.Join(dir, "station.key")
+	first := relaytest.WriteCert(t, certFile, keyFile)
+	e := newEnvWith(t, nil, func(yaml string) string {
+		return strings.Replace(yaml, "http: {listen: 127.0.0.1:0}",
+			"http: {listen: 127.0.0.1:0, tls: {cert_file: "+certFile+", key_file: "+keyFile+"}}", 1)
+	})
+	served := func() *x509.Certificate {
+		conn, err := tls.Dial("tcp", e.station.Addr(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test compares the certificate itself
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0]
+	}
+	if got := served(); !got.Equal(first) {
+		t.Fatalf("serving %s, want %s", got.Subject, first.Subject)
+	}
+	second := relaytest.WriteCert(t, certFile, keyFile)
+	relaytest.Eventually(t, 20*time.Second, "the renewed certificate served", func() bool { return served().Equal(second) })
+	// And it is a working HTTPS station with it.
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: relaytest.CertPool(t, certFile)}}}
+	resp, err := c.Get("https://" + e.station.Addr() + "/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in page over the renewed certificate: HTTP %d", resp.StatusCode)
+	}
+}
+
+// A relay behind a private CA: with relay.ca the station trusts it and
+// receives; without, it refuses the relay's certificate and says the relay
+// is unreachable (it never falls back to plain HTTP or to no checking).
+func TestStationTrustsRelayCA(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "relay.crt"), filepath.Join(dir, "relay.key")
+	relaytest.WriteCert(t, certFile, keyFile)
+	relayTLS := func(c *config.Config) { c.HTTP.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile} }
+
+	e := newEnvWith(t, relayTLS, func(yaml string) string {
+		return strings.Replace(yaml, "token_env: NR_STATION_TOKEN}", "token_env: NR_STATION_TOKEN, ca: "+certFile+"}", 1)
+	})
+	if !strings.HasPrefix(e.relay.URL, "https://") {
+		t.Fatalf("relay at %s, want https", e.relay.URL)
+	}
+	e.relay.Submit("examplenet", relaytest.Notice("CA-1", false, "", "DE", ""))
+	relaytest.Eventually(t, 20*time.Second, "the notice received over TLS", func() bool { return e.stored(t) == 1 })
+
+	untrusting := newEnvWith(t, relayTLS, nil)
+	relaytest.Eventually(t, 20*time.Second, "the relay's certificate refused", func() bool {
+		st, err := untrusting.station.Store().Relay(context.Background())
+		return err == nil && !st.UnreachableSince.IsZero() && strings.Contains(st.LastError, "certificate")
+	})
 }

@@ -24,6 +24,8 @@ type Projection struct {
 	DecidedAt   string      `json:"decided_at,omitempty"`
 	WithdrawnAt string      `json:"withdrawn_at,omitempty"`
 	Recipients  []Recipient `json:"recipients,omitempty"`
+	// Superseded is set once a later notice supersedes this one.
+	Superseded Supersession `json:"superseded,omitzero"`
 }
 
 // Recipient is the state of one recipient's deliveries.
@@ -76,6 +78,8 @@ func (p *Projection) Apply(e *event.Event) {
 		earliest(&p.WithdrawnAt, at)
 	case event.Escalated:
 		earliest(&p.recipient(e.Recipient).EscalatedAt, at)
+	case event.FollowedUp, event.Superseded:
+		p.applyLink(e)
 	case event.Queued, event.Delivered, event.Acknowledged:
 		if e.Kind == event.KindEscalation || e.Kind == event.KindMessage || e.Kind == event.KindAttachment {
 			// The escalation target's copy, or a message's receipt: not
@@ -147,13 +151,17 @@ func earliest(dst *string, t string) {
 
 // View is the answer to GET /v1/notices/{id}.
 type View struct {
-	ID          string          `json:"id"`
-	Reference   string          `json:"reference"`
-	Status      string          `json:"status"`
-	Priority    string          `json:"priority"`
-	ReceivedAt  string          `json:"received_at"`
-	WithdrawnAt string          `json:"withdrawn_at,omitempty"`
-	Recipients  []RecipientView `json:"recipients"`
+	ID          string `json:"id"`
+	Reference   string `json:"reference"`
+	Status      string `json:"status"`
+	Priority    string `json:"priority"`
+	ReceivedAt  string `json:"received_at"`
+	WithdrawnAt string `json:"withdrawn_at,omitempty"`
+	// SupersededAt and SupersededBy: when and by which notice (its id)
+	// this one was superseded.
+	SupersededAt string          `json:"superseded_at,omitempty"`
+	SupersededBy string          `json:"superseded_by,omitempty"`
+	Recipients   []RecipientView `json:"recipients"`
 }
 
 // RecipientView is one recipient in a View.
@@ -173,7 +181,7 @@ type RecipientView struct {
 // handed out, routed once decided.
 func (p *Projection) View() View {
 	v := View{ID: p.ID, Reference: p.Reference, Priority: p.Priority, ReceivedAt: p.ReceivedAt,
-		WithdrawnAt: p.WithdrawnAt, Recipients: []RecipientView{}}
+		WithdrawnAt: p.WithdrawnAt, SupersededAt: p.Superseded.At, SupersededBy: p.Superseded.By, Recipients: []RecipientView{}}
 	all := func(pred func(*Recipient) bool) bool {
 		for i := range p.Recipients {
 			if !pred(&p.Recipients[i]) {
@@ -185,6 +193,8 @@ func (p *Projection) View() View {
 	switch {
 	case p.WithdrawnAt != "":
 		v.Status = "withdrawn"
+	case p.Superseded.At != "" || p.Superseded.By != "":
+		v.Status = "superseded"
 	case p.DecidedAt == "":
 		v.Status = "accepted"
 	case all(func(r *Recipient) bool { return r.Notice.AcknowledgedAt != "" }):

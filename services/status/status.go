@@ -25,6 +25,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -143,6 +144,9 @@ func (s *Service) handleBodies(ctx context.Context, msgs []jetstream.Msg) []erro
 			continue
 		}
 		cs.add(s.env.Pseudonyms.Notice(rec.ID), i, func(p *Projection) { p.Stored(rec, n) })
+		if earlier := superseding(rec); earlier != "" {
+			cs.add(s.env.Pseudonyms.Notice(earlier), i, func(p *Projection) { p.supersededBy(rec) })
+		}
 	}
 	s.commit(ctx, cs.order, errs)
 	return errs
@@ -242,6 +246,11 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Unauthorized(w)
 		return
 	}
+	release, ok := s.env.Shares.Admit(w, caller.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	id := strings.ToLower(r.PathValue("id"))
 	if !notice.ValidID(id) {
 		httpapi.NotFound(w, "notice")

@@ -49,3 +49,36 @@ document.addEventListener("DOMContentLoaded", () => {
     s.addEventListener("change", () => s.form.submit());
   }
 });
+
+// Portal: a notice's recipients follow the relay's status without a
+// reload; without the script the page says to reload it.
+document.addEventListener("DOMContentLoaded", () => {
+  const sec = document.querySelector("[data-status]");
+  if (!sec) return;
+  const short = (ts) => ts ? new Date(ts).toISOString().replace("T", " ").replace(/\.\d+Z$/, "") : "";
+  const poll = async () => {
+    try {
+      const r = await fetch(sec.dataset.status, {cache: "no-store", headers: {Accept: "application/json"}});
+      if (!r.ok) return;
+      const v = await r.json();
+      const st = document.getElementById("notice-status");
+      const rows = sec.querySelectorAll("tr[data-authority]");
+      if (st && st.textContent !== v.status) { st.textContent = v.status; st.className = "status status-" + v.status; }
+      // New recipients, or a withdrawal: the page's forms change too.
+      if (rows.length !== (v.recipients || []).length || (v.withdrawn_at && !document.getElementById("withdrawn"))) {
+        location.reload();
+        return;
+      }
+      for (const rc of v.recipients) {
+        const tr = sec.querySelector(`tr[data-authority="${CSS.escape(rc.authority)}"]`);
+        if (!tr) continue;
+        for (const td of tr.querySelectorAll("[data-k]")) {
+          const k = td.dataset.k;
+          if (k === "status") { td.textContent = rc.status; td.className = "status status-" + rc.status; }
+          else td.textContent = short(rc[k]);
+        }
+      }
+    } catch (e) {}
+  };
+  setInterval(() => { if (!document.hidden) poll(); }, 2000);
+});

@@ -1,0 +1,445 @@
+// Package jsonbody is the one strict JSON decoder for every request body the
+// relay accepts: notices, withdrawals, acknowledgements. It refuses what
+// encoding/json lets through (invalid UTF-8 replaced, duplicate keys with the
+// last one winning, control and bidirectional characters kept) and answers
+// every problem with a field path, so that a handler can answer 400 with
+// problem+json field errors like intake's.
+//
+// Its parser works on the body in memory with a fixed budget: nesting depth,
+// items per array and values per body. A hostile 1 MiB body therefore costs
+// a few MiB and a few milliseconds, not the hundreds of MB a generic tree of
+// half a million tiny values would take; the first array over its limit or
+// the first value over the budget ends the parse with one error.
+package jsonbody
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// FieldError is one problem with one field of a body. Field is a path such
+// as "victims[0].country"; the empty path is the body itself.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Kind is the type of a JSON value.
+type Kind uint8
+
+// Kinds of JSON value.
+const (
+	Null Kind = iota
+	Bool
+	Number
+	String
+	Array
+	Object
+)
+
+// Value is a parsed JSON value. Objects keep every member in document order,
+// duplicates included, so that a schema walk can report them.
+type Value struct {
+	Kind Kind
+	Bool bool
+	// Text is a string's value or a number's literal.
+	Text    string
+	Items   []Value
+	Members []Member
+}
+
+// Member is one key and value of an object.
+type Member struct {
+	Key   string
+	Value Value
+}
+
+// Limits bound what a parse may build.
+type Limits struct {
+	// MaxDepth is how deeply arrays and objects may nest.
+	MaxDepth int
+	// MaxItems is the most items any array may hold.
+	MaxItems int
+	// MaxValues is the most values (of any kind, containers included) the
+	// whole body may hold.
+	MaxValues int
+}
+
+// Parse parses body, which must be one JSON value with nothing after it but
+// white space. It fails with one error: at "" for a body that is empty, not
+// UTF-8, not JSON, nested too deeply or over the value budget; at the
+// array's path for an array with too many items.
+func Parse(body []byte, lim Limits) (Value, *FieldError) {
+	if !utf8.Valid(body) {
+		return Value{}, &FieldError{"", fmt.Sprintf("is not valid UTF-8 (at byte %d)", invalidUTF8At(body))}
+	}
+	// Values are copied out of the body: the caller may reuse it at once.
+	p := parser{body: body, lim: lim}
+	p.space()
+	if p.pos == len(p.body) {
+		return Value{}, &FieldError{"", "is empty; want a JSON object"}
+	}
+	v, ok := p.value(0)
+	if !ok {
+		return Value{}, p.err
+	}
+	p.space()
+	if p.pos < len(p.body) {
+		return Value{}, &FieldError{"", fmt.Sprintf("is not valid JSON: unexpected data after the top-level value (at byte %d)", p.pos)}
+	}
+	return v, nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not part
+// of a valid UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
+type pathElem struct {
+	key   string
+	index int // -1 for a key
+}
+
+type parser struct {
+	body   []byte
+	pos    int
+	lim    Limits
+	values int
+	path   []pathElem
+	err    *FieldError
+}
+
+func (p *parser) space() {
+	for p.pos < len(p.body) {
+		switch p.body[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) peek() byte {
+	if p.pos < len(p.body) {
+		return p.body[p.pos]
+	}
+	return 0
+}
+
+// here renders the path of the value being parsed.
+func (p *parser) here() string {
+	path := ""
+	for _, e := range p.path {
+		if e.index < 0 {
+			path = JoinKey(path, e.key)
+		} else {
+			path = Index(path, e.index)
+		}
+	}
+	return path
+}
+
+func (p *parser) value(depth int) (Value, bool) {
+	p.space()
+	p.values++
+	if p.values > p.lim.MaxValues {
+		p.err = &FieldError{"", fmt.Sprintf("holds more than %d JSON values (at byte %d)", p.lim.MaxValues, p.pos)}
+		return Value{}, false
+	}
+	switch c := p.peek(); {
+	case c == '{' || c == '[':
+		if depth >= p.lim.MaxDepth {
+			p.err = &FieldError{"", fmt.Sprintf("is nested more than %d levels deep (at byte %d)", p.lim.MaxDepth, p.pos+1)}
+			return Value{}, false
+		}
+		if c == '{' {
+			return p.object(depth)
+		}
+		return p.array(depth)
+	case c == '"':
+		s, ok := p.str()
+		return Value{Kind: String, Text: s}, ok
+	case c == 't':
+		return p.literal("true", Value{Kind: Bool, Bool: true})
+	case c == 'f':
+		return p.literal("false", Value{Kind: Bool})
+	case c == 'n':
+		return p.literal("null", Value{Kind: Null})
+	case c == '-' || '0' <= c && c <= '9':
+		return p.number()
+	}
+	return p.syntax()
+}
+
+func (p *parser) object(depth int) (Value, bool) {
+	p.pos++
+	v := Value{Kind: Object}
+	p.space()
+	if p.peek() == '}' {
+		p.pos++
+		return v, true
+	}
+	for {
+		p.space()
+		if p.peek() != '"' {
+			return p.syntax()
+		}
+		key, ok := p.str()
+		if !ok {
+			return Value{}, false
+		}
+		p.space()
+		if p.peek() != ':' {
+			return p.syntax()
+		}
+		p.pos++
+		p.path = append(p.path, pathElem{key: key, index: -1})
+		val, ok := p.value(depth + 1)
+		p.path = p.path[:len(p.path)-1]
+		if !ok {
+			return Value{}, false
+		}
+		v.Members = appendDoubling(v.Members, Member{key, val})
+		p.space()
+		switch p.peek() {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return v, true
+		default:
+			return p.syntax()
+		}
+	}
+}
+
+func (p *parser) array(depth int) (Value, bool) {
+	p.pos++
+	v := Value{Kind: Array}
+	p.space()
+	if p.peek() == ']' {
+		p.pos++
+		return v, true
+	}
+	for i := 0; ; i++ {
+		if i == p.lim.MaxItems {
+			p.err = &FieldError{p.here(), fmt.Sprintf("must have at most %d items", p.lim.MaxItems)}
+			return Value{}, false
+		}
+		p.path = append(p.path, pathElem{index: i})
+		item, ok := p.value(depth + 1)
+		p.path = p.path[:len(p.path)-1]
+		if !ok {
+			return Value{}, false
+		}
+		v.Items = appendDoubling(v.Items, item)
+		p.space()
+		switch p.peek() {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return v, true
+		default:
+			return p.syntax()
+		}
+	}
+}
+
+// appendDoubling appends x, doubling the capacity when it is full: append
+// grows large slices by a quarter, which allocates about five times the
+// final size on the way; doubling allocates at most twice.
+func appendDoubling[T any](s []T, x T) []T {
+	if len(s) == cap(s) {
+		grown := make([]T, len(s), 2*len(s)+4)
+		copy(grown, s)
+		s = grown
+	}
+	return append(s, x)
+}
+
+// str parses the string at p.pos. A string without escapes is a slice of
+// the body; one with escapes is unquoted by encoding/json, so that escapes
+// mean exactly what they mean everywhere else in Go.
+func (p *parser) str() (string, bool) {
+	start := p.pos
+	escaped := false
+	for p.pos++; p.pos < len(p.body); {
+		switch c := p.body[p.pos]; {
+		case c == '"':
+			p.pos++
+			if !escaped {
+				return string(p.body[start+1 : p.pos-1]), true
+			}
+			var s string
+			if err := json.Unmarshal(p.body[start:p.pos], &s); err != nil {
+				p.pos = start
+				p.syntax()
+				return "", false
+			}
+			return s, true
+		case c == '\\':
+			escaped = true
+			p.pos += 2
+		case c < 0x20:
+			p.syntax()
+			return "", false
+		default:
+			p.pos++
+		}
+	}
+	p.syntax()
+	return "", false
+}
+
+func (p *parser) literal(word string, v Value) (Value, bool) {
+	if len(p.body)-p.pos < len(word) || string(p.body[p.pos:p.pos+len(word)]) != word {
+		return p.syntax()
+	}
+	p.pos += len(word)
+	return v, true
+}
+
+// number parses an RFC 8259 number and keeps its literal.
+func (p *parser) number() (Value, bool) {
+	start := p.pos
+	digits := func() int {
+		n := 0
+		for p.pos < len(p.body) && '0' <= p.body[p.pos] && p.body[p.pos] <= '9' {
+			p.pos++
+			n++
+		}
+		return n
+	}
+	if p.peek() == '-' {
+		p.pos++
+	}
+	switch c := p.peek(); {
+	case c == '0':
+		p.pos++
+	case '1' <= c && c <= '9':
+		digits()
+	default:
+		return p.syntax()
+	}
+	if p.peek() == '.' {
+		p.pos++
+		if digits() == 0 {
+			return p.syntax()
+		}
+	}
+	if c := p.peek(); c == 'e' || c == 'E' {
+		p.pos++
+		if c := p.peek(); c == '+' || c == '-' {
+			p.pos++
+		}
+		if digits() == 0 {
+			return p.syntax()
+		}
+	}
+	return Value{Kind: Number, Text: string(p.body[start:p.pos])}, true
+}
+
+// syntax records a syntax error. encoding/json's scanner words it, so that
+// the message is the one Go programmers know; the scanner runs only on this
+// path, once, without building anything.
+func (p *parser) syntax() (Value, bool) {
+	if p.err != nil {
+		return Value{}, false
+	}
+	var raw json.RawMessage
+	err := json.Unmarshal(p.body, &raw)
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se) && se.Error() == "unexpected end of JSON input":
+		p.err = &FieldError{"", fmt.Sprintf("is not valid JSON: unexpected end of input (at byte %d)", len(p.body))}
+	case errors.As(err, &se):
+		p.err = &FieldError{"", fmt.Sprintf("is not valid JSON: %s (at byte %d)", se.Error(), se.Offset-1)}
+	default:
+		p.err = &FieldError{"", fmt.Sprintf("is not valid JSON (at byte %d)", p.pos)}
+	}
+	return Value{}, false
+}
+
+// MaxKeyInPath is how many characters of a submitted key a path shows.
+const MaxKeyInPath = 64
+
+// JoinPath appends a known field name to a path.
+func JoinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// JoinKey appends a submitted (possibly unknown) key to a path: plain keys
+// as ".key", others quoted as `["key"]`; long keys are cut short.
+func JoinKey(path, key string) string {
+	plain := key != "" && len(key) <= MaxKeyInPath
+	for i := 0; plain && i < len(key); i++ {
+		b := key[i]
+		plain = b == '_' || b == '-' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+	}
+	if plain {
+		return JoinPath(path, key)
+	}
+	return path + "[" + strconv.Quote(Shorten(key, MaxKeyInPath)) + "]"
+}
+
+// Index appends an array index to a path.
+func Index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// Shorten cuts s to at most max characters, marking the cut with "...".
+func Shorten(s string, max int) string {
+	i, n := 0, 0
+	for i < len(s) && n < max {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		n++
+	}
+	if i < len(s) {
+		return s[:i] + "..."
+	}
+	return s
+}
+
+// Messages about text, shared by every body.
+const (
+	MsgControl = "contains a control character"
+	msgBidi    = "contains a bidirectional control character (U+%04X); send the text without it"
+)
+
+// TextProblem says what makes s unfit as text forwarded to police: a C0
+// control character other than tab, line feed and carriage return (NUL
+// included), or a bidirectional embedding, override or isolate (U+202A to
+// U+202E, U+2066 to U+2069), which can make text read differently from
+// what it says. It returns "" for fit text.
+func TextProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b < 0x20 && b != '\t' && b != '\n' && b != '\r' {
+			return MsgControl
+		}
+		// U+202A..U+202E are E2 80 AA..AE; U+2066..U+2069 are E2 81 A6..A9.
+		if b == 0xE2 && i+2 < len(s) {
+			switch c := s[i+2]; {
+			case s[i+1] == 0x80 && 0xAA <= c && c <= 0xAE, s[i+1] == 0x81 && 0xA6 <= c && c <= 0xA9:
+				r, _ := utf8.DecodeRuneInString(s[i:])
+				return fmt.Sprintf(msgBidi, r)
+			}
+		}
+	}
+	return ""
+}

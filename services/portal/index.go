@@ -1,0 +1,109 @@
+package portal
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/noticerelay/noticerelay/pkg/module"
+	"github.com/noticerelay/noticerelay/pkg/stream"
+	"github.com/noticerelay/noticerelay/services/status"
+)
+
+// row is one notice in a platform's list.
+type row struct {
+	ID, Reference, ReceivedAt, Status, Priority string
+	Recipients                                  int
+}
+
+// index is every platform's notices, newest first, followed from the
+// status projection (KV NR_STATUS): the relay keeps no list per platform,
+// so the portal builds one in memory at start and keeps it up to date.
+type index struct {
+	mu         sync.RWMutex
+	byPlatform map[string]map[string]row
+	// ready is closed once the bucket's values at start are all read.
+	ready chan struct{}
+}
+
+func startIndex(ctx context.Context, env *module.Env, wg *sync.WaitGroup) (*index, error) {
+	kv, err := env.JS.KeyValue(ctx, stream.StatusBucket)
+	if err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("portal: following %s: %w", stream.StatusBucket, err)
+	}
+	ix := &index{byPlatform: map[string]map[string]row{}, ready: make(chan struct{})}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { _ = w.Stop() }()
+		initial := true
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					if initial {
+						initial = false
+						close(ix.ready)
+					}
+					continue
+				}
+				var p status.Projection
+				if err := json.Unmarshal(e.Value(), &p); err != nil {
+					env.Log.Warn("portal: a status projection could not be read", zap.Error(err))
+					continue
+				}
+				ix.put(&p)
+			}
+		}
+	}()
+	return ix, nil
+}
+
+// put records a notice's state.
+func (ix *index) put(p *status.Projection) {
+	if p.ID == "" || p.Platform == "" {
+		return // not folded from the body yet
+	}
+	v := p.View()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	m := ix.byPlatform[p.Platform]
+	if m == nil {
+		m = map[string]row{}
+		ix.byPlatform[p.Platform] = m
+	}
+	m[p.ID] = row{ID: p.ID, Reference: p.Reference, ReceivedAt: p.ReceivedAt, Status: v.Status, Priority: p.Priority,
+		Recipients: len(p.Recipients)}
+}
+
+// list returns a platform's notices, newest first.
+func (ix *index) list(platform string) []row {
+	ix.mu.RLock()
+	out := make([]row, 0, len(ix.byPlatform[platform]))
+	for _, r := range ix.byPlatform[platform] {
+		out = append(out, r)
+	}
+	ix.mu.RUnlock()
+	slices.SortFunc(out, func(a, b row) int {
+		if c := strings.Compare(b.ReceivedAt, a.ReceivedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Reference, b.Reference)
+	})
+	return out
+}

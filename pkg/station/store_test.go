@@ -279,3 +279,29 @@ func TestMigrationFromVersion1(t *testing.T) {
 		t.Fatalf("pending after the migration: %+v %v", pending, err)
 	}
 }
+
+// A follow-up names the earlier notice by its id (as the relay sends it):
+// the follow-up shows what it follows, and the earlier notice lists it.
+func TestFollowUpsLinkBothWays(t *testing.T) {
+	s, ctx, now := open(t), context.Background(), time.Now()
+	if _, err := s.Store(ctx, Received{ID: "d-1", NoticeID: nid, Type: "notice", Priority: "normal", Body: noticeBody(t, nil)}, now); err != nil {
+		t.Fatal(err)
+	}
+	const later = "0b7e2a44-3c1d-4f7e-8a10-6d2b9c4e5f01"
+	var b map[string]any
+	if err := json.Unmarshal(noticeBody(t, nil), &b); err != nil {
+		t.Fatal(err)
+	}
+	b["id"], b["reference"], b["follow_up_of"] = later, "R-2", nid
+	if _, err := s.Store(ctx, Received{ID: "d-2", NoticeID: later, Type: "notice", Priority: "normal", Body: body(t, b)}, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Notice(ctx, later)
+	if err != nil || f.Forwarded.FollowUpOf != nid {
+		t.Fatalf("follow-up: follows %q, err %v; want %s", f.Forwarded.FollowUpOf, err, nid)
+	}
+	e, err := s.Notice(ctx, nid)
+	if err != nil || len(e.FollowUps) != 1 || e.FollowUps[0].ID != later || e.FollowUps[0].Reference != "R-2" {
+		t.Fatalf("earlier notice's follow-ups: %+v, err %v", e.FollowUps, err)
+	}
+}

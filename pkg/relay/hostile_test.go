@@ -271,3 +271,39 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 		t.Fatalf("another platform's large body: %s", resp)
 	}
 }
+
+// TestUploadsWithinTheShare: an evidence file streams in while its upload
+// holds one of its platform's slots, so a platform's uploads count against
+// its own concurrency share (429 beyond it), never against another's.
+func TestUploadsWithinTheShare(t *testing.T) {
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.Limits.PerCaller = config.PerCaller{Rate: 1000, Burst: 1000, Concurrency: 1}
+	}})
+	id := r.Submit("examplenet", relaytest.Notice("SHARE-UPLOAD", false, "AT", "", ""))
+	path := "/v1/notices/" + id + "/attachments"
+	c := slowRequest(t, r.URL, "127.0.0.1", "POST "+path, r.Tokens["platform:examplenet"], 1000)
+	hdr := http.Header{"Content-Type": {"text/plain"}}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp := r.DoHeader("POST", path, "platform:examplenet", hdr, "second file")
+		if resp.Status == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload beside a streaming one: %s, want 429 with Retry-After", resp)
+		}
+		time.Sleep(20 * time.Millisecond) // the slow upload may not hold its slot yet
+	}
+	r.Submit("othernet", relaytest.Notice("SHARE-UPLOAD-OTHER", false, "AT", "", ""))
+	c.Close()
+	for {
+		resp := r.DoHeader("POST", path, "platform:examplenet", hdr, "second file")
+		if resp.Status == http.StatusCreated {
+			break
+		}
+		if resp.Status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("upload after the streaming one ended: %s, want 201", resp)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

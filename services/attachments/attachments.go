@@ -36,6 +36,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -140,6 +141,13 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 		s.tooLarge(w)
 		return
 	}
+	// An upload holds one of the platform's slots while its body streams
+	// in, so one platform's uploads cannot take every other caller's turn.
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := s.env.StoreContext(r.Context())
 	owned, err := s.owned(ctx, p.ID, id)
 	var withdrawn bool
@@ -410,6 +418,11 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		httpapi.NotFound(w, "delivery")
 		return
 	}
+	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := s.env.StoreContext(r.Context())
 	d, err := delivery.Find(ctx, s.deliveries, p.ID, id)
 	var rec *attachment.Record

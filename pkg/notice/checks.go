@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
@@ -16,8 +15,6 @@ const (
 	// maxErrors bounds the error list, so that a hostile 1 MiB body cannot
 	// make an answer many times its own size.
 	maxErrors = 1000
-	// maxKeyInPath is how many characters of an unknown key a field path shows.
-	maxKeyInPath = 64
 )
 
 // Messages that occur in several places.
@@ -96,9 +93,9 @@ func (c *checker) object(n *jsonNode, path, rule string, spec []Field, needs []s
 		j := fieldIndex(spec, m.key)
 		switch {
 		case j < 0:
-			c.add(FieldError{Field: joinKey(path, m.key), Message: msgUnknown, Code: CodeUnknownField})
+			c.add(FieldError{Field: jsonbody.JoinKey(path, m.key), Message: msgUnknown, Code: CodeUnknownField})
 		case seen[j]:
-			c.add(FieldError{Field: joinPath(path, m.key), Message: msgDuplicate, Code: CodeDuplicateField})
+			c.add(FieldError{Field: jsonbody.JoinPath(path, m.key), Message: msgDuplicate, Code: CodeDuplicateField})
 		default:
 			seen[j] = true
 			if m.val.kind != nodeNull {
@@ -122,7 +119,7 @@ func (o *object) recommend() {
 				continue
 			}
 		}
-		o.c.warn(joinPath(o.path, f.Name), f.Recommended)
+		o.c.warn(jsonbody.JoinPath(o.path, f.Name), f.Recommended)
 	}
 }
 
@@ -157,7 +154,7 @@ func (o *object) at(name string) (*Field, *jsonNode, string) {
 	if i < 0 {
 		panic("notice: the table has no field " + name + " in " + o.rule)
 	}
-	return &o.spec[i], o.vals[i], joinPath(o.path, name)
+	return &o.spec[i], o.vals[i], jsonbody.JoinPath(o.path, name)
 }
 
 // has reports whether the object's fields include name.
@@ -296,7 +293,7 @@ func (o *object) list(name string) []*object {
 	}
 	var out []*object
 	for i := range n.items {
-		if item, ok := o.c.object(&n.items[i], indexPath(path, i), f.Path+"[]", f.Fields, f.NeedsOneOf); ok {
+		if item, ok := o.c.object(&n.items[i], jsonbody.Index(path, i), f.Path+"[]", f.Fields, f.NeedsOneOf); ok {
 			out = append(out, item)
 		}
 	}
@@ -319,7 +316,7 @@ func (o *object) references(name string) []string {
 	item := Field{Path: f.Path + "[]", Kind: KindReference, Required: true, MaxLength: f.MaxLength}
 	var out []string
 	for i := range n.items {
-		itemPath := indexPath(path, i)
+		itemPath := jsonbody.Index(path, i)
 		if s, ok := o.c.str(&item, &n.items[i], itemPath); ok {
 			if v := o.c.rule(&item, s, itemPath); v != "" {
 				out = append(out, v)
@@ -355,41 +352,3 @@ func (o *object) complete() bool {
 
 // isEmptyString reports whether an optional value counts as absent.
 func isEmptyString(n *jsonNode) bool { return n == nil || n.kind == nodeString && n.s == "" }
-
-// joinPath appends a known field name to a path.
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// joinKey appends a submitted (unknown) key to a path: plain keys as
-// ".key", others quoted as `["key"]`; long keys are cut short.
-func joinKey(path, key string) string {
-	plain := key != "" && len(key) <= maxKeyInPath
-	for i := 0; plain && i < len(key); i++ {
-		b := key[i]
-		plain = b == '_' || b == '-' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
-	}
-	if plain {
-		return joinPath(path, key)
-	}
-	return path + "[" + strconv.Quote(shortenText(key, maxKeyInPath)) + "]"
-}
-
-func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
-
-// shortenText cuts s to at most limit characters, marking the cut with "...".
-func shortenText(s string, limit int) string {
-	i, n := 0, 0
-	for i < len(s) && n < limit {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		n++
-	}
-	if i < len(s) {
-		return s[:i] + "..."
-	}
-	return s
-}

@@ -1,6 +1,10 @@
 package notice
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
+)
 
 // Kind is what a field of a notice holds. It decides the field's rule in
 // the parser and how a form shows the field.
@@ -196,7 +200,7 @@ var fieldTable = withPaths("", []Field{
 func withPaths(prefix string, fs []Field) []Field {
 	for i := range fs {
 		f := &fs[i]
-		f.Path = joinPath(prefix, f.Name)
+		f.Path = jsonbody.JoinPath(prefix, f.Name)
 		inner := f.Path
 		if f.Kind == KindList {
 			inner += "[]"

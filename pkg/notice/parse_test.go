@@ -440,7 +440,7 @@ func errsMatch(got []FieldError, want []wantErr) bool {
 func showErrs(errs []FieldError) string {
 	var b strings.Builder
 	for _, e := range errs {
-		fmt.Fprintf(&b, "\n\t%q: %s", e.Field, shortenText(e.Message, 200))
+		fmt.Fprintf(&b, "\n\t%q: %s", e.Field, e.Message)
 	}
 	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // Messages of the rules of string kinds.
@@ -146,7 +147,7 @@ func validTime(s string) bool {
 func checkCountry(_ *Field, s string) (string, string) {
 	code, known := country.Normalize(s)
 	if !known {
-		return "", fmt.Sprintf("unknown country code %q; want ISO 3166-1 alpha-2", shortenText(s, 16))
+		return "", fmt.Sprintf("unknown country code %q; want ISO 3166-1 alpha-2", jsonbody.Shorten(s, 16))
 	}
 	return code, ""
 }

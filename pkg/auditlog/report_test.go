@@ -148,4 +148,21 @@ func TestReportOfTheSignedLog(t *testing.T) {
 	if rep.Verification.Problem == nil || one("intact")["intact"] != "false" || !bytes.Contains(page, []byte("did NOT verify")) {
 		t.Errorf("a changed leaf: %s", rep.Verification.Verdict())
 	}
+	// Broken: a leaf that no longer reads as an event is the log's
+	// problem at that leaf, not an error that leaves the auditor without
+	// a report.
+	ls = readLines(t, filepath.Join(dir, auditlog.LeavesFile))
+	ls[30] = []byte("{\"type\":\"accepted\",\"time\":\"2026-12-00T00:00:00Z\"}\n")
+	writeLines(t, filepath.Join(dir, auditlog.LeavesFile), ls)
+	rep, page = build(auditlog.Export{Dir: dir})
+	if p := rep.Verification.Problem; p == nil || p.Leaf != 20 && p.Leaf != 30 || one("intact")["intact"] != "false" {
+		t.Errorf("a leaf that does not decode: %s", rep.Verification.Verdict())
+	}
+	ls[20][len(ls[20])/2] ^= 0x01 // leaf 20 as it was: leaf 30 is the first bad one
+	writeLines(t, filepath.Join(dir, auditlog.LeavesFile), ls)
+	rep, page = build(auditlog.Export{Dir: dir})
+	if p := rep.Verification.Problem; p == nil || p.Leaf != 30 || !strings.Contains(p.Reason, "no longer reads as an event") ||
+		one("intact")["intact"] != "false" {
+		t.Errorf("a leaf that does not decode: %s", rep.Verification.Verdict())
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -307,14 +308,47 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 const ensureAttempt = 5 * time.Second
 
 // retry runs op until it succeeds, fails otherwise than by a timeout of its
-// own attempt, or ctx ends.
+// own attempt or a cluster that is still forming, or ctx ends.
 func retry(ctx context.Context, op func(context.Context) error) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
 		err := op(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil || ctx.Err() != nil || !forming(err) {
 			return err
 		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			select { // an answer came: ask again a little later, not at once
+			case <-ctx.Done():
+				return err
+			case <-time.After(ensureAgain):
+			}
+		}
 	}
+}
+
+// ensureAgain is how long Ensure waits before it asks a cluster that is
+// still forming again.
+const ensureAgain = 250 * time.Millisecond
+
+// JetStream API error codes of a cluster that is still forming (names as in
+// nats-server's errors.json; nats.go has no constants for them).
+const (
+	jsClusterNoPeers      jetstream.ErrorCode = 10005 // JSClusterNoPeersErr: a peer not yet known to be online
+	jsClusterNotAvailable jetstream.ErrorCode = 10008 // JSClusterNotAvailErr: no meta leader yet
+)
+
+// forming says whether err is what a cluster answers while its nodes are
+// still starting or meeting each other: a step that fails so is asked
+// again until Ensure's deadline, instead of failing the process's start.
+func forming(err error) bool {
+	var api *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse):
+		return true
+	case errors.As(err, &api):
+		return api.ErrorCode == jsClusterNoPeers || api.ErrorCode == jsClusterNotAvailable
+	}
+	return false
 }

@@ -19,9 +19,10 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/term"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/relay"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -85,12 +86,12 @@ func auditKeygen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "noticerelay audit keygen: --origin and --out are required")
 		return ExitUsage
 	}
-	skey, vkey, err := audit.GenerateKeys(*out, *origin)
+	skey, vkey, err := auditlog.GenerateKeys(*out, *origin)
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit keygen: %v\n", err)
 		return ExitFailure
 	}
-	pkey := filepath.Join(*out, audit.PseudonymKeyFile)
+	pkey := filepath.Join(*out, auditlog.PseudonymKeyFile)
 	if err := relay.WritePseudonymKey(pkey); err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit keygen: %s: %v\n", pkey, err)
 		return ExitFailure
@@ -163,11 +164,11 @@ func (f auditFlags) load(name string, stderr io.Writer, needVerifier bool) (*aud
 	}
 	if vkey == "" && e.cfg.Audit.SigningKey != "" {
 		if skey, err := os.ReadFile(e.cfg.Audit.SigningKey); err == nil {
-			vkey, _ = audit.VerifierKey(string(skey))
+			vkey, _ = auditlog.VerifierKey(string(skey))
 		}
 	}
 	if vkey != "" {
-		v, err := audit.NewVerifier(vkey)
+		v, err := auditlog.NewVerifier(vkey)
 		if err != nil {
 			fmt.Fprintf(stderr, "noticerelay %s: verifier key: %v\n", name, err)
 			return nil, ExitUsage
@@ -221,19 +222,19 @@ func (e *auditEnv) close() {
 }
 
 // leaves is where the log is read from.
-func (e *auditEnv) leaves() audit.Leaves {
+func (e *auditEnv) leaves() auditlog.Leaves {
 	if e.from != "" {
-		return audit.Export{Dir: e.from}
+		return auditlog.Export{Dir: e.from}
 	}
-	return audit.StreamLeaves{JS: e.js}
+	return auditlog.StreamLeaves{JS: e.js}
 }
 
 // checkpoints reads the stored checkpoints.
-func (e *auditEnv) checkpoints(ctx context.Context) ([]audit.StoredCheckpoint, error) {
+func (e *auditEnv) checkpoints(ctx context.Context) ([]auditlog.StoredCheckpoint, error) {
 	if e.from != "" {
-		return audit.Export{Dir: e.from}.Checkpoints()
+		return auditlog.Export{Dir: e.from}.Checkpoints()
 	}
-	return audit.ReadCheckpoints(ctx, e.js)
+	return auditlog.ReadCheckpoints(ctx, e.js)
 }
 
 // requestCheckpoint asks the audit service for a checkpoint of the whole
@@ -244,7 +245,7 @@ func (e *auditEnv) requestCheckpoint(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	m, err := e.nc.RequestWithContext(rctx, audit.RequestSubject, nil)
+	m, err := e.nc.RequestWithContext(rctx, auditlog.RequestSubject, nil)
 	if err == nil && m.Header.Get("Nr-Error") != "" {
 		err = errors.New(m.Header.Get("Nr-Error"))
 	}
@@ -272,10 +273,10 @@ var pseudonymPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func (e *auditEnv) pseudonyms(ctx context.Context) (*event.Pseudonyms, error) {
 	key := e.pseudoKey
 	if key == nil && e.js != nil {
-		if kv, err := e.js.KeyValue(ctx, "NR_RELAY_KEYS"); err == nil {
-			if en, err := kv.Get(ctx, "pseudonym"); err == nil {
-				key = en.Value()
-			}
+		var err error
+		if key, err = relay.StoredPseudonymKey(ctx, e.js); err != nil && !fault.Is(err, fault.NotFound) {
+			// NATS did not answer: not a missing key.
+			return nil, fmt.Errorf("reading the pseudonym key from NATS: %w", err)
 		}
 	}
 	if key == nil {
@@ -320,11 +321,11 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return ExitFailure
 	}
 	show, done := progress(stderr, "verifying")
-	o := audit.VerifyOptions{Verifier: e.verifier, Progress: show}
+	o := auditlog.VerifyOptions{Verifier: e.verifier, Progress: show}
 	if e.from != "" {
-		o.LeafHashes = audit.Export{Dir: e.from}.LeafHashes()
+		o.LeafHashes = auditlog.Export{Dir: e.from}.LeafHashes()
 	}
-	res, err := audit.Verify(ctx, e.leaves(), cps, o)
+	res, err := auditlog.Verify(ctx, e.leaves(), cps, o)
 	done()
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit verify: %v\n", err)
@@ -363,7 +364,7 @@ func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		origin = e.verifier.Name()
 	}
 	show, done := progress(stderr, "exporting")
-	n, err := audit.ExportStream(ctx, e.js, *out, origin, show)
+	n, err := auditlog.ExportStream(ctx, e.js, *out, origin, show)
 	done()
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit export: %v\n", err)
@@ -400,7 +401,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	defer e.close()
 	show, done := progress(stderr, "replaying")
-	o := audit.ReplayOptions{At: when, Retention: time.Duration(e.cfg.Retention.Notices), Progress: show}
+	o := auditlog.ReplayOptions{At: when, Retention: time.Duration(e.cfg.Retention.Notices), Progress: show}
 	if e.js != nil {
 		gone, err := e.bodiesGone(ctx)
 		if err != nil {
@@ -408,7 +409,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		o.BodyGone = gone
 	}
-	rep, err := audit.RunReplay(ctx, e.leaves(), o)
+	rep, err := auditlog.RunReplay(ctx, e.leaves(), o)
 	done()
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit replay: %v\n", err)
@@ -484,13 +485,13 @@ func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		*deadline = time.Duration(e.cfg.Deliveries.UrgentDeadline)
 	}
 	show, done := progress(stderr, "verifying and replaying")
-	o := audit.ReportOptions{Now: now,
-		Verify: audit.VerifyOptions{Verifier: e.verifier, Progress: show},
-		Replay: audit.ReplayOptions{At: to, Since: from, UrgentDeadline: *deadline}}
+	o := auditlog.ReportOptions{Now: now,
+		Verify: auditlog.VerifyOptions{Verifier: e.verifier, Progress: show},
+		Replay: auditlog.ReplayOptions{At: to, Since: from, UrgentDeadline: *deadline}}
 	if e.from != "" {
-		o.Verify.LeafHashes = audit.Export{Dir: e.from}.LeafHashes()
+		o.Verify.LeafHashes = auditlog.Export{Dir: e.from}.LeafHashes()
 	}
-	rep, err := audit.BuildReport(ctx, e.leaves(), cps, o)
+	rep, err := auditlog.BuildReport(ctx, e.leaves(), cps, o)
 	done()
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit report: %v\n", err)
@@ -569,7 +570,7 @@ func auditProve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return ExitFailure
 	}
 	show, done := progress(stderr, "reading the log")
-	tree, leaves, err := audit.NoticeLeaves(ctx, e.leaves(), pseudonym, show)
+	tree, leaves, err := auditlog.NoticeLeaves(ctx, e.leaves(), pseudonym, show)
 	done()
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit prove: %v\n", err)
@@ -584,9 +585,9 @@ func auditProve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		last = max(last, i)
 	}
 	// The newest checkpoint that verifies and that the leaves read cover.
-	var cp *audit.Checkpoint
+	var cp *auditlog.Checkpoint
 	for k := len(cps) - 1; k >= 0 && cp == nil; k-- {
-		c, err := audit.Open(cps[k].Note, e.verifier)
+		c, err := auditlog.Open(cps[k].Note, e.verifier)
 		if err == nil && c.Size <= tree.Size() {
 			cp = c
 		}
@@ -599,7 +600,7 @@ func auditProve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "noticerelay audit prove: the log does not match its checkpoint of size %d: run audit verify\n", cp.Size)
 		return ExitFailure
 	}
-	files, err := audit.WriteProofs(*out, tree, leaves, cp)
+	files, err := auditlog.WriteProofs(*out, tree, leaves, cp)
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit prove: %v\n", err)
 		return ExitFailure
@@ -630,7 +631,7 @@ func auditVerifyProof(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *leafPath == "" {
-		*leafPath = audit.LeafFileOf(file)
+		*leafPath = auditlog.LeafFileOf(file)
 	}
 	pf, err := os.ReadFile(file)
 	if err != nil {
@@ -642,12 +643,12 @@ func auditVerifyProof(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "noticerelay audit verify-proof: %v\n", err)
 		return ExitFailure
 	}
-	index, cp, err := audit.VerifyProofFile(pf, leaf, e.verifier)
+	index, cp, err := auditlog.VerifyProofFile(pf, leaf, e.verifier)
 	if err != nil {
 		fmt.Fprintf(stdout, "proof INVALID: %v\n", err)
 		return ExitFailure
 	}
 	fmt.Fprintf(stdout, "proof valid: leaf %d (leaf hash %s) is in the log %s of size %d signed by %s\n",
-		index, hex.EncodeToString(audit.LeafHash(leaf)), cp.Origin, cp.Size, e.verifier.Name())
+		index, hex.EncodeToString(auditlog.LeafHash(leaf)), cp.Origin, cp.Size, e.verifier.Name())
 	return ExitOK
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/inboxclient"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // benchReport is the result of a finished run: the books, this process's
@@ -35,7 +36,7 @@ func benchReport(ctx context.Context, o benchOptions, t *benchTarget, books *ben
 	if t.js != nil {
 		res.Stages = stageTimes(ctx, t.js)
 		var writes uint64
-		for _, name := range []string{"NR_NOTICES", "NR_EVENTS", "NR_DELIVERIES", "KV_NR_STATUS"} {
+		for _, name := range []string{stream.Notices, stream.Events, stream.Deliveries, "KV_" + stream.StatusBucket} {
 			s, err := t.js.Stream(ctx, name)
 			if err != nil {
 				continue
@@ -116,7 +117,7 @@ func peakRSSMB() float64 {
 // stageTimes reads every status projection and returns p50 and p99 of each
 // stage of a delivery's life, in ms.
 func stageTimes(ctx context.Context, js jetstream.JetStream) map[string][2]float64 {
-	kv, err := js.KeyValue(ctx, "NR_STATUS")
+	kv, err := js.KeyValue(ctx, stream.StatusBucket)
 	if err != nil {
 		return nil
 	}

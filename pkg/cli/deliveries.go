@@ -234,10 +234,10 @@ func listDead(ctx context.Context, js jetstream.JetStream) ([]*DeadLetter, error
 		d := &DeadLetter{Sequence: seq, At: m.Header.Get(stream.HeaderDeadAt), Consumer: m.Header.Get(stream.HeaderDeadConsumer),
 			Stream: m.Header.Get(stream.HeaderDeadStream), Subject: m.Header.Get(stream.HeaderDeadSubject),
 			Attempts: m.Header.Get(stream.HeaderDeadAttempts), Reason: m.Header.Get(stream.HeaderDeadReason), data: m.Data}
-		// nr.delivery.<authority>.<priority>.<delivery id>[-r<seq>]
-		if parts := strings.Split(d.Subject, "."); d.Stream == stream.Deliveries && len(parts) == 5 {
-			d.Authority, d.Priority = parts[2], parts[3]
-			d.Delivery, _, _ = strings.Cut(parts[4], "-r")
+		// The delivery id of a redriven one ends in -r<seq>.
+		if a, p, id, ok := stream.ParseDeliverySubject(d.Subject); d.Stream == stream.Deliveries && ok {
+			d.Authority, d.Priority = a, p
+			d.Delivery, _, _ = strings.Cut(id, "-r")
 			_, err := stream.Get(ctx, deliveries, d.redriveSubject())
 			d.Redriven = err == nil
 		}

@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/durable"
 	"github.com/noticerelay/noticerelay/pkg/web"
 )
 
@@ -83,8 +84,8 @@ users:
 `, config.DemoAuthority(demoStationCountry), demoStationConfig, demoStationCountry, relayURL, demoStationCountry,
 		keyFile, dir, demoStationListen, hash, hash)
 	path := filepath.Join(data, demoStationConfig)
-	if err := os.WriteFile(path+".tmp", []byte(doc), 0o600); err != nil {
+	if err := durable.Replace(path, []byte(doc), 0o600); err != nil {
 		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	return path, os.Rename(path+".tmp", path)
+	return path, nil
 }

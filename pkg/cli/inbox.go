@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/durable"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/inboxclient"
 	"github.com/noticerelay/noticerelay/pkg/natsauth"
@@ -55,7 +56,7 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	identity := fs.String("identity", "", "age identity file that opens sealed deliveries")
 	out := fs.String("out", "", "directory to write deliveries to (required)")
 	once := fs.Bool("once", false, "stop when the queue is empty")
-	max := fs.Int("max", 100, "deliveries per fetch (1 to 100)")
+	perFetch := fs.Int("max", 100, "deliveries per fetch (1 to 100)")
 	interval := fs.Duration("interval", 2*time.Second, "poll interval when the queue is empty")
 	if code := parse(fs, args[1:]); code >= 0 {
 		return code
@@ -73,7 +74,7 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case *natsURL != "" && *authority == "":
 		fmt.Fprintln(stderr, "noticerelay inbox pull: --authority is required with --nats")
 		return ExitUsage
-	case *max < 1 || *max > 100:
+	case *perFetch < 1 || *perFetch > 100:
 		fmt.Fprintln(stderr, "noticerelay inbox pull: --max must be 1 to 100")
 		return ExitUsage
 	}
@@ -111,12 +112,12 @@ func inboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	var src source
 	if *url != "" {
-		hc := inboxclient.New(*url, *token, *max, client)
+		hc := inboxclient.New(*url, *token, *perFetch, client)
 		p.files = hc
 		src = httpSource{hc}
 	}
 	if *natsURL != "" {
-		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *max, stderr)
+		ns, err := newNATSSource(ctx, *natsURL, *creds, *authority, *perFetch, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "noticerelay inbox pull: %v\n", err)
 			return ExitFailure
@@ -249,34 +250,7 @@ func (p *puller) write(ctx context.Context, o delivery.Out) error {
 	if err != nil {
 		return err
 	}
-	return writeFileDurably(filepath.Join(p.out, o.ID+".json"), append(data, '\n'))
-}
-
-// writeFileDurably writes data to path so that after it returns the file
-// survives a crash: temporary file, fsync, rename, fsync of the directory.
-func writeFileDurably(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".pull-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	if err := errors.Join(werr, serr, f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr = d.Sync()
-	return errors.Join(serr, d.Close())
+	return durable.Replace(filepath.Join(p.out, o.ID+".json"), append(data, '\n'), 0o600)
 }
 
 // httpSource is the relay's HTTP inbox.

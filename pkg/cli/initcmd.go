@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relay"
 )
@@ -57,9 +57,9 @@ func initDemo(dir, natsURL, listen, origin string, w io.Writer) (string, error) 
 		return "", err
 	}
 	keys := filepath.Join(dir, "keys")
-	skey := filepath.Join(keys, audit.SigningKeyFile)
+	skey := filepath.Join(keys, auditlog.SigningKeyFile)
 	if _, err := os.Stat(skey); errors.Is(err, os.ErrNotExist) {
-		if _, _, err := audit.GenerateKeys(keys, origin); err != nil {
+		if _, _, err := auditlog.GenerateKeys(keys, origin); err != nil {
 			return "", fmt.Errorf("making the audit keys: %w", err)
 		}
 	}
@@ -67,11 +67,11 @@ func initDemo(dir, natsURL, listen, origin string, w io.Writer) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("audit signing key: %w", err)
 	}
-	vkey, err := audit.VerifierKey(string(data))
+	vkey, err := auditlog.VerifierKey(string(data))
 	if err != nil {
 		return "", fmt.Errorf("audit signing key %s: %w", skey, err)
 	}
-	pkey := filepath.Join(keys, audit.PseudonymKeyFile)
+	pkey := filepath.Join(keys, auditlog.PseudonymKeyFile)
 	if err := relay.WritePseudonymKey(pkey); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("making the pseudonym key: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/durable"
 )
 
 // DemoTokensFile is the file under `dev`'s data dir that keeps the demo
@@ -182,9 +183,8 @@ func WriteYAML(path string, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("encoding configuration: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append([]byte("# Written by `noticerelay dev` or `noticerelay init` for the demo: token digests only.\n"), data...), 0o600); err != nil {
+	if err := durable.Replace(path, append([]byte("# Written by `noticerelay dev` or `noticerelay init` for the demo: token digests only.\n"), data...), 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }

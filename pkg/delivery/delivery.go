@@ -103,3 +103,18 @@ func Decode(data []byte) (*Delivery, error) {
 	}
 	return &d, nil
 }
+
+// CoRecipients lists the recipients of d other than except: who else
+// receives the notice (never nil, so that it encodes as a list).
+func CoRecipients(d *jurisdiction.Decision, except string) []CoRecipient {
+	out := []CoRecipient{}
+	if d == nil {
+		return out
+	}
+	for _, r := range d.Recipients {
+		if r.Authority != except {
+			out = append(out, CoRecipient{Authority: r.Authority, Country: r.Country})
+		}
+	}
+	return out
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -123,6 +124,23 @@ func (d *Delivery) Event(ps *event.Pseudonyms, t event.Type, recipient, actor st
 	return e
 }
 
+// Receipt is the receipt of d by recipient, recorded by actor at: the
+// delivered event (a no-op when the hand-out was recorded) and the
+// acknowledged one, as the messages that store them. Push and the NATS
+// acks record receipts here; the inbox records the two steps apart.
+func (d *Delivery) Receipt(ps *event.Pseudonyms, recipient, actor string, at time.Time) ([]stream.Message, error) {
+	var out []stream.Message
+	for _, t := range []event.Type{event.Delivered, event.Acknowledged} {
+		e := d.Event(ps, t, recipient, actor, at)
+		m, err := e.Message()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // Find returns authority's delivery id from deliveries, looking in its own
 // subjects only: another authority's delivery is simply not found
 // (fault.NotFound).
@@ -154,6 +172,27 @@ func (d *Delivery) Message(authority string) (stream.Message, error) {
 	return stream.Message{Subject: stream.DeliverySubject(authority, d.Priority, d.ID), ID: d.ID, Data: data}, nil
 }
 
+// Build makes the delivery of kind of fw to authority, sealed when the
+// authority has an age recipient, as the message that stores it in the
+// authority's queue: routing's notices and withdrawals, escalation's
+// copies. Its id (the message's) follows from notice, authority and kind.
+func (s *Sealer) Build(fw Forwarded, authority, kind, priority, bodySHA256 string) (stream.Message, error) {
+	body, err := json.Marshal(fw)
+	if err != nil {
+		return stream.Message{}, fault.E("encoding delivery", fault.Poison, err)
+	}
+	d := Delivery{V: Version, ID: notice.DeliveryID(fw.ID, authority, kind), NoticeID: fw.ID, Type: kind,
+		Priority: priority, Platform: fw.Platform, BodySHA256: bodySHA256, Notice: body}
+	if err := s.Seal(authority, &d); err != nil {
+		return stream.Message{}, fault.E("sealing delivery", fault.Poison, err)
+	}
+	m, err := d.Message(authority)
+	if err != nil {
+		return stream.Message{}, fault.E("delivery", fault.Poison, err)
+	}
+	return m, nil
+}
+
 // Escalation says that an urgent delivery to another authority stayed
 // unacknowledged past its deadline, and that this authority is re-notified.
 type Escalation struct {
@@ -168,7 +207,7 @@ type Escalation struct {
 
 // Priorities returns the priorities in the order every path hands
 // deliveries out: urgent first.
-func Priorities() []string { return []string{"urgent", "normal"} }
+func Priorities() []string { return []string{string(notice.Urgent), string(notice.Normal)} }
 
 // ConsumerName is the durable consumer of authority's queue of priority,
 // shared by every path that drains it: the inbox, the push service, and

@@ -159,6 +159,20 @@ func (c *Cluster) ready() error {
 		if !s.JetStreamIsCurrent() {
 			return fmt.Errorf("%s: JetStream is not current", s.Name())
 		}
+		if info.Meta.Leader == s.Name() {
+			// The meta leader places streams: it must see every running
+			// node online, or a stream created now finds "no suitable
+			// peers".
+			seen := map[string]bool{}
+			for _, p := range info.Meta.Replicas {
+				seen[p.Name] = p.Current && !p.Offline
+			}
+			for _, o := range running {
+				if o != s && !seen[o.Name()] {
+					return fmt.Errorf("meta leader %s does not yet see %s online and current", s.Name(), o.Name())
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -129,6 +129,18 @@ func (e *Event) Subject() string {
 	return stream.EventSubject(e.Notice, string(e.Type))
 }
 
+// SubjectOf is the subject of the event of type t about notice (its
+// pseudonym); recipient and kind name a per-recipient event ("" for one
+// about the notice as a whole).
+func SubjectOf(notice string, t Type, recipient, kind string) string {
+	e := Event{Notice: notice, Type: t, Recipient: recipient, Kind: kind}
+	return e.Subject()
+}
+
+// Filter matches the events of type t about every notice, for every
+// recipient, of kind.
+func Filter(t Type, kind string) string { return SubjectOf("*", t, "*", kind) }
+
 // Message returns e as a message to store, with a deterministic id. The
 // data is RFC 8785 canonical JSON.
 func (e *Event) Message() (stream.Message, error) {

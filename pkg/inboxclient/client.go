@@ -77,9 +77,7 @@ func (c *Client) Fetch(ctx context.Context) ([]delivery.Out, error) {
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("GET /v1/inbox: HTTP %d: %s", code, bytes.TrimSpace(data))
 	}
-	var in struct {
-		Deliveries []delivery.Out `json:"deliveries"`
-	}
+	var in delivery.Inbox
 	if err := json.Unmarshal(data, &in); err != nil {
 		return nil, fmt.Errorf("GET /v1/inbox: %w", err)
 	}
@@ -89,7 +87,7 @@ func (c *Client) Fetch(ctx context.Context) ([]delivery.Out, error) {
 // Ack acknowledges ids in one request (POST /v1/inbox/ack) and returns
 // the status the relay answered for each.
 func (c *Client) Ack(ctx context.Context, ids []string) (map[string]int, error) {
-	body, _ := json.Marshal(map[string][]string{"ids": ids})
+	body, _ := json.Marshal(delivery.AckRequest{IDs: ids})
 	data, code, err := c.Do(ctx, http.MethodPost, "/v1/inbox/ack", body)
 	if err != nil {
 		return nil, fmt.Errorf("POST /v1/inbox/ack: %w", err)
@@ -97,12 +95,7 @@ func (c *Client) Ack(ctx context.Context, ids []string) (map[string]int, error) 
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("POST /v1/inbox/ack: HTTP %d: %s", code, bytes.TrimSpace(data))
 	}
-	var res struct {
-		Results []struct {
-			ID     string `json:"id"`
-			Status int    `json:"status"`
-		} `json:"results"`
-	}
+	var res delivery.AckResults
 	if err := json.Unmarshal(data, &res); err != nil {
 		return nil, fmt.Errorf("POST /v1/inbox/ack: %w", err)
 	}

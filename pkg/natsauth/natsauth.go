@@ -67,7 +67,7 @@ func ServicePermissions() map[string][]string {
 	// Every process ensures the streams at start.
 	var common []string
 	common = append(common, "$JS.API.INFO")
-	names := []string{"KV_" + stream.StatusBucket, "KV_NR_RELAY_KEYS"}
+	names := []string{"KV_" + stream.StatusBucket, "KV_" + stream.KeysBucket}
 	for _, s := range (stream.Topology{}).Streams() {
 		names = append(names, s.Name)
 	}
@@ -75,8 +75,8 @@ func ServicePermissions() map[string][]string {
 	for _, n := range names {
 		common = append(common, "$JS.API.STREAM.CREATE."+n, "$JS.API.STREAM.UPDATE."+n, "$JS.API.STREAM.INFO."+n)
 	}
-	common = append(common, "$KV.NR_RELAY_KEYS.>")
-	common = append(common, directGet("KV_NR_RELAY_KEYS")...)
+	common = append(common, "$KV."+stream.KeysBucket+".>")
+	common = append(common, directGet("KV_"+stream.KeysBucket)...)
 	dead := "nr.dead.>"
 	queues := func(extra ...string) []string {
 		out := append([]string{}, extra...)

@@ -23,7 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/natsauth"
@@ -166,15 +166,15 @@ func TestEachServiceRunsAsItsOwnUser(t *testing.T) {
 
 	// Audit keys and pseudonym key, shared by every process.
 	keys := t.TempDir()
-	skey, vkey, err := audit.GenerateKeys(keys, "noticerelay.test/audit")
+	skey, vkey, err := auditlog.GenerateKeys(keys, "noticerelay.test/audit")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkey := filepath.Join(keys, audit.PseudonymKeyFile)
+	pkey := filepath.Join(keys, auditlog.PseudonymKeyFile)
 	if err := relay.WritePseudonymKey(pkey); err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := audit.NewVerifier(vkey)
+	verifier, err := auditlog.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +465,7 @@ func TestEachServiceRunsAsItsOwnUser(t *testing.T) {
 		if st != http.StatusOK {
 			return false
 		}
-		cp, err := audit.Open(body, verifier)
+		cp, err := auditlog.Open(body, verifier)
 		if err != nil {
 			t.Fatalf("checkpoint: %v\n%s", err, body)
 		}

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
@@ -268,7 +268,7 @@ func TestAttachmentToThreeAuthorities(t *testing.T) {
 			t.Errorf("the log holds %q", secret)
 		}
 	}
-	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,11 +277,11 @@ func TestAttachmentToThreeAuthorities(t *testing.T) {
 		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
 	})
 	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
-	var rep audit.Replay
+	var rep auditlog.Replay
 	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil {
 		t.Fatalf("replay: %d %s", code, out)
 	}
-	if want := (audit.AttachmentCount{Added: 20, Queued: 60, Delivered: 41, Acknowledged: 40}); rep.Attachments != want {
+	if want := (auditlog.AttachmentCount{Added: 20, Queued: 60, Delivered: 41, Acknowledged: 40}); rep.Attachments != want {
 		t.Errorf("replay counts %+v, want %+v", rep.Attachments, want)
 	}
 

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/cli"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
-	auditsvc "github.com/noticerelay/noticerelay/services/audit"
+	"github.com/noticerelay/noticerelay/services/audit"
 )
 
 const auditorToken = "auditor-token-dsc-ie-0001"
@@ -32,7 +32,7 @@ func startAudited(t *testing.T, opts ...relaytest.Options) (*relaytest.Relay, st
 		c.Auditors = []config.Auditor{{ID: "dsc-ie", Tokens: []config.Token{config.Digest(auditorToken)}}}
 	}
 	r := relaytest.Start(t, o)
-	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +62,12 @@ func TestAuditLog(t *testing.T) {
 	relaytest.Eventually(t, wait, "a checkpoint", func() bool {
 		return r.Do("GET", "/v1/audit/checkpoint", "", nil).Status == http.StatusOK
 	})
-	v, err := audit.NewVerifier(vkey)
+	v, err := auditlog.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp := r.Do("GET", "/v1/audit/checkpoint", "", nil)
-	if _, err := audit.Open(resp.Body, v); err != nil {
+	if _, err := auditlog.Open(resp.Body, v); err != nil {
 		t.Fatalf("checkpoint %s: %v", resp.Body, err)
 	}
 	for _, c := range []struct {
@@ -89,13 +89,13 @@ func TestAuditLog(t *testing.T) {
 	if resp.Status != http.StatusOK {
 		t.Fatal(resp)
 	}
-	var ans auditsvc.ProofAnswer
+	var ans audit.ProofAnswer
 	if err := resp.JSON(&ans); err != nil {
 		t.Fatal(err)
 	}
 	types := map[string]bool{}
 	for _, p := range ans.Proofs {
-		if _, _, err := audit.VerifyProofFile([]byte(p.TLogProof), p.Leaf, v); err != nil {
+		if _, _, err := auditlog.VerifyProofFile([]byte(p.TLogProof), p.Leaf, v); err != nil {
 			t.Errorf("proof of leaf %s: %v", p.Index, err)
 		}
 		var e struct{ Type string }
@@ -122,11 +122,11 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("verify --from: %d %s", code, out)
 	}
 	t.Log(out)
-	all, err := os.ReadFile(filepath.Join(dir, audit.LeavesFile))
+	all, err := os.ReadFile(filepath.Join(dir, auditlog.LeavesFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cps, _ := os.ReadFile(filepath.Join(dir, audit.CheckpointsFile))
+	cps, _ := os.ReadFile(filepath.Join(dir, auditlog.CheckpointsFile))
 	all = append(all, cps...)
 	for _, m := range markers {
 		if bytes.Contains(all, []byte(m)) {
@@ -157,7 +157,7 @@ func TestAuditLog(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("replay: %d %s", code, out)
 	}
-	var rep audit.Replay
+	var rep auditlog.Replay
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Accepted != 2 || rep.Withdrawn != 1 {
 		t.Fatalf("replay: %v %s", err, out)
 	}
@@ -169,7 +169,7 @@ func TestAuditLog(t *testing.T) {
 	// One changed byte in the export: verify names the leaf.
 	leaves := bytes.SplitAfter(all[:bytes.LastIndexByte(all[:len(all)-len(cps)], '\n')+1], []byte("\n"))
 	leaves[3][10] ^= 0x01
-	if err := os.WriteFile(filepath.Join(dir, audit.LeavesFile), bytes.Join(leaves, nil), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, auditlog.LeavesFile), bytes.Join(leaves, nil), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, out = auditCLI(t, "verify", "--from", dir, "--verifier-key", vkey)

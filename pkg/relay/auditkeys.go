@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 )
 
@@ -29,9 +29,9 @@ func (r *Relay) devAuditKeys(c *config.Config) (*config.Config, error) {
 	if origin == "" {
 		origin = DevOrigin
 	}
-	path := filepath.Join(dir, audit.SigningKeyFile)
+	path := filepath.Join(dir, auditlog.SigningKeyFile)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if _, _, err := audit.GenerateKeys(dir, origin); err != nil {
+		if _, _, err := auditlog.GenerateKeys(dir, origin); err != nil {
 			return nil, fmt.Errorf("making dev audit keys: %w", err)
 		}
 	}
@@ -39,7 +39,7 @@ func (r *Relay) devAuditKeys(c *config.Config) (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev audit keys: %w", err)
 	}
-	vkey, err := audit.VerifierKey(string(skey))
+	vkey, err := auditlog.VerifierKey(string(skey))
 	if err != nil {
 		return nil, fmt.Errorf("dev audit keys: %s: %w", path, err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
-	auditsvc "github.com/noticerelay/noticerelay/services/audit"
+	"github.com/noticerelay/noticerelay/services/audit"
 )
 
 // browser starts Chromium for the test, with a deadline.
@@ -177,7 +177,7 @@ func TestAuditPageRefusals(t *testing.T) {
 		t.Error("the session ended without a valid sign-out")
 	}
 	// Past its expiry, the session is sent to sign in.
-	ahead.Store(int64(auditsvc.SessionTTL + time.Minute))
+	ahead.Store(int64(audit.SessionTTL + time.Minute))
 	if resp := get("/ui/audit", s); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/audit/sign-in" {
 		t.Errorf("an expired session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}

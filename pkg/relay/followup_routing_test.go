@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
@@ -126,7 +126,7 @@ func TestFollowUpRouting(t *testing.T) {
 			t.Errorf("%s appears in the events", s)
 		}
 	}
-	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestFollowUpRouting(t *testing.T) {
 		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
 	})
 	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
-	var rep audit.Replay
+	var rep auditlog.Replay
 	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil {
 		t.Fatalf("replay: %d %s", code, out)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -213,7 +213,7 @@ func TestRejectionsAreCounted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var rejected []*event.Event
-	err = audit.StreamLeaves{JS: js}.Each(ctx, func(_ uint64, data []byte) error {
+	err = auditlog.StreamLeaves{JS: js}.Each(ctx, func(_ uint64, data []byte) error {
 		e, err := event.Decode(data)
 		if err == nil && e.Type == event.Rejected {
 			rejected = append(rejected, e)
@@ -241,7 +241,7 @@ func TestRejectionsAreCounted(t *testing.T) {
 	if other.Count != 1 || other.ReasonCounts["malformed"] != 1 {
 		t.Errorf("othernet's rejections: %+v", other)
 	}
-	rep, err := audit.RunReplay(ctx, audit.StreamLeaves{JS: js}, audit.ReplayOptions{At: time.Now().Add(time.Hour), Retention: time.Hour})
+	rep, err := auditlog.RunReplay(ctx, auditlog.StreamLeaves{JS: js}, auditlog.ReplayOptions{At: time.Now().Add(time.Hour), Retention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

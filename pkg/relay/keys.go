@@ -12,12 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/noticerelay/noticerelay/pkg/durable"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
-
-// keysBucket holds the pseudonym key when the configuration names no key
-// file, so that every process of a `serve` deployment agrees on it.
-const keysBucket = "NR_RELAY_KEYS"
 
 // ReadPseudonymKey reads a pseudonym key file: 64 hex digits.
 func ReadPseudonymKey(path string) ([]byte, error) {
@@ -42,19 +41,7 @@ func WritePseudonymKey(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return durable.WriteNew(path, []byte(hex.EncodeToString(key)+"\n"), 0o600)
 }
 
 // pseudonymKey finds the key that names notices in the log: the configured
@@ -73,7 +60,7 @@ func (r *Relay) pseudonymKey(ctx context.Context, js jetstream.JetStream, replic
 	}
 	r.log.Warn("audit.pseudonym_key is not configured: keeping the pseudonym key in NATS; " +
 		"configure a key file so that nobody who can read NATS can also de-pseudonymise the log")
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: keysBucket,
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: stream.KeysBucket,
 		Description: "relay keys (pseudonym key when no file is configured)", History: 1,
 		Storage: jetstream.FileStorage, Replicas: replicas})
 	if err != nil {
@@ -83,15 +70,29 @@ func (r *Relay) pseudonymKey(ctx context.Context, js jetstream.JetStream, replic
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	if _, err := kv.Create(ctx, "pseudonym", key); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	if _, err := kv.Create(ctx, stream.PseudonymKey, key); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("storing pseudonym key: %w", err)
 	}
-	e, err := kv.Get(ctx, "pseudonym")
+	return StoredPseudonymKey(ctx, js)
+}
+
+// StoredPseudonymKey reads the pseudonym key kept in NATS: fault.NotFound
+// when there is none (the relay has a key file), another fault when NATS
+// does not answer.
+func StoredPseudonymKey(ctx context.Context, js jetstream.JetStream) ([]byte, error) {
+	kv, err := js.KeyValue(ctx, stream.KeysBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fault.Errorf("pseudonym key", fault.NotFound, "no %s bucket", stream.KeysBucket)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading pseudonym key: %w", err)
+		return nil, stream.Classify("pseudonym key: "+stream.KeysBucket, err)
+	}
+	e, err := kv.Get(ctx, stream.PseudonymKey)
+	if err != nil {
+		return nil, stream.Classify("pseudonym key", err)
 	}
 	if len(e.Value()) != event.PseudonymKeySize {
-		return nil, fmt.Errorf("pseudonym key in %s has %d bytes", keysBucket, len(e.Value()))
+		return nil, fault.Errorf("pseudonym key", fault.Internal, "the key in %s has %d bytes", stream.KeysBucket, len(e.Value()))
 	}
 	return e.Value(), nil
 }

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -275,7 +275,7 @@ func TestMessagesEndToEnd(t *testing.T) {
 
 	// The auditor's tools: the log verifies, replay and the report count
 	// the messages by kind and sender.
-	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", audit.VerifierKeyFile))
+	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,11 +284,11 @@ func TestMessagesEndToEnd(t *testing.T) {
 		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
 	})
 	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
-	var rep audit.Replay
+	var rep auditlog.Replay
 	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil { // a note follows the JSON
 		t.Fatalf("replay: %d %s", code, out)
 	}
-	wantCounts := []audit.MessageCount{
+	wantCounts := []auditlog.MessageCount{
 		{Kind: "feedback", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},
 		{Kind: "preservation_request", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},
 		{Kind: "request_information", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},

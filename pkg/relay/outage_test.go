@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/embedded"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -124,7 +124,7 @@ func submitRouted(t *testing.T, r *relaytest.Relay, ref string, n int) []string 
 func TestNATSOutage(t *testing.T) {
 	n := startNATS(t)
 	logs, observed := observer.New(zapcore.InfoLevel)
-	skey, _, err := audit.GenerateKeys(t.TempDir(), "outage.test/log")
+	skey, _, err := auditlog.GenerateKeys(t.TempDir(), "outage.test/log")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
+	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
-	"github.com/noticerelay/noticerelay/services/inbox"
 )
 
 // An authority that consumes its queue from NATS directly gets its ack
@@ -30,7 +30,7 @@ func TestNATSAckIsAReceipt(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	cons, err := js.Consumer(ctx, "NR_DELIVERIES", inbox.ConsumerName("fr-police", "normal"))
+	cons, err := js.Consumer(ctx, "NR_DELIVERIES", delivery.ConsumerName("fr-police", "normal"))
 	if err != nil {
 		t.Fatal(err)
 	}

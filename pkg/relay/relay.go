@@ -28,8 +28,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/reload"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -61,7 +61,7 @@ type Relay struct {
 	http     *http.Server
 	tls      *tls.Config // of the listener; nil: plain HTTP
 	ln       net.Listener
-	services []service.Service
+	services []module.Service
 	ready    atomic.Bool
 	cancel   context.CancelFunc
 	served   chan error
@@ -139,7 +139,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 			zap.Int64("max_payload", mp))
 	}
 	// A request's calls to the store are bounded by http.store_timeout
-	// (service.Env.StoreContext), so that no caller hangs on an outage
+	// (module.Env.StoreContext), so that no caller hangs on an outage
 	// (contract section 10); so is a call without a deadline. The
 	// background stages wait for a group commit as long as it may take.
 	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096),
@@ -148,7 +148,6 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	r.commits = stream.NewGroupCommit(js, stream.FlushTimeout)
-	js = r.commits
 	replicas := o.Config.NATS.Replicas
 	if replicas == 0 {
 		replicas = 1
@@ -178,7 +177,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	env := &service.Env{Config: o.Config, NC: r.nc, JS: js, Log: o.Log, Metrics: reg,
+	env := &module.Env{Config: o.Config, NC: r.nc, JS: js, Publisher: r.commits, Log: o.Log, Metrics: reg,
 		Auth: auth.NewDirectory(o.Config), Mux: mux, Now: o.Now, Pseudonyms: event.NewPseudonyms(key), Ready: r.health.Ready,
 		Shares: share.New(o.Config.Limits.PerCaller, o.Now)}
 	runCtx, stop := context.WithCancel(context.Background())
@@ -226,7 +225,7 @@ func Start(ctx context.Context, o Options) (_ *Relay, err error) {
 	return r, nil
 }
 
-func names(ms []module) []string {
+func names(ms []moduleDef) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.name

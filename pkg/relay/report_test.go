@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
@@ -191,7 +191,7 @@ func TestAuditReportOfARun(t *testing.T) {
 		t.Errorf("--since after the run: %v", rows)
 	}
 	// A changed leaf: exit status 1, and the report says so.
-	leaves := filepath.Join(export, audit.LeavesFile)
+	leaves := filepath.Join(export, auditlog.LeavesFile)
 	all, err := os.ReadFile(leaves)
 	if err != nil {
 		t.Fatal(err)

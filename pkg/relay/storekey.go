@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/noticerelay/noticerelay/pkg/durable"
 )
 
 // storeKey finds the key that encrypts the embedded server's store at
@@ -29,17 +31,11 @@ func (r *Relay) storeKey() (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("making %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
+	switch err := durable.WriteNew(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); {
 	case errors.Is(err, os.ErrExist):
 	case err != nil:
 		return "", fmt.Errorf("making %s: %w", path, err)
 	default:
-		_, werr := f.WriteString(hex.EncodeToString(b) + "\n")
-		serr := f.Sync()
-		if err := errors.Join(werr, serr, f.Close()); err != nil {
-			return "", fmt.Errorf("writing %s: %w", path, err)
-		}
 		r.log.Warn("nats store key made under the data dir; configure nats.store_key_env or nats.store_key_file to keep it elsewhere")
 	}
 	data, err := os.ReadFile(path)

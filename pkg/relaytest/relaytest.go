@@ -275,9 +275,9 @@ type Delivery struct {
 }
 
 // Inbox leases up to max deliveries of authority.
-func (r *Relay) Inbox(authority string, max int) []Delivery {
+func (r *Relay) Inbox(authority string, limit int) []Delivery {
 	r.T.Helper()
-	resp := r.Do("GET", fmt.Sprintf("/v1/inbox?max=%d", max), "authority:"+authority, nil)
+	resp := r.Do("GET", fmt.Sprintf("/v1/inbox?max=%d", limit), "authority:"+authority, nil)
 	if resp.Status != http.StatusOK {
 		r.T.Fatalf("inbox of %s: %s", authority, resp)
 	}

@@ -12,26 +12,48 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/health"
 )
 
+// Input is one stored message as a stage reads it.
+type Input struct {
+	Subject string
+	Data    []byte
+}
+
+// Stage is one step of the pipeline: from a stored message to the messages
+// it causes, which the consume loop stores (Watermill's handler). It
+// returns a fault.Poison error for a message that can never be processed,
+// a *Later to look at it again after a while, any other error to have it
+// delivered again. It must be safe for concurrent use and must not rely
+// on message order; it stores nothing itself.
+type Stage func(ctx context.Context, in Input) ([]Message, error)
+
 // BatchHandler processes messages and returns one error per message: nil
 // (or fault.Exists) when everything the message caused is stored, a
 // fault.Poison error when it can never be processed, any other error to
-// have it delivered again later.
+// have it delivered again later. For a stage whose writes are not plain
+// publishes (the status projection's conditional writes).
 type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) []error
 
 // Consumer is the one consume loop every stage shares: it gathers up to Max
-// messages that are already waiting, hands them to the handler as one
-// batch, then acknowledges each message only after the handler says that
-// what it caused is stored.
+// messages that are already waiting, hands them to the stage, stores what
+// the stage made of the whole batch in one round through Store, then
+// settles each message by the outcome of its own outputs: acknowledged only
+// once everything it caused is stored.
 type Consumer struct {
-	Name     string
-	Consumer jetstream.Consumer
-	Max      int
-	Log      *zap.Logger
-	Handle   BatchHandler
-	// JS, when set, bounds poison messages: one is tried PoisonAttempts
-	// times (default 5), then copied to the dead-letter stream with its
-	// reason and terminated (see Poisoned). Without JS a poison message is
-	// terminated at once.
+	// Name is the durable consumer's name; Start creates or updates it on
+	// Stream with Config (see Durable).
+	Name   string
+	Stream string
+	Config jetstream.ConsumerConfig
+	Max    int
+	Log    *zap.Logger
+	// Stage makes each message's outputs, stored through Store; or Handle
+	// processes each batch by itself.
+	Stage  Stage
+	Store  Publisher
+	Handle BatchHandler
+	// JS bounds poison messages: one is tried PoisonAttempts times
+	// (default 5), then copied to the dead-letter stream with its reason
+	// and terminated (see Poisoned).
 	JS             jetstream.JetStream
 	PoisonAttempts int
 	// Workers is how many batches are handled at once (default 1).
@@ -41,6 +63,20 @@ type Consumer struct {
 	// not once per message (contract section 10); pulls, a streak of
 	// failed pulls (NATS down).
 	unavailable, pulls health.Streak
+}
+
+// Durable is the configuration of one of the relay's durable consumers:
+// every message from the start of the stream, explicit acks, redelivered
+// without limit. Callers adjust what differs.
+func Durable(name, doc string, filters ...string) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{Durable: name, Description: doc, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 10 * time.Second, MaxDeliver: -1, MaxAckPending: 4096, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if len(filters) == 1 {
+		c.FilterSubject = filters[0]
+	} else {
+		c.FilterSubjects = filters
+	}
+	return c
 }
 
 // Start runs the consumer in the background, counted in wg, and returns
@@ -68,6 +104,12 @@ func (c *Consumer) Start(ctx context.Context, wg *sync.WaitGroup) error {
 // batch's processing overlaps another's wait for storage; handlers must
 // then be safe for concurrent use and must not rely on message order.
 func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
+	cfg := c.Config
+	cfg.Durable = c.Name
+	source, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
+	if err != nil {
+		return fault.E("consume "+c.Name+": creating the consumer", fault.Unavailable, err)
+	}
 	size := c.Max
 	if size <= 0 {
 		size = 128
@@ -81,7 +123,7 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 	// requests answered at once (the server may still serve one from
 	// before a reconnection) fit: none is dropped for a slow consumer.
 	in := make(chan jetstream.Msg, size)
-	cc, err := c.Consumer.Consume(func(m jetstream.Msg) { in <- m },
+	cc, err := source.Consume(func(m jetstream.Msg) { in <- m },
 		jetstream.PullMaxMessagesWithBytesLimit(2*size*workers, pullMaxBytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { c.pulls.Fail(err) }))
 	if err != nil {
@@ -99,7 +141,7 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 		go func() {
 			defer wg.Done()
 			for batch := range jobs {
-				c.settle(context.WithoutCancel(ctx), batch, c.Handle(context.WithoutCancel(ctx), batch))
+				c.settle(context.WithoutCancel(ctx), batch, c.handle(context.WithoutCancel(ctx), batch))
 			}
 		}()
 	}
@@ -126,7 +168,7 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 		batch := make([]jetstream.Msg, 0, size)
 		for m := first; m != nil; {
 			if m.Headers().Get(MarkerHeader) != "" {
-				_ = m.Ack() // a delete marker: nothing to process
+				Ack(c.Log, c.Name, m) // a delete marker: nothing to process
 			} else {
 				batch = append(batch, m)
 			}
@@ -139,6 +181,40 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 			jobs <- batch
 		}
 	}
+}
+
+// handle processes one batch: by Handle, or by Stage with every output
+// stored in one round (the outputs marked Last in a second one), each
+// message failing with the first of its outputs that failed.
+func (c *Consumer) handle(ctx context.Context, batch []jetstream.Msg) []error {
+	if c.Handle != nil {
+		return c.Handle(ctx, batch)
+	}
+	errs := make([]error, len(batch))
+	outs := make([][]Message, len(batch))
+	for i, m := range batch {
+		outs[i], errs[i] = c.Stage(ctx, Input{Subject: m.Subject(), Data: m.Data()})
+	}
+	for _, last := range []bool{false, true} {
+		var all []Message
+		var owner []int
+		for i, out := range outs {
+			for _, o := range out {
+				if errs[i] == nil && o.Last == last {
+					all, owner = append(all, o), append(owner, i)
+				}
+			}
+		}
+		if len(all) == 0 {
+			continue
+		}
+		for j, err := range c.Store.PublishAll(ctx, all) {
+			if errs[owner[j]] == nil && Failed(err) {
+				errs[owner[j]] = err
+			}
+		}
+	}
+	return errs
 }
 
 // pullMaxBytes caps one pull request: above NATS's largest message (8 MiB
@@ -187,16 +263,10 @@ func (c *Consumer) settle(ctx context.Context, batch []jetstream.Msg, errs []err
 			err = fault.E("consume", fault.Poison, err)
 		}
 		switch {
-		case err == nil || fault.Is(err, fault.Exists):
-			if aerr := m.Ack(); aerr != nil {
-				c.Log.Warn("consume: ack", zap.String("consumer", c.Name), zap.Error(aerr))
-			}
-		case fault.Is(err, fault.Poison) && c.JS != nil:
-			Poisoned(ctx, c.JS, c.Log, m, c.Name, c.PoisonAttempts, err)
+		case !Failed(err):
+			Ack(c.Log, c.Name, m)
 		case fault.Is(err, fault.Poison):
-			c.Log.Error("consume: poison message terminated", zap.String("consumer", c.Name),
-				zap.String("subject", m.Subject()), zap.Error(err))
-			_ = m.TermWithReason(err.Error())
+			Poisoned(ctx, c.JS, c.Log, m, c.Name, c.PoisonAttempts, err)
 		default:
 			if d, ok := IsLater(err); ok {
 				_ = m.NakWithDelay(d)
@@ -215,6 +285,14 @@ func (c *Consumer) settle(ctx context.Context, batch []jetstream.Msg, errs []err
 				zap.String("subject", m.Subject()), zap.Uint64("delivered", n), zap.Error(err))
 			_ = m.NakWithDelay(Backoff(n))
 		}
+	}
+}
+
+// Ack acknowledges m, logging a failure: the message then comes again,
+// and whoever takes it finds its work done (every write has its id).
+func Ack(log *zap.Logger, consumer string, m jetstream.Msg) {
+	if err := m.Ack(); err != nil {
+		log.Warn("consume: ack", zap.String("consumer", consumer), zap.String("subject", m.Subject()), zap.Error(err))
 	}
 }
 

@@ -67,7 +67,8 @@ func consumeWhileBusy(t *testing.T, large, size int, reconnect bool) {
 	var once sync.Once
 	var mu sync.Mutex
 	handled := map[string]bool{}
-	loop := &stream.Consumer{Name: "busy", Consumer: cons, Max: 32, Log: zaptest.NewLogger(t),
+	loop := &stream.Consumer{Name: "busy", Stream: "BIG", Config: jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Minute}, JS: js, Max: 32, Log: zaptest.NewLogger(t),
 		Handle: func(_ context.Context, msgs []jetstream.Msg) []error {
 			once.Do(func() { close(busy); <-release })
 			mu.Lock()

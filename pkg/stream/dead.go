@@ -79,8 +79,7 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, co
 	h.Set(HeaderDeadAttempts, strconv.FormatUint(md.NumDelivered, 10))
 	h.Set(HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
 	subj := DeadSubject(md.Stream, consumer, md.Sequence.Stream)
-	_, err = Publish(ctx, js, Message{Subject: subj, ID: subj, Data: m.Data(), Header: h})
-	if err != nil && !fault.Is(err, fault.Exists) {
+	if _, err = Publish(ctx, js, Message{Subject: subj, ID: subj, Data: m.Data(), Header: h}); Failed(err) {
 		return err
 	}
 	return nil

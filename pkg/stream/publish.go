@@ -3,10 +3,12 @@ package stream
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
@@ -21,6 +23,9 @@ type Message struct {
 	ID      string
 	Data    []byte
 	Header  nats.Header
+	// Last, among a stage's outputs, is stored only once the others are:
+	// it records that they are (escalation's escalated event).
+	Last bool
 }
 
 func (m Message) nats() *nats.Msg {
@@ -32,7 +37,9 @@ func (m Message) nats() *nats.Msg {
 	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: h}
 }
 
-// Publish stores m and waits until JetStream has it. A message whose subject
+// Publish stores m directly, without group commit, and returns its stream
+// sequence: for the few writers that need it (the audit checkpointer) or
+// that have no Publisher (the command line). A message whose subject
 // already holds one (or whose id was seen in the duplicate window) gives a
 // fault.Exists error: it was stored before.
 func Publish(ctx context.Context, js jetstream.JetStream, m Message) (uint64, error) {
@@ -46,19 +53,39 @@ func Publish(ctx context.Context, js jetstream.JetStream, m Message) (uint64, er
 	return ack.Sequence, nil
 }
 
-// PublishAll stores every message of ms and returns one error per message
-// (nil when stored, fault.Exists when stored before). Messages bound for one
-// stream that allows it are committed as atomic batches: with
-// sync_interval always the server then fsyncs once per batch instead of once
-// per message (group commit). An atomic batch costs the single-node server a
-// few milliseconds of its own (it stages the batch on disk), so small groups
-// go pipelined: measured here, 4,400 pipelined 2 KB publishes per second
-// against 1,900 in batches of 10, 7,700 in batches of 50 and 14,000 in
-// batches of 100. A batch the server refuses as a whole (one of
-// its messages exists already, after a retry) is published again message by
-// message, pipelined, so that each message gets its own answer. Messages on
-// one connection are stored in the order given within each stream.
-func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Message) []error {
+// Publisher stores messages and returns one outcome per message: nil when
+// stored, fault.Exists when stored before. Messages on one stream are
+// stored in the order given. The relay's services share one: the
+// GroupCommit; Direct stores without gathering.
+type Publisher interface {
+	PublishAll(ctx context.Context, ms []Message) []error
+}
+
+// Store stores ms through p and returns the first failure (see Failed).
+func Store(ctx context.Context, p Publisher, ms ...Message) error {
+	return FirstError(p.PublishAll(ctx, ms))
+}
+
+// Direct is a Publisher that stores each call's messages by themselves.
+// Messages bound for one stream that allows it are committed as atomic
+// batches: with sync_interval always the server then fsyncs once per batch
+// instead of once per message. An atomic batch costs the single-node server
+// a few milliseconds of its own (it stages the batch on disk), so small
+// groups go pipelined: measured here, 4,400 pipelined 2 KB publishes per
+// second against 1,900 in batches of 10, 7,700 in batches of 50 and 14,000
+// in batches of 100. A batch the server refuses as a whole (one of its
+// messages exists already, after a retry) is published again message by
+// message, pipelined, so that each message gets its own answer.
+type Direct struct{ JS jetstream.JetStream }
+
+// PublishAll stores ms, each stream's share concurrently.
+func (d Direct) PublishAll(ctx context.Context, ms []Message) []error {
+	return byStream(ms, func(name string, idx []int, errs []error) { store(ctx, d.JS, ms, idx, errs) })
+}
+
+// byStream hands each stream's share of ms (their indexes) to write, the
+// streams concurrently, and returns the outcomes write set.
+func byStream(ms []Message, write func(stream string, idx []int, errs []error)) []error {
 	errs := make([]error, len(ms))
 	groups := map[string][]int{}
 	var order []string
@@ -69,19 +96,9 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Message) []err
 		}
 		groups[name] = append(groups[name], i)
 	}
-	gc, _ := js.(*GroupCommit)
 	var wg sync.WaitGroup
 	for _, name := range order {
-		idx := groups[name]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if c := gc.committer(name); c != nil {
-				c.commit(ctx, ms, idx, errs)
-				return
-			}
-			store(ctx, js, ms, idx, errs)
-		}()
+		wg.Go(func() { write(name, groups[name], errs) })
 	}
 	wg.Wait()
 	return errs
@@ -112,14 +129,14 @@ const (
 	maxAtomicBatch = 500
 )
 
-// GroupCommit is a JetStream context whose PublishAll gathers what
+// GroupCommit is the Publisher of the relay's services: it gathers what
 // concurrent callers (every service of the process) send to one stream and
 // stores it together: while one batch is being fsynced, the next gathers.
 // Each caller still gets the outcome of each of its own messages. One
 // committer per stream also bounds the atomic batches in flight, each of
 // which the single-node server stages in a store with its own block buffer.
 type GroupCommit struct {
-	jetstream.JetStream
+	js      jetstream.JetStream
 	streams map[string]*committer
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -133,7 +150,7 @@ type GroupCommit struct {
 // stream's next callers (a publish in flight when a stream leader dies is
 // never answered). Close stops the committers.
 func NewGroupCommit(js jetstream.JetStream, timeout time.Duration) *GroupCommit {
-	g := &GroupCommit{JetStream: js, streams: map[string]*committer{}, stop: make(chan struct{})}
+	g := &GroupCommit{js: js, streams: map[string]*committer{}, stop: make(chan struct{})}
 	for _, name := range []string{Notices, Events, Deliveries, "KV_" + StatusBucket} {
 		c := &committer{js: js, queue: make(chan *commitRequest, 1024), linger: backgroundLinger, timeout: timeout}
 		if name == Notices {
@@ -155,11 +172,16 @@ func (g *GroupCommit) Close() {
 	g.wg.Wait()
 }
 
-func (g *GroupCommit) committer(stream string) *committer {
-	if g == nil || stream == "" {
-		return nil
-	}
-	return g.streams[stream]
+// PublishAll stores ms together with what other callers send to the same
+// streams, and waits for the outcome of each (see Direct for how).
+func (g *GroupCommit) PublishAll(ctx context.Context, ms []Message) []error {
+	return byStream(ms, func(name string, idx []int, errs []error) {
+		if c := g.streams[name]; c != nil {
+			c.commit(ctx, ms, idx, errs)
+			return
+		}
+		store(ctx, g.js, ms, idx, errs)
+	})
 }
 
 type committer struct {
@@ -359,53 +381,57 @@ func publishPipelined(ctx context.Context, js jetstream.JetStream, ms []Message,
 	}
 }
 
-// FirstError returns the first error in errs that is not fault.Exists.
+// Failed says whether a publish failed: an error other than fault.Exists
+// (stored before, which is what a retry wants).
+func Failed(err error) bool { return err != nil && !fault.Is(err, fault.Exists) }
+
+// FirstError returns the first error in errs that Failed.
 func FirstError(errs []error) error {
 	for _, err := range errs {
-		if err != nil && !fault.Is(err, fault.Exists) {
+		if Failed(err) {
 			return err
 		}
 	}
 	return nil
 }
 
-// JetStream error codes the relay branches on.
-const (
-	codeStoreFailed      = 10077 // JSStreamStoreFailedF: limits reached among others
-	codeMsgIDInProcess   = 10158 // JSStreamDuplicateMessageConflict: same id being stored now
-	codeBatchDuplicate   = 10201 // JSAtomicPublishContainsDuplicateMessage: an id seen in the window
-	perSubjectExceeded   = "maximum messages per subject exceeded"
-	maxBytesExceeded     = "maximum bytes exceeded"
-	maxMessagesExceeded  = "maximum messages exceeded"
-	insufficientResource = "insufficient resources"
-)
+// fullLimits are the limits of a full stream: JSStreamStoreFailedF (10077)
+// names in its description which one was reached.
+var fullLimits = []error{server.ErrMaxBytes, server.ErrMaxMsgs}
 
 // Classify gives a JetStream or NATS error its fault kind, for callers that
-// use the JetStream API directly.
-func Classify(op string, err error) error { return classify(op, err) }
+// use the JetStream API directly; nil stays nil.
+func Classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return classify(op, err)
+}
 
-// classify gives a JetStream or NATS error its fault kind.
+// classify gives a JetStream or NATS error its fault kind, by its JetStream
+// error code (the server's own names for them).
 func classify(op string, err error) error {
 	var api *jetstream.APIError
 	if errors.As(err, &api) {
-		switch {
-		case api.ErrorCode == codeStoreFailed && strings.Contains(api.Description, perSubjectExceeded),
-			api.ErrorCode == codeBatchDuplicate:
+		switch code := server.ErrorIdentifier(api.ErrorCode); {
+		case code == server.JSStreamStoreFailedF && strings.Contains(api.Description, server.ErrMaxMsgsPerSubject.Error()),
+			code == server.JSAtomicPublishContainsDuplicateMessageErr:
 			return fault.E(op, fault.Exists, err)
-		case strings.Contains(api.Description, maxBytesExceeded),
-			strings.Contains(api.Description, maxMessagesExceeded),
-			strings.Contains(api.Description, insufficientResource):
+		case code == server.JSStreamStoreFailedF && slices.ContainsFunc(fullLimits, func(l error) bool {
+			return strings.Contains(api.Description, l.Error())
+		}),
+			code == server.JSInsufficientResourcesErr, code == server.JSStorageResourcesExceededErr,
+			code == server.JSMemoryResourcesExceededErr:
 			return fault.E(op, fault.Full, err)
-		case api.ErrorCode == codeMsgIDInProcess:
+		case code == server.JSStreamDuplicateMessageConflict:
 			// Another publish with this id is in flight (a concurrent
 			// retry); its outcome is not known yet: try again.
 			return fault.E(op, fault.Unavailable, err)
-		case api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence,
-			api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		case code == server.JSStreamWrongLastSequenceErrF, code == server.JSStreamWrongLastSequenceConstantErr:
 			// A conditional write lost a race: 10071 on a single node,
 			// 10164 on a replicated stream.
 			return fault.E(op, fault.Conflict, err)
-		case api.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		case code == server.JSNoMessageFoundErr:
 			return fault.E(op, fault.NotFound, err)
 		case api.Code == 503:
 			return fault.E(op, fault.Unavailable, err)
@@ -439,4 +465,41 @@ func Get(ctx context.Context, s jetstream.Stream, subject string) (*jetstream.Ra
 		return nil, fault.Errorf("get "+subject, fault.NotFound, "expired")
 	}
 	return m, nil
+}
+
+// Reader reads the one message stored on a subject (fault.NotFound when
+// there is none): the reads a stage makes, which its tests answer from a
+// map.
+type Reader interface {
+	Read(ctx context.Context, subject string) ([]byte, error)
+}
+
+// Streams is the Reader of the relay's streams: each subject is read from
+// the stream it belongs to.
+type Streams map[string]jetstream.Stream
+
+// OpenStreams returns the Reader of the streams named.
+func OpenStreams(ctx context.Context, js jetstream.JetStream, names ...string) (Streams, error) {
+	s := Streams{}
+	for _, name := range names {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, classify("stream "+name, err)
+		}
+		s[name] = st
+	}
+	return s, nil
+}
+
+// Read returns the data of the message stored on subject.
+func (s Streams) Read(ctx context.Context, subject string) ([]byte, error) {
+	st := s[atomicStreamOf(subject)]
+	if st == nil {
+		return nil, fault.Errorf("read "+subject, fault.Internal, "no stream opened for this subject")
+	}
+	m, err := Get(ctx, st, subject)
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
 }

@@ -73,7 +73,7 @@ func TestGroupCommitAnswersEachCaller(t *testing.T) {
 	n := 0
 	call := func(ms []stream.Message) {
 		defer wg.Done()
-		for i, err := range stream.PublishAll(ctx, gc, ms) {
+		for i, err := range gc.PublishAll(ctx, ms) {
 			if err != nil {
 				mu.Lock()
 				failures = append(failures, fmt.Sprintf("%s: %v", ms[i].Subject, err))
@@ -113,7 +113,7 @@ func TestGroupCommitAnswersEachCaller(t *testing.T) {
 		ms = append(ms, event(n, fmt.Sprint("id-", n)))
 		n++
 	}
-	errs := stream.PublishAll(ctx, gc, ms)
+	errs := gc.PublishAll(ctx, ms)
 	for i, err := range errs {
 		if i < 20 && !fault.Is(err, fault.Exists) {
 			t.Errorf("retry of %s: %v, want Exists", ms[i].Subject, err)
@@ -134,11 +134,11 @@ func TestGroupCommitAnswersEachCaller(t *testing.T) {
 		for i := range 25 {
 			ms = append(ms, event(i, fmt.Sprint("other-id-", i)))
 		}
-		late = stream.PublishAll(ctx, gc, ms)
+		late = gc.PublishAll(ctx, ms)
 	}()
 	go func() {
 		defer wg.Done()
-		fresh = stream.PublishAll(ctx, gc, []stream.Message{event(n, fmt.Sprint("id-", n))})
+		fresh = gc.PublishAll(ctx, []stream.Message{event(n, fmt.Sprint("id-", n))})
 	}()
 	wg.Wait()
 	n++
@@ -179,10 +179,10 @@ func TestPublishAllWithoutCommitter(t *testing.T) {
 	for i := range 30 {
 		ms = append(ms, event(i, fmt.Sprint("id-", i)))
 	}
-	if err := stream.FirstError(stream.PublishAll(ctx, js, ms)); err != nil {
+	if err := stream.FirstError(stream.Direct{JS: js}.PublishAll(ctx, ms)); err != nil {
 		t.Fatal(err)
 	}
-	for i, err := range stream.PublishAll(ctx, js, append(ms[:10:10], event(30, "id-30"))) {
+	for i, err := range (stream.Direct{JS: js}).PublishAll(ctx, append(ms[:10:10], event(30, "id-30"))) {
 		if i < 10 && !fault.Is(err, fault.Exists) || i == 10 && err != nil {
 			t.Errorf("message %d: %v", i, err)
 		}
@@ -225,7 +225,7 @@ func TestGroupCommitFreesAfterItsCallersGiveUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	err = stream.PublishAll(ctx, gc, notice("first"))[0]
+	err = gc.PublishAll(ctx, notice("first"))[0]
 	cancel()
 	if !fault.Is(err, fault.Unavailable) {
 		t.Fatalf("unanswered publish: %v, want fault.Unavailable", err)
@@ -244,7 +244,7 @@ func TestGroupCommitFreesAfterItsCallersGiveUp(t *testing.T) {
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := stream.PublishAll(ctx, gc, notice("second"))[0]; err != nil {
+	if err := gc.PublishAll(ctx, notice("second"))[0]; err != nil {
 		t.Fatalf("publish after the stream came back (%s later): %v", time.Since(start).Round(time.Millisecond), err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -27,8 +28,13 @@ const (
 	Deliveries = "NR_DELIVERIES"
 	// StatusBucket is the key-value bucket of the status projection.
 	StatusBucket = "NR_STATUS"
+	// KeysBucket holds the pseudonym key, under PseudonymKey, when the
+	// configuration names no key file, so that every process of a `serve`
+	// deployment agrees on it.
+	KeysBucket   = "NR_RELAY_KEYS"
+	PseudonymKey = "pseudonym"
 	// Checkpoints holds the audit log's signed checkpoints, in order, never
-	// deleted (see pkg/audit).
+	// deleted (see pkg/auditlog).
 	Checkpoints = "NR_CHECKPOINTS"
 	// Receipts captures the ack advisories of the delivery consumers of
 	// authorities that consume from NATS directly (no personal data:
@@ -62,6 +68,17 @@ func WithdrawSubject(id string) string { return withdrawPrefix + id }
 // DeliverySubject is where delivery id for authority is stored.
 func DeliverySubject(authority, priority, id string) string {
 	return deliveryPrefix + authority + "." + priority + "." + id
+}
+
+// ParseDeliverySubject returns the authority, priority and delivery id a
+// delivery subject names; ok is false for any other subject.
+func ParseDeliverySubject(subject string) (authority, priority, id string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, deliveryPrefix)
+	parts := strings.Split(rest, ".")
+	if !ok || len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
 }
 
 // DeliveryFilter is the subject filter of authority's queue of priority.
@@ -291,14 +308,47 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 const ensureAttempt = 5 * time.Second
 
 // retry runs op until it succeeds, fails otherwise than by a timeout of its
-// own attempt, or ctx ends.
+// own attempt or a cluster that is still forming, or ctx ends.
 func retry(ctx context.Context, op func(context.Context) error) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
 		err := op(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil || ctx.Err() != nil || !forming(err) {
 			return err
 		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			select { // an answer came: ask again a little later, not at once
+			case <-ctx.Done():
+				return err
+			case <-time.After(ensureAgain):
+			}
+		}
 	}
+}
+
+// ensureAgain is how long Ensure waits before it asks a cluster that is
+// still forming again.
+const ensureAgain = 250 * time.Millisecond
+
+// JetStream API error codes of a cluster that is still forming (names as in
+// nats-server's errors.json; nats.go has no constants for them).
+const (
+	jsClusterNoPeers      jetstream.ErrorCode = 10005 // JSClusterNoPeersErr: a peer not yet known to be online
+	jsClusterNotAvailable jetstream.ErrorCode = 10008 // JSClusterNotAvailErr: no meta leader yet
+)
+
+// forming says whether err is what a cluster answers while its nodes are
+// still starting or meeting each other: a step that fails so is asked
+// again until Ensure's deadline, instead of failing the process's start.
+func forming(err error) bool {
+	var api *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse):
+		return true
+	case errors.As(err, &api):
+		return api.ErrorCode == jsClusterNoPeers || api.ErrorCode == jsClusterNotAvailable
+	}
+	return false
 }

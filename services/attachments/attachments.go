@@ -34,8 +34,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -50,7 +50,7 @@ const idle = 60 * time.Second
 
 // Service is the attachments service.
 type Service struct {
-	env         *service.Env
+	env         *module.Env
 	attachments jetstream.Stream
 	deliveries  jetstream.Stream
 	events      jetstream.Stream
@@ -69,7 +69,7 @@ type Service struct {
 }
 
 // New returns the attachments service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env,
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticerelay_attachments_uploads_total",
@@ -263,7 +263,7 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, platform, id str
 	rec := &attachment.Record{V: attachment.Version, NoticeID: id, Platform: platform,
 		ID: s.env.Pseudonyms.Attachment(id, sum), Info: attachment.Info{SHA256: sum, Size: size, MediaType: up.MediaType,
 			Filename: up.Filename, Relevance: up.Relevance}, Upload: upload, Chunks: chunks,
-		ChunkSize: stream.AttachmentChunkSize, AddedAt: service.Timestamp(s.env.Now())}
+		ChunkSize: stream.AttachmentChunkSize, AddedAt: module.Timestamp(s.env.Now())}
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
 	limit := s.env.Config.Limits.AttachmentsPerNotice

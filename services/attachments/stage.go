@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/noticerelay/noticerelay/pkg/attachment"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
@@ -29,71 +27,32 @@ const (
 // the file in its own pass (the two passes may both see each other: the
 // delivery id and the events' subjects make the second a no-op).
 func (s *Service) startStage(ctx context.Context) error {
-	files, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Attachments, jetstream.ConsumerConfig{
-		Durable:       filesConsumer,
-		Description:   "queues one delivery per recipient of each stored evidence file",
-		FilterSubject: stream.AttachmentRecordFilter("*"),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: 1024,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("attachments: creating consumer: %w", err)
-	}
-	recipients, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Events, jetstream.ConsumerConfig{
-		Durable:     recipientsConsumer,
-		Description: "queues every earlier evidence file for each recipient a notice gains",
-		FilterSubjects: []string{stream.EventSubject("*", string(event.Queued), "*", event.KindNotice),
-			stream.EventSubject("*", string(event.Queued), "*", event.KindEscalation)},
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: 4096,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("attachments: creating consumer: %w", err)
-	}
+	files := stream.Durable(filesConsumer, "queues one delivery per recipient of each stored evidence file",
+		stream.AttachmentRecordFilter("*"))
+	files.AckWait, files.MaxAckPending = 30*time.Second, 1024
+	recipients := stream.Durable(recipientsConsumer, "queues every earlier evidence file for each recipient a notice gains",
+		event.Filter(event.Queued, event.KindNotice), event.Filter(event.Queued, event.KindEscalation))
+	recipients.AckWait = 30 * time.Second
 	for _, c := range []*stream.Consumer{
-		{Name: filesConsumer, Consumer: files, Max: 32, Workers: 1, Log: s.env.Log, Handle: s.handle,
-			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts},
-		{Name: recipientsConsumer, Consumer: recipients, Max: 256, Workers: 1, Log: s.env.Log, Handle: s.handle,
-			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts},
+		{Name: filesConsumer, Stream: stream.Attachments, Config: files, Max: 32},
+		{Name: recipientsConsumer, Stream: stream.Events, Config: recipients, Max: 256},
 	} {
+		c.Workers, c.Log, c.Stage, c.Store, c.JS, c.PoisonAttempts = 1, s.env.Log, s.stage, s.env.Publisher, s.env.JS,
+			s.env.Config.Deliveries.PoisonAttempts
 		if err := c.Start(ctx, &s.wg); err != nil {
-			return err
+			return fmt.Errorf("attachments: %w", err)
 		}
 	}
 	return nil
 }
 
-// handle turns each input into its events and deliveries and stores them
-// all in one round; an input is acked only when all of its own are
-// stored (or were before).
-func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
-	errs := make([]error, len(msgs))
-	var all []stream.Message
-	var owner []int
-	for i, m := range msgs {
-		var out []stream.Message
-		if stream.IsEventSubject(m.Subject()) {
-			out, errs[i] = s.recipient(ctx, m.Data())
-		} else {
-			out, errs[i] = s.file(ctx, m.Data())
-		}
-		for _, o := range out {
-			all = append(all, o)
-			owner = append(owner, i)
-		}
+// stage turns a stored file, or a recipient a notice gains, into its
+// events and deliveries.
+func (s *Service) stage(ctx context.Context, in stream.Input) ([]stream.Message, error) {
+	if stream.IsEventSubject(in.Subject) {
+		return s.recipient(ctx, in.Data)
 	}
-	for j, err := range stream.PublishAll(ctx, s.env.JS, all) {
-		if err != nil && !fault.Is(err, fault.Exists) && errs[owner[j]] == nil {
-			errs[owner[j]] = err
-		}
-	}
-	return errs
+	return s.file(ctx, in.Data)
 }
 
 // recipientOf is an authority that receives a notice, with the priority

@@ -1,5 +1,5 @@
 // Package audit is the audit service: it signs checkpoints of the
-// tamper-evident log (pkg/audit) every few seconds while the log grows and
+// tamper-evident log (pkg/auditlog) every few seconds while the log grows and
 // on request (NATS subject nr.audit.checkpoint.request), and serves
 // GET /v1/audit/checkpoint (public), GET /v1/audit/proof?notice=ID
 // (auditors) and the auditors' report page under /ui/audit (page.go).
@@ -8,7 +8,6 @@ package audit
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -23,12 +22,12 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/mod/sumdb/note"
 
-	auditlog "github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -49,7 +48,7 @@ const requestTimeout = 30 * time.Second
 
 // Service is the audit service.
 type Service struct {
-	env      *service.Env
+	env      *module.Env
 	cp       *auditlog.Checkpointer // nil without a signing key
 	verifier note.Verifier          // nil without any audit key
 	index    index
@@ -57,7 +56,7 @@ type Service struct {
 }
 
 // New returns the audit service.
-func New(env *service.Env) *Service { return &Service{env: env} }
+func New(env *module.Env) *Service { return &Service{env: env} }
 
 // Start resumes the checkpointer (when a signing key is configured), starts
 // following the log and registers the routes.
@@ -164,31 +163,10 @@ func (s *Service) size() uint64 {
 }
 
 // follow keeps the index up to date until ctx is cancelled.
+// Each round reads for at most followBudget: a read keeps retrying
+// transient errors, and a proof request waits for the index.
 func (s *Service) follow(ctx context.Context) {
-	t := time.NewTicker(Interval)
-	defer t.Stop()
-	failures := health.Streak{Log: s.env.Log, What: "audit: reading the log"}
-	for {
-		// Each round reads for at most followBudget: a read keeps retrying
-		// transient errors, and a proof request waits for the index.
-		rctx, cancel := context.WithTimeout(ctx, followBudget)
-		before := s.size()
-		err := s.catchUp(rctx)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && s.size() > before {
-			err = nil // a long read, going on in the next round
-		}
-		if err != nil && ctx.Err() == nil {
-			failures.Fail(err)
-		} else if err == nil {
-			failures.OK()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	auditlog.Rounds(ctx, &health.Streak{Log: s.env.Log, What: "audit: reading the log"}, Interval, followBudget, s.size, s.catchUp)
 }
 
 // checkpoint answers GET /v1/audit/checkpoint: the latest signed checkpoint.

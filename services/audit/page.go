@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
-	auditlog "github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/auth"
 )
 

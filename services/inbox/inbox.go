@@ -24,8 +24,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -33,18 +33,9 @@ import (
 // Name is the service's name in `serve --services` and in events.
 const Name = "inbox"
 
-// Priorities in the order an inbox hands them out.
-var priorities = []string{string(notice.Urgent), string(notice.Normal)}
-
-// ConsumerName is the durable consumer of authority's queue of priority.
-// Authorities that consume from NATS directly use the same consumers.
-func ConsumerName(authority, priority string) string {
-	return "inbox-" + authority + "-" + priority
-}
-
 // Service is the inbox service.
 type Service struct {
-	env        *service.Env
+	env        *module.Env
 	lease      time.Duration
 	deliveries jetstream.Stream
 	events     jetstream.Stream
@@ -84,7 +75,7 @@ func (s *Service) ackWait(natsClients bool) time.Duration {
 }
 
 // New returns the inbox service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{
 		env:       env,
 		lease:     time.Duration(env.Config.Inbox.Lease),
@@ -116,20 +107,14 @@ func (s *Service) Start(ctx context.Context) error {
 		if a.Webhook() {
 			continue // the push service drains its queue (docs/delivery.md)
 		}
-		for _, p := range priorities {
-			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
-				Durable:       ConsumerName(a.ID, p),
-				Description:   fmt.Sprintf("%s deliveries of %s", p, a.ID),
-				FilterSubject: stream.DeliveryFilter(a.ID, p),
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       s.ackWait(a.ConsumesNATS()),
-				MaxDeliver:    -1,
-				MaxAckPending: 10000,
-				DeliverPolicy: jetstream.DeliverAllPolicy,
-				// An authority that acks on NATS directly: every ack raises
-				// an advisory, captured in NR_RECEIPTS (services/receipts).
-				SampleFrequency: sampling(a.ConsumesNATS()),
-			})
+		for _, p := range delivery.Priorities() {
+			cfg := stream.Durable(delivery.ConsumerName(a.ID, p), fmt.Sprintf("%s deliveries of %s", p, a.ID),
+				stream.DeliveryFilter(a.ID, p))
+			cfg.AckWait, cfg.MaxAckPending = s.ackWait(a.ConsumesNATS()), 10000
+			// An authority that acks on NATS directly: every ack raises an
+			// advisory, captured in NR_RECEIPTS (services/receipts).
+			cfg.SampleFrequency = sampling(a.ConsumesNATS())
+			c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, cfg)
 			if err != nil {
 				return fmt.Errorf("inbox: creating consumer for %s: %w", a.ID, err)
 			}
@@ -206,11 +191,6 @@ func (s *Service) release(msgs []jetstream.Msg) {
 	}
 }
 
-// Inbox is the answer to GET /v1/inbox.
-type Inbox struct {
-	Deliveries []delivery.Out `json:"deliveries"`
-}
-
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
 	if !ok {
@@ -222,14 +202,14 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	max := 10
+	limit := 10
 	if v := r.URL.Query().Get("max"); v != "" || r.URL.Query().Has("max") {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			httpapi.BadRequest(w, "invalid query", httpapi.FieldError{Field: "max", Message: "must be a whole number from 1 to 100"})
 			return
 		}
-		max = n
+		limit = n
 	}
 	if a := s.env.Config.Authority(p.ID); a != nil && a.Webhook() {
 		httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusConflict, Title: "deliveries are pushed",
@@ -238,7 +218,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
-	out, err := s.take(ctx, p.ID, max)
+	out, err := s.take(ctx, p.ID, limit)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
@@ -249,17 +229,17 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		s.unlease(out)
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, Inbox{Deliveries: out})
+	httpapi.JSON(w, http.StatusOK, delivery.Inbox{Deliveries: out})
 }
 
-// take leases up to max deliveries of authority, urgent ones first.
-func (s *Service) take(ctx context.Context, authority string, max int) ([]delivery.Out, error) {
+// take leases up to limit deliveries of authority, urgent ones first.
+func (s *Service) take(ctx context.Context, authority string, limit int) ([]delivery.Out, error) {
 	var msgs []jetstream.Msg
 	for _, c := range s.consumers[authority] {
-		if len(msgs) >= max {
+		if len(msgs) >= limit {
 			break
 		}
-		got, err := s.fetch(ctx, c, max-len(msgs))
+		got, err := s.fetch(ctx, c, limit-len(msgs))
 		msgs = append(msgs, got...)
 		if err != nil && len(msgs) == 0 {
 			return nil, err
@@ -284,7 +264,7 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 			s.release(msgs)
 			return nil, err
 		} else if held {
-			_ = m.Ack() // a file of a withdrawn notice, never handed out
+			stream.Ack(s.env.Log, Name, m) // a file of a withdrawn notice, never handed out
 			continue
 		}
 		// A delivery handed out before may have been acknowledged since
@@ -296,16 +276,16 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 			attempt = int(md.NumDelivered)
 		}
 		if attempt != 1 {
-			ev := s.receiptEvent(d, authority, event.Acknowledged)
+			ev := d.Event(s.env.Pseudonyms, event.Acknowledged, authority, Name, s.env.Now())
 			if _, err := stream.Get(ctx, s.events, ev.Subject()); err == nil {
-				_ = m.Ack()
+				stream.Ack(s.env.Log, Name, m)
 				continue
 			} else if !fault.Is(err, fault.NotFound) {
 				s.release(msgs)
 				return nil, err
 			}
 		}
-		dev := s.receiptEvent(d, authority, event.Delivered)
+		dev := d.Event(s.env.Pseudonyms, event.Delivered, authority, Name, s.env.Now())
 		dev.Time = now
 		em, err := dev.Message()
 		if err != nil {
@@ -315,11 +295,11 @@ func (s *Service) take(ctx context.Context, authority string, max int) ([]delive
 		events = append(events, em)
 		leased = append(leased, m)
 		o := d.Out()
-		o.LeasedUntil = service.Timestamp(until)
+		o.LeasedUntil = module.Timestamp(until)
 		o.Attempt = attempt
 		out = append(out, o)
 	}
-	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
+	if err := stream.Store(ctx, s.env.Publisher, events...); err != nil {
 		s.release(leased)
 		return nil, err
 	}
@@ -356,11 +336,6 @@ func (s *Service) unlease(out []delivery.Out) {
 	s.release(msgs)
 }
 
-// receiptEvent is the delivered or acknowledged event of d for authority.
-func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
-	return d.Event(s.env.Pseudonyms, t, authority, Name, s.env.Now())
-}
-
 func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
 	if !ok {
@@ -387,24 +362,13 @@ func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// AckRequest is the body of POST /v1/inbox/ack.
-type AckRequest struct {
-	IDs []string `json:"ids"`
-}
-
-// AckResult is one id's outcome in a bulk acknowledgement.
-type AckResult struct {
-	ID     string `json:"id"`
-	Status int    `json:"status"`
-}
-
 func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
 	if !ok {
 		httpapi.Unauthorized(w)
 		return
 	}
-	var req AckRequest
+	var req delivery.AckRequest
 	if !httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `{"ids": ["<delivery id>", ...]}`) {
 		return
 	}
@@ -424,11 +388,11 @@ func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, s.env.Log, err)
 		return
 	}
-	res := make([]AckResult, len(req.IDs))
+	res := make([]delivery.AckResult, len(req.IDs))
 	for i, id := range req.IDs {
-		res[i] = AckResult{ID: id, Status: status[i]}
+		res[i] = delivery.AckResult{ID: id, Status: status[i]}
 	}
-	httpapi.JSON(w, http.StatusOK, map[string][]AckResult{"results": res})
+	httpapi.JSON(w, http.StatusOK, delivery.AckResults{Results: res})
 }
 
 // ack records authority's receipt of each delivery id and answers a status
@@ -449,7 +413,7 @@ func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]in
 		if err != nil {
 			return nil, err
 		}
-		ev := s.receiptEvent(d, authority, event.Acknowledged)
+		ev := d.Event(s.env.Pseudonyms, event.Acknowledged, authority, Name, s.env.Now())
 		m, err := ev.Message()
 		if err != nil {
 			return nil, fault.E("inbox", fault.Internal, err)
@@ -457,7 +421,7 @@ func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]in
 		events = append(events, m)
 		which = append(which, i)
 	}
-	errs := stream.PublishAll(ctx, s.env.JS, events)
+	errs := s.env.Publisher.PublishAll(ctx, events)
 	if err := stream.FirstError(errs); err != nil {
 		return nil, err
 	}
@@ -469,7 +433,7 @@ func (s *Service) ack(ctx context.Context, authority string, ids []string) ([]in
 			s.acked.WithLabelValues(authority).Inc()
 		}
 		if l, ok := s.leases[ids[i]]; ok {
-			_ = l.msg.Ack()
+			stream.Ack(s.env.Log, Name, l.msg)
 			delete(s.leases, ids[i])
 		}
 	}
@@ -485,7 +449,7 @@ func (s *Service) find(ctx context.Context, authority, id string) (*delivery.Del
 	l, ok := s.leases[id]
 	s.mu.Unlock()
 	if ok {
-		for _, p := range priorities {
+		for _, p := range delivery.Priorities() {
 			if l.msg.Subject() != stream.DeliverySubject(authority, p, id) {
 				continue
 			}

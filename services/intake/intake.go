@@ -24,8 +24,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -35,7 +35,7 @@ const Name = "intake"
 
 // Service is the intake service.
 type Service struct {
-	env     *service.Env
+	env     *module.Env
 	notices jetstream.Stream
 	events  jetstream.Stream
 	// leader reads the notice stream through its leader (Service.stored).
@@ -51,7 +51,7 @@ type Service struct {
 }
 
 // New returns the intake service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	states, _ := country.MemberStates(env.Config.MemberStates)
 	s := &Service{
 		env:         env,
@@ -165,7 +165,7 @@ func (s *Service) submit(w http.ResponseWriter, r *http.Request) {
 		ID:         notice.ID(p.ID, n.Reference),
 		Platform:   p.ID,
 		Reference:  n.Reference,
-		ReceivedAt: service.Timestamp(s.env.Now()),
+		ReceivedAt: module.Timestamp(s.env.Now()),
 		BodySHA256: sum,
 		Notice:     canonical,
 	}
@@ -269,7 +269,7 @@ func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int
 	if err != nil {
 		return nil, 0, fault.E("intake: encoding record", fault.Internal, err)
 	}
-	err = stream.PublishAll(ctx, s.env.JS, []stream.Message{
+	err = s.env.Publisher.PublishAll(ctx, []stream.Message{
 		{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: body, Header: s.retentionTTL()}})[0]
 	if fault.Is(err, fault.Exists) {
 		prev, err := s.previous(ctx, rec.ID)
@@ -305,7 +305,7 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	}
 	// The body has expired: the accepted event keeps its hash and platform;
 	// the reference is the caller's own.
-	m, err = stream.Get(ctx, s.events, stream.EventSubject(s.env.Pseudonyms.Notice(id), string(event.Accepted)))
+	m, err = stream.Get(ctx, s.events, event.SubjectOf(s.env.Pseudonyms.Notice(id), event.Accepted, "", ""))
 	if fault.Is(err, fault.NotFound) {
 		return nil, nil
 	}
@@ -316,7 +316,7 @@ func (s *Service) previous(ctx context.Context, id string) (*notice.Record, erro
 	if err != nil {
 		return nil, err
 	}
-	return &notice.Record{ID: id, Platform: ev.Platform, BodySHA256: ev.BodySHA256, ReceivedAt: service.Timestamp(ev.Time)}, nil
+	return &notice.Record{ID: id, Platform: ev.Platform, BodySHA256: ev.BodySHA256, ReceivedAt: module.Timestamp(ev.Time)}, nil
 }
 
 func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, error) {
@@ -401,15 +401,15 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wd := notice.Withdrawal{V: notice.RecordVersion, NoticeID: id, Platform: p.ID, Reference: prev.Reference,
-		Reason: req.Reason, RequestedAt: service.Timestamp(s.env.Now())}
+		Reason: req.Reason, RequestedAt: module.Timestamp(s.env.Now())}
 	data, err := json.Marshal(wd)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, fault.E("intake: encoding withdrawal", fault.Internal, err))
 		return
 	}
-	_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id,
+	err = stream.Store(ctx, s.env.Publisher, stream.Message{Subject: stream.WithdrawSubject(id), ID: "withdraw-" + id,
 		Data: data, Header: s.retentionTTL()})
-	if err != nil && !fault.Is(err, fault.Exists) {
+	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
 	}

@@ -11,8 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/event"
-	"github.com/noticerelay/noticerelay/pkg/fault"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -24,7 +23,7 @@ import (
 // a crash loses at most one window of counts, never a notice (every one of
 // those submissions was answered with an error).
 type rejections struct {
-	env    *service.Env
+	env    *module.Env
 	window time.Duration
 	done   chan struct{}
 
@@ -37,7 +36,7 @@ type rejectionKey struct {
 	start    time.Time
 }
 
-func newRejections(env *service.Env) *rejections {
+func newRejections(env *module.Env) *rejections {
 	return &rejections{env: env, window: time.Duration(env.Config.Audit.RejectionWindow),
 		done: make(chan struct{}), open: map[rejectionKey]*event.Event{}}
 }
@@ -105,12 +104,12 @@ func (r *rejections) record(ctx context.Context, all bool) {
 	if len(msgs) == 0 {
 		return
 	}
-	errs := stream.PublishAll(ctx, r.env.JS, msgs)
+	errs := r.env.Publisher.PublishAll(ctx, msgs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	failed := 0
 	for i, err := range errs {
-		if err == nil || fault.Is(err, fault.Exists) {
+		if !stream.Failed(err) {
 			delete(r.open, keys[i])
 			continue
 		}

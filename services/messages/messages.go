@@ -25,8 +25,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/message"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -44,7 +44,7 @@ const IdempotencyHeader = "Idempotency-Key"
 
 // Service is the messages service.
 type Service struct {
-	env        *service.Env
+	env        *module.Env
 	deliveries jetstream.Stream
 	events     jetstream.Stream
 	notices    jetstream.Stream
@@ -53,7 +53,7 @@ type Service struct {
 }
 
 // New returns the messages service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env, sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "noticerelay_messages_sent_total",
 		Help: "Messages stored, by sender (authority or platform) and kind.",
@@ -148,7 +148,7 @@ func (s *Service) fromAuthority(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &message.Record{V: message.Version, ID: messageID(d.NoticeID, p.ID, key), NoticeID: d.NoticeID,
 		Platform: d.Platform, Authority: p.ID, From: p.ID, To: message.Platform, Kind: req.Kind, Text: req.Text,
-		InReplyTo: req.InReplyTo, SentAt: service.Timestamp(s.env.Now()), Priority: d.Priority}
+		InReplyTo: req.InReplyTo, SentAt: module.Timestamp(s.env.Now()), Priority: d.Priority}
 	s.store(ctx, w, rec)
 }
 
@@ -187,7 +187,7 @@ func (s *Service) fromPlatform(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &message.Record{V: message.Version, ID: messageID(id, message.Platform, key), NoticeID: id,
 		Platform: p.ID, Authority: req.To, From: message.Platform, To: req.To, Kind: message.KindResponse,
-		Text: req.Text, InReplyTo: req.InReplyTo, SentAt: service.Timestamp(s.env.Now()), Priority: q.Priority}
+		Text: req.Text, InReplyTo: req.InReplyTo, SentAt: module.Timestamp(s.env.Now()), Priority: q.Priority}
 	s.store(ctx, w, rec)
 }
 
@@ -213,7 +213,7 @@ func (s *Service) store(ctx context.Context, w http.ResponseWriter, rec *message
 		return
 	}
 	subject := stream.MessageSubject(rec.NoticeID, rec.Authority, rec.ID)
-	_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: subject, ID: rec.ID, Data: data})
+	err = s.env.Publisher.PublishAll(ctx, []stream.Message{{Subject: subject, ID: rec.ID, Data: data}})[0]
 	if fault.Is(err, fault.Exists) {
 		var m *jetstream.RawStreamMsg
 		if m, err = stream.Get(ctx, s.messages, subject); err == nil {
@@ -285,7 +285,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 			events = append(events, m)
 		}
 	}
-	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, events)); err != nil {
+	if err := stream.Store(ctx, s.env.Publisher, events...); err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
 	}
@@ -330,7 +330,7 @@ func (s *Service) owned(ctx context.Context, w http.ResponseWriter, platform, id
 			owner = rec.Platform
 		}
 	} else if fault.Is(err, fault.NotFound) {
-		m, err = stream.Get(ctx, s.events, stream.EventSubject(s.env.Pseudonyms.Notice(id), string(event.Accepted)))
+		m, err = stream.Get(ctx, s.events, event.SubjectOf(s.env.Pseudonyms.Notice(id), event.Accepted, "", ""))
 		if err == nil {
 			var ev *event.Event
 			if ev, err = event.Decode(m.Data); err == nil {
@@ -355,7 +355,7 @@ func (s *Service) withdrawn(ctx context.Context, id, pseudonym string) (bool, er
 	for _, get := range []func() error{
 		func() error { _, err := stream.Get(ctx, s.notices, stream.WithdrawSubject(id)); return err },
 		func() error {
-			_, err := stream.Get(ctx, s.events, stream.EventSubject(pseudonym, string(event.Withdrawn)))
+			_, err := stream.Get(ctx, s.events, event.SubjectOf(pseudonym, event.Withdrawn, "", ""))
 			return err
 		},
 	} {
@@ -376,7 +376,7 @@ func (s *Service) received(ctx context.Context, pseudonym, authority string) (*e
 		return nil, nil
 	}
 	for _, kind := range []string{event.KindNotice, event.KindEscalation} {
-		m, err := stream.Get(ctx, s.events, stream.EventSubject(pseudonym, string(event.Queued), authority, kind))
+		m, err := stream.Get(ctx, s.events, event.SubjectOf(pseudonym, event.Queued, authority, kind))
 		if fault.Is(err, fault.NotFound) {
 			continue
 		}

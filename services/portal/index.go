@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 	"github.com/noticerelay/noticerelay/services/status"
 )
@@ -32,7 +32,7 @@ type index struct {
 	ready chan struct{}
 }
 
-func startIndex(ctx context.Context, env *service.Env, wg *sync.WaitGroup) (*index, error) {
+func startIndex(ctx context.Context, env *module.Env, wg *sync.WaitGroup) (*index, error) {
 	kv, err := env.JS.KeyValue(ctx, stream.StatusBucket)
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)

@@ -26,7 +26,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/config"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/web"
 )
 
@@ -44,14 +44,14 @@ var files embed.FS
 
 // Service is the portal.
 type Service struct {
-	env   *service.Env
+	env   *module.Env
 	app   *web.App
 	index *index
 	wg    sync.WaitGroup
 }
 
 // New returns the portal.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	return &Service{env: env}
 }
 

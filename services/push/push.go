@@ -30,7 +30,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/message"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 	"github.com/noticerelay/noticerelay/pkg/webhook"
 )
@@ -45,7 +45,7 @@ const idleWait = 250 * time.Millisecond
 
 // Service is the push service.
 type Service struct {
-	env      *service.Env
+	env      *module.Env
 	settings config.WebhookSettings
 	client   *http.Client
 	events   jetstream.Stream
@@ -69,7 +69,7 @@ type target struct {
 }
 
 // New returns the push service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{
 		env:      env,
 		settings: env.Config.Deliveries.Webhook,
@@ -144,16 +144,9 @@ func (s *Service) target(ctx context.Context, id, recipient, url, secretEnv stri
 		if q == stream.NotifyPriority {
 			name = NotifyConsumer(id)
 		}
-		c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, jetstream.ConsumerConfig{
-			Durable:       name,
-			Description:   fmt.Sprintf("%s %s (pushed to its URL)", q, what),
-			FilterSubject: stream.DeliveryFilter(id, q),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       time.Duration(s.settings.Timeout) + 30*time.Second,
-			MaxDeliver:    -1,
-			MaxAckPending: 10000,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
+		cfg := stream.Durable(name, fmt.Sprintf("%s %s (pushed to its URL)", q, what), stream.DeliveryFilter(id, q))
+		cfg.AckWait, cfg.MaxAckPending = time.Duration(s.settings.Timeout)+30*time.Second, 10000
+		c, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Deliveries, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("push: creating consumer for %s: %w", id, err)
 		}
@@ -233,13 +226,13 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 		_ = m.NakWithDelay(stream.Backoff(attempt))
 		return
 	} else if held {
-		_ = m.Ack() // a file of a withdrawn notice, never sent
+		stream.Ack(s.env.Log, Name, m) // a file of a withdrawn notice, never sent
 		return
 	}
-	ack := s.receiptEvent(d, t.recipient, event.Acknowledged)
+	ack := d.Event(s.env.Pseudonyms, event.Acknowledged, t.recipient, Name, s.env.Now())
 	switch _, err := stream.Get(ctx, s.events, ack.Subject()); {
 	case err == nil:
-		_ = m.Ack() // received before (a crash between receipt and ack)
+		stream.Ack(s.env.Log, Name, m) // received before (a crash between receipt and ack)
 		return
 	case !fault.Is(err, fault.NotFound):
 		s.env.Log.Warn("push: reading receipt", zap.String("delivery", d.ID), zap.Error(err))
@@ -277,18 +270,13 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 // exactly as the inbox does) and only then acks the message: a crash in
 // between makes the next worker find the receipt and ack without a POST.
 func (s *Service) received(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg) {
-	var msgs []stream.Message
-	for _, typ := range []event.Type{event.Delivered, event.Acknowledged} {
-		ev := s.receiptEvent(d, t.recipient, typ)
-		em, err := ev.Message()
-		if err != nil {
-			s.env.Log.Error("push: encoding receipt", zap.Error(err))
-			_ = m.Nak()
-			return
-		}
-		msgs = append(msgs, em)
+	msgs, err := d.Receipt(s.env.Pseudonyms, t.recipient, Name, s.env.Now())
+	if err != nil {
+		s.env.Log.Error("push: encoding receipt", zap.Error(err))
+		_ = m.Nak()
+		return
 	}
-	if err := stream.FirstError(stream.PublishAll(ctx, s.env.JS, msgs)); err != nil {
+	if err := stream.Store(ctx, s.env.Publisher, msgs...); err != nil {
 		// The receiver has it; it will get it again and must dedupe by id.
 		s.env.Log.Warn("push: recording receipt failed; will deliver again", zap.String("delivery", d.ID), zap.Error(err))
 		_ = m.NakWithDelay(time.Second)
@@ -307,9 +295,9 @@ func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Deliver
 		_ = m.NakWithDelay(time.Duration(s.settings.MaxBackoff))
 		return
 	}
-	ev := s.receiptEvent(d, t.recipient, event.DeadLettered)
+	ev := d.Event(s.env.Pseudonyms, event.DeadLettered, t.recipient, Name, s.env.Now())
 	if em, err := ev.Message(); err == nil {
-		if _, err := stream.Publish(ctx, s.env.JS, em); err != nil && !fault.Is(err, fault.Exists) {
+		if err := stream.Store(ctx, s.env.Publisher, em); err != nil {
 			s.env.Log.Error("push: recording dead_lettered event", zap.String("delivery", d.ID), zap.Error(err))
 		}
 	}
@@ -348,15 +336,10 @@ func (s *Service) post(ctx context.Context, t *target, d *delivery.Delivery, att
 // deliveries do not retry in step.
 func (s *Service) backoff(attempt uint64) time.Duration {
 	d := time.Duration(s.settings.Backoff)
-	max := time.Duration(s.settings.MaxBackoff)
-	for i := uint64(1); i < attempt && d < max; i++ {
+	ceiling := time.Duration(s.settings.MaxBackoff)
+	for i := uint64(1); i < attempt && d < ceiling; i++ {
 		d *= 2
 	}
-	d = min(d, max)
+	d = min(d, ceiling)
 	return d/2 + rand.N(d/2+1)
-}
-
-// receiptEvent is an event of type t about d for authority.
-func (s *Service) receiptEvent(d *delivery.Delivery, authority string, t event.Type) event.Event {
-	return d.Event(s.env.Pseudonyms, t, authority, Name, s.env.Now())
 }

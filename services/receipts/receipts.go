@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,9 +19,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/delivery"
-	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
-	"github.com/noticerelay/noticerelay/pkg/service"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -33,14 +31,15 @@ const consumerName = "receipts"
 
 // Service is the receipts service.
 type Service struct {
-	env        *service.Env
-	deliveries jetstream.Stream
-	recorded   *prometheus.CounterVec
-	wg         sync.WaitGroup
+	env *module.Env
+	// stored reads a delivery by its sequence in the delivery stream.
+	stored   func(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error)
+	recorded *prometheus.CounterVec
+	wg       sync.WaitGroup
 }
 
 // New returns the receipts service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env, recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "noticerelay_receipts_nats_acks_total",
 		Help: "Acks on NATS recorded as receipts, by authority.",
@@ -51,22 +50,16 @@ func New(env *service.Env) *Service {
 
 // Start creates the consumer of the advisories and starts it.
 func (s *Service) Start(ctx context.Context) error {
-	var err error
-	if s.deliveries, err = s.env.Stream(ctx, stream.Deliveries); err != nil {
+	deliveries, err := s.env.Stream(ctx, stream.Deliveries)
+	if err != nil {
 		return fmt.Errorf("receipts: %w", err)
 	}
-	cons, err := s.env.JS.CreateOrUpdateConsumer(ctx, stream.Receipts, jetstream.ConsumerConfig{
-		Durable:       consumerName,
-		Description:   "records acks on NATS as receipts",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       10 * time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: 4096,
-	})
-	if err != nil {
-		return fmt.Errorf("receipts: creating consumer: %w", err)
+	s.stored = func(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+		return deliveries.GetMsg(ctx, seq)
 	}
-	loop := &stream.Consumer{Name: consumerName, Consumer: cons, Max: 128, Log: s.env.Log, Handle: s.handle,
+	loop := &stream.Consumer{Name: consumerName, Stream: stream.Receipts, Max: 128,
+		Config: stream.Durable(consumerName, "records acks on NATS as receipts"),
+		Stage:  s.stage, Store: s.env.Publisher, Log: s.env.Log,
 		JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
 	return loop.Start(ctx, &s.wg)
 }
@@ -82,66 +75,38 @@ type ackAdvisory struct {
 	Time      time.Time `json:"timestamp"`
 }
 
-func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) []error {
-	errs := make([]error, len(msgs))
-	var out []stream.Message
-	var owner []int
-	for i, m := range msgs {
-		evs, err := s.receipt(ctx, m.Data())
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		for _, e := range evs {
-			em, err := e.Message()
-			if err != nil {
-				errs[i] = fault.E("receipts", fault.Poison, err)
-				break
-			}
-			out = append(out, em)
-			owner = append(owner, i)
-		}
-	}
-	for j, err := range stream.PublishAll(ctx, s.env.JS, out) {
-		if err != nil && !fault.Is(err, fault.Exists) && errs[owner[j]] == nil {
-			errs[owner[j]] = err
-		}
-	}
-	return errs
-}
-
-// receipt returns the events one ack advisory stands for: the delivered
+// stage returns the events one ack advisory stands for: the delivered
 // event (a no-op when the hand-out was recorded) and the acknowledged one.
-func (s *Service) receipt(ctx context.Context, data []byte) ([]event.Event, error) {
+func (s *Service) stage(ctx context.Context, in stream.Input) ([]stream.Message, error) {
 	var a ackAdvisory
-	if err := json.Unmarshal(data, &a); err != nil || a.StreamSeq == 0 {
+	if err := json.Unmarshal(in.Data, &a); err != nil || a.StreamSeq == 0 {
 		return nil, fault.Errorf("receipts", fault.Poison, "unreadable ack advisory: %v", err)
 	}
-	m, err := s.deliveries.GetMsg(ctx, a.StreamSeq)
+	m, err := s.stored(ctx, a.StreamSeq)
 	if err != nil {
-		if fault.Is(stream.Classify("receipts", err), fault.NotFound) {
-			// Past retention: nothing left to name the receipt by.
-			s.env.Log.Warn("receipts: acked delivery no longer stored", zap.Uint64("seq", a.StreamSeq))
-			return nil, nil
+		if err := stream.Classify("receipts", err); !fault.Is(err, fault.NotFound) {
+			return nil, err
 		}
-		return nil, stream.Classify("receipts", err)
+		// Past retention: nothing left to name the receipt by.
+		s.env.Log.Warn("receipts: acked delivery no longer stored", zap.Uint64("seq", a.StreamSeq))
+		return nil, nil
 	}
 	d, err := delivery.Decode(m.Data)
 	if err != nil {
 		return nil, fault.E("receipts", fault.Poison, err)
 	}
-	// nr.delivery.<authority>.<priority>.<id>
-	parts := strings.Split(m.Subject, ".")
-	if len(parts) < 5 {
+	authority, _, _, ok := stream.ParseDeliverySubject(m.Subject)
+	if !ok {
 		return nil, fault.Errorf("receipts", fault.Poison, "unexpected delivery subject %s", m.Subject)
 	}
-	authority := parts[2]
 	at := a.Time
 	if at.IsZero() {
 		at = s.env.Now()
 	}
-	delivered := d.Event(s.env.Pseudonyms, event.Delivered, authority, Name, at)
-	acked := d.Event(s.env.Pseudonyms, event.Acknowledged, authority, Name, at)
+	out, err := d.Receipt(s.env.Pseudonyms, authority, Name, at)
+	if err != nil {
+		return nil, fault.E("receipts", fault.Poison, err)
+	}
 	s.recorded.WithLabelValues(authority).Inc()
-	return []event.Event{delivered, acked}, nil
+	return out, nil
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // link is one earlier notice that a notice names: its id and how.
@@ -44,14 +43,14 @@ func (s *Service) earlierDecisions(ctx context.Context, rec *notice.Record, late
 	var evs []event.Event
 	for _, l := range links(rec) {
 		pseudonym := s.env.Pseudonyms.Notice(l.id)
-		m, err := stream.Get(ctx, s.events, stream.EventSubject(pseudonym, string(event.Decided)))
+		raw, err := s.read.Read(ctx, event.SubjectOf(pseudonym, event.Decided, "", ""))
 		if fault.Is(err, fault.NotFound) {
 			return nil, nil, fmt.Errorf("routing: notice %s waits for the notice it names in %s (%s) to be routed", rec.ID, l.kind, l.id)
 		}
 		if err != nil {
 			return nil, nil, fault.E("routing: reading the decision of the earlier notice "+l.id, fault.KindOf(err), err)
 		}
-		dec, err := event.Decode(m.Data)
+		dec, err := event.Decode(raw)
 		if err != nil || dec.Decision == nil {
 			return nil, nil, fault.Errorf("routing", fault.Poison, "decision of the earlier notice %s unreadable: %v", l.id, err)
 		}

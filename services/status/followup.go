@@ -2,8 +2,8 @@ package status
 
 import (
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 )
 
 // Supersession is what the projection of an earlier notice knows of the
@@ -20,7 +20,7 @@ type Supersession struct {
 // applyLink folds a followed_up or superseded event of the notice.
 func (p *Projection) applyLink(e *event.Event) {
 	if e.Type == event.Superseded {
-		earliest(&p.Superseded.At, service.Timestamp(e.Time))
+		earliest(&p.Superseded.At, module.Timestamp(e.Time))
 	}
 }
 

@@ -1,18 +1,20 @@
 package status
 
 import (
+	"slices"
 	"time"
 
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 )
 
 // Projection is the state of one notice, folded from its lifecycle events.
 // Applying an event is idempotent and order-independent (every field only
-// ever goes from unset to set, keeping the earliest time), so redelivered or
-// reordered events give the same state.
+// ever goes from unset to set, keeping the earliest time; recipients are
+// in the decision's order), so redelivered or reordered events give the
+// same state.
 type Projection struct {
 	ID          string      `json:"id"`
 	Platform    string      `json:"platform"`
@@ -63,17 +65,14 @@ func (p *Projection) Apply(e *event.Event) {
 	if e.Priority != "" {
 		p.Priority = e.Priority
 	}
-	at := service.Timestamp(e.Time)
+	at := module.Timestamp(e.Time)
 	switch e.Type {
 	case event.Accepted:
 		earliest(&p.ReceivedAt, at)
 	case event.Decided:
 		earliest(&p.DecidedAt, at)
 		if e.Decision != nil {
-			for _, r := range e.Decision.Recipients {
-				rr := p.recipient(r.Authority)
-				rr.Country, rr.Grounds = r.Country, r.Grounds
-			}
+			p.decided(e.Decision)
 		}
 	case event.Withdrawn:
 		earliest(&p.WithdrawnAt, at)
@@ -103,14 +102,38 @@ func (p *Projection) Apply(e *event.Event) {
 	}
 }
 
+// recipient returns authority's state, adding it if new: among those the
+// decision has not named yet (no country), in order of authority, so that
+// the order does not depend on which event came first.
 func (p *Projection) recipient(authority string) *Recipient {
 	for i := range p.Recipients {
 		if p.Recipients[i].Authority == authority {
 			return &p.Recipients[i]
 		}
 	}
-	p.Recipients = append(p.Recipients, Recipient{Authority: authority})
-	return &p.Recipients[len(p.Recipients)-1]
+	i := len(p.Recipients)
+	for i > 0 && p.Recipients[i-1].Country == "" && p.Recipients[i-1].Authority > authority {
+		i--
+	}
+	p.Recipients = slices.Insert(p.Recipients, i, Recipient{Authority: authority})
+	return &p.Recipients[i]
+}
+
+// decided puts the decision's recipients first, in its order, with their
+// country and grounds.
+func (p *Projection) decided(d *jurisdiction.Decision) {
+	rest := p.Recipients
+	p.Recipients = make([]Recipient, 0, len(d.Recipients)+len(rest))
+	for _, r := range d.Recipients {
+		rr := Recipient{Authority: r.Authority}
+		if i := slices.IndexFunc(rest, func(x Recipient) bool { return x.Authority == r.Authority }); i >= 0 {
+			rr = rest[i]
+			rest = slices.Delete(rest, i, i+1)
+		}
+		rr.Country, rr.Grounds = r.Country, r.Grounds
+		p.Recipients = append(p.Recipients, rr)
+	}
+	p.Recipients = append(p.Recipients, rest...)
 }
 
 // earliest sets *dst to t unless it holds an earlier time already.

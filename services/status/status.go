@@ -8,13 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,8 +23,8 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/service"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -42,7 +40,7 @@ const (
 
 // Service is the status service.
 type Service struct {
-	env     *service.Env
+	env     *module.Env
 	kv      jetstream.KeyValue
 	notices jetstream.Stream
 	applied prometheus.Counter
@@ -50,7 +48,7 @@ type Service struct {
 }
 
 // New returns the status service.
-func New(env *service.Env) *Service {
+func New(env *module.Env) *Service {
 	s := &Service{env: env, applied: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "noticerelay_status_events_applied_total",
 		Help: "Lifecycle events folded into the status projection.",
@@ -68,30 +66,17 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.notices, err = s.env.Stream(ctx, stream.Notices); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	for _, c := range []struct {
-		stream, name, filter, doc string
-		handle                    stream.BatchHandler
-	}{
-		{stream.Events, consumerName, "", "folds lifecycle events into the status projection", s.handleEvents},
-		{stream.Notices, bodiesConsumerName, stream.NoticeSubject("*"), "records each notice's id and reference in the status projection", s.handleBodies},
+	events := stream.Durable(consumerName, "folds lifecycle events into the status projection")
+	bodies := stream.Durable(bodiesConsumerName, "records each notice's id and reference in the status projection",
+		stream.NoticeSubject("*"))
+	for _, c := range []*stream.Consumer{
+		{Name: consumerName, Stream: stream.Events, Config: events, Handle: s.handleEvents},
+		{Name: bodiesConsumerName, Stream: stream.Notices, Config: bodies, Handle: s.handleBodies},
 	} {
-		cons, err := s.env.JS.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
-			Durable:       c.name,
-			Description:   c.doc,
-			FilterSubject: c.filter,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       10 * time.Second,
-			MaxDeliver:    -1,
-			MaxAckPending: 8192,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
-		if err != nil {
-			return fmt.Errorf("status: creating consumer %s: %w", c.name, err)
-		}
-		loop := &stream.Consumer{Name: c.name, Consumer: cons, Max: 512, Workers: 2, Log: s.env.Log, Handle: c.handle,
-			JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
-		if err := loop.Start(ctx, &s.wg); err != nil {
-			return err
+		c.Config.MaxAckPending = 8192
+		c.Max, c.Workers, c.Log, c.JS, c.PoisonAttempts = 512, 2, s.env.Log, s.env.JS, s.env.Config.Deliveries.PoisonAttempts
+		if err := c.Start(ctx, &s.wg); err != nil {
+			return fmt.Errorf("status: %w", err)
 		}
 	}
 	s.env.Mux.HandleFunc("GET /v1/notices/{id}", s.get)
@@ -196,9 +181,9 @@ func (s *Service) commit(ctx context.Context, pending []*change, errs []error) {
 			written = append(written, c)
 		}
 		pending = nil
-		for j, err := range stream.PublishAll(ctx, s.env.JS, writes) {
+		for j, err := range s.env.Publisher.PublishAll(ctx, writes) {
 			switch {
-			case err == nil || fault.Is(err, fault.Exists):
+			case !stream.Failed(err):
 				s.applied.Add(float64(len(written[j].msgs)))
 			case fault.Is(err, fault.Conflict):
 				pending = append(pending, written[j])
@@ -218,15 +203,15 @@ func (s *Service) fold(ctx context.Context, c *change) (stream.Message, error) {
 	var p Projection
 	var rev uint64
 	entry, err := s.kv.Get(ctx, c.key)
-	switch {
+	switch err = stream.Classify("status: reading projection", err); {
 	case err == nil:
 		if err := json.Unmarshal(entry.Value(), &p); err != nil {
-			return stream.Message{}, fault.E("status: decoding projection", fault.Internal, err)
+			// Never readable: dead-lettered, not retried forever.
+			return stream.Message{}, fault.E("status: decoding projection "+c.key, fault.Poison, err)
 		}
 		rev = entry.Revision()
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	default:
-		return stream.Message{}, fault.E("status: reading projection", fault.Unavailable, err)
+	case !fault.Is(err, fault.NotFound):
+		return stream.Message{}, err
 	}
 	for _, f := range c.apply {
 		f(&p)
@@ -291,7 +276,7 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 func (s *Service) projection(ctx context.Context, id string) (*Projection, error) {
 	var p Projection
 	entry, err := s.kv.Get(ctx, s.env.Pseudonyms.Notice(id))
-	switch {
+	switch err = stream.Classify("status: reading projection", err); {
 	case err == nil:
 		if err := json.Unmarshal(entry.Value(), &p); err != nil {
 			return nil, fault.E("status: decoding projection", fault.Internal, err)
@@ -299,8 +284,8 @@ func (s *Service) projection(ctx context.Context, id string) (*Projection, error
 		if p.Reference != "" {
 			return &p, nil
 		}
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
-		return nil, fault.E("status: reading projection", fault.Unavailable, err)
+	case !fault.Is(err, fault.NotFound):
+		return nil, err
 	}
 	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
 	if fault.Is(err, fault.NotFound) {

@@ -1,4 +1,4 @@
-package audit_test
+package auditlog_test
 
 import (
 	"fmt"
@@ -8,13 +8,13 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 )
 
 // BenchmarkVerifyExport1M is `noticerelay audit verify --from DIR` over an
 // export of 1,000,000 leaves (benchExport):
 //
-//	go test ./pkg/audit -run '^$' -bench VerifyExport1M -benchtime 3x
+//	go test ./pkg/auditlog -run '^$' -bench VerifyExport1M -benchtime 3x
 func BenchmarkVerifyExport1M(b *testing.B) {
 	const n = 1_000_000
 	e, v := benchExport(b, n)
@@ -25,7 +25,7 @@ func BenchmarkVerifyExport1M(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := audit.Verify(b.Context(), e, cps, audit.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()})
+		res, err := auditlog.Verify(b.Context(), e, cps, auditlog.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()})
 		if err != nil || res.Problem != nil || res.Leaves != n {
 			b.Fatalf("%v %v", res.Verdict(), err)
 		}
@@ -35,7 +35,7 @@ func BenchmarkVerifyExport1M(b *testing.B) {
 // BenchmarkReportExport1M is `noticerelay audit report --from DIR` over the
 // same export: verification and replay in one pass, and the HTML.
 //
-//	go test ./pkg/audit -run '^$' -bench ReportExport1M -benchtime 3x
+//	go test ./pkg/auditlog -run '^$' -bench ReportExport1M -benchtime 3x
 func BenchmarkReportExport1M(b *testing.B) {
 	const n = 1_000_000
 	e, v := benchExport(b, n)
@@ -46,9 +46,9 @@ func BenchmarkReportExport1M(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rep, err := audit.BuildReport(b.Context(), e, cps, audit.ReportOptions{Now: time.Now(),
-			Verify: audit.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()},
-			Replay: audit.ReplayOptions{At: time.Now(), UrgentDeadline: 15 * time.Minute}})
+		rep, err := auditlog.BuildReport(b.Context(), e, cps, auditlog.ReportOptions{Now: time.Now(),
+			Verify: auditlog.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()},
+			Replay: auditlog.ReplayOptions{At: time.Now(), UrgentDeadline: 15 * time.Minute}})
 		if err != nil || rep.Verification.Problem != nil || rep.Replay.Leaves != n {
 			b.Fatalf("%v", err)
 		}
@@ -60,18 +60,18 @@ func BenchmarkReportExport1M(b *testing.B) {
 
 // benchExport writes an export of n leaves (about 330 bytes each, as the
 // relay writes them) with a checkpoint every 10,000 leaves.
-func benchExport(b *testing.B, n int) (audit.Export, note.Verifier) {
+func benchExport(b *testing.B, n int) (auditlog.Export, note.Verifier) {
 	const every = 10_000
 	skey, vkey := keys(b)
-	s, _ := audit.NewSigner(skey)
-	v, _ := audit.NewVerifier(vkey)
+	s, _ := auditlog.NewSigner(skey)
+	v, _ := auditlog.NewVerifier(vkey)
 	dir := b.TempDir()
-	w, err := audit.NewExportWriter(dir)
+	w, err := auditlog.NewExportWriter(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tree := audit.NewCompactTree()
-	var cps []audit.StoredCheckpoint
+	tree := auditlog.NewCompactTree()
+	var cps []auditlog.StoredCheckpoint
 	var leaf []byte
 	for i := range n {
 		// Canonical JSON, members sorted, like a queued event.
@@ -82,15 +82,15 @@ func benchExport(b *testing.B, n int) (audit.Export, note.Verifier) {
 		}
 		tree.Append(leaf)
 		if (i+1)%every == 0 {
-			cp, err := audit.Sign(s, tree.Size(), tree.Root())
+			cp, err := auditlog.Sign(s, tree.Size(), tree.Root())
 			if err != nil {
 				b.Fatal(err)
 			}
-			cps = append(cps, audit.StoredCheckpoint{Seq: uint64(len(cps) + 1), Note: cp.Note})
+			cps = append(cps, auditlog.StoredCheckpoint{Seq: uint64(len(cps) + 1), Note: cp.Note})
 		}
 	}
 	if err := w.Close(origin, cps, time.Now()); err != nil {
 		b.Fatal(err)
 	}
-	return audit.Export{Dir: dir}, v
+	return auditlog.Export{Dir: dir}, v
 }

@@ -1,4 +1,4 @@
-package audit_test
+package auditlog_test
 
 import (
 	"bytes"
@@ -14,14 +14,14 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 )
 
 // Proofs from the tree verify with the library's verifiers, and the tree's
 // roots at every size agree with a tree built only to that size.
 func TestTreeProofs(t *testing.T) {
 	var leaves [][]byte
-	tree := audit.NewTree()
+	tree := auditlog.NewTree()
 	var roots [][]byte
 	for i := range 300 {
 		l := make([]byte, 20+i%13)
@@ -40,10 +40,10 @@ func TestTreeProofs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := audit.VerifyInclusion(leaves[i], i, size, p, root); err != nil {
+			if err := auditlog.VerifyInclusion(leaves[i], i, size, p, root); err != nil {
 				t.Fatalf("inclusion of %d in %d: %v", i, size, err)
 			}
-			if audit.VerifyInclusion(append([]byte{1}, leaves[i]...), i, size, p, root) == nil {
+			if auditlog.VerifyInclusion(append([]byte{1}, leaves[i]...), i, size, p, root) == nil {
 				t.Fatalf("a changed leaf %d verifies", i)
 			}
 		}
@@ -52,7 +52,7 @@ func TestTreeProofs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := audit.VerifyConsistency(s1, size, p, roots[s1-1], root); err != nil {
+			if err := auditlog.VerifyConsistency(s1, size, p, roots[s1-1], root); err != nil {
 				t.Fatalf("consistency %d..%d: %v", s1, size, err)
 			}
 		}
@@ -63,32 +63,32 @@ func TestTreeProofs(t *testing.T) {
 // and fails for another leaf or another key.
 func TestProofFile(t *testing.T) {
 	skey, vkey := keys(t)
-	s, _ := audit.NewSigner(skey)
-	v, _ := audit.NewVerifier(vkey)
-	tree := audit.NewTree()
+	s, _ := auditlog.NewSigner(skey)
+	v, _ := auditlog.NewVerifier(vkey)
+	tree := auditlog.NewTree()
 	for i := range 100 {
 		tree.Append([]byte(fmt.Sprintf(`{"i":"%d"}`, i)))
 	}
-	cp, err := audit.Sign(s, 90, mustRoot(t, tree, 90))
+	cp, err := auditlog.Sign(s, 90, mustRoot(t, tree, 90))
 	if err != nil {
 		t.Fatal(err)
 	}
-	file, err := audit.ProofFile(tree, 42, cp)
+	file, err := auditlog.ProofFile(tree, 42, cp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(string(file), "c2sp.org/tlog-proof@v1\nindex 42\n") {
 		t.Fatalf("proof file:\n%s", file)
 	}
-	if i, got, err := audit.VerifyProofFile(file, []byte(`{"i":"42"}`), v); err != nil || i != 42 || got.Size != 90 {
+	if i, got, err := auditlog.VerifyProofFile(file, []byte(`{"i":"42"}`), v); err != nil || i != 42 || got.Size != 90 {
 		t.Fatalf("verify: %d %v %v", i, got, err)
 	}
-	if _, _, err := audit.VerifyProofFile(file, []byte(`{"i":"43"}`), v); err == nil {
+	if _, _, err := auditlog.VerifyProofFile(file, []byte(`{"i":"43"}`), v); err == nil {
 		t.Fatal("another leaf verifies")
 	}
 	_, other := keys(t)
-	ov, _ := audit.NewVerifier(other)
-	if _, _, err := audit.VerifyProofFile(file, []byte(`{"i":"42"}`), ov); err == nil {
+	ov, _ := auditlog.NewVerifier(other)
+	if _, _, err := auditlog.VerifyProofFile(file, []byte(`{"i":"42"}`), ov); err == nil {
 		t.Fatal("verifies with another key")
 	}
 	if _, err := tree.InclusionProof(95, 90); err == nil {
@@ -96,7 +96,7 @@ func TestProofFile(t *testing.T) {
 	}
 }
 
-func mustRoot(t *testing.T, tree *audit.Tree, size uint64) []byte {
+func mustRoot(t *testing.T, tree *auditlog.Tree, size uint64) []byte {
 	t.Helper()
 	r, err := tree.RootAt(size)
 	if err != nil {
@@ -106,14 +106,14 @@ func mustRoot(t *testing.T, tree *audit.Tree, size uint64) []byte {
 }
 
 // verifyDir verifies an export folder.
-func verifyDir(t *testing.T, dir string, v note.Verifier) *audit.Result {
+func verifyDir(t *testing.T, dir string, v note.Verifier) *auditlog.Result {
 	t.Helper()
-	e := audit.Export{Dir: dir}
+	e := auditlog.Export{Dir: dir}
 	cps, err := e.Checkpoints()
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := audit.Verify(ctxT(t), e, cps, audit.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()})
+	res, err := auditlog.Verify(ctxT(t), e, cps, auditlog.VerifyOptions{Verifier: v, LeafHashes: e.LeafHashes()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +141,8 @@ func writeLines(t *testing.T, path string, lines [][]byte) {
 func TestVerifyNamesTheBrokenIndex(t *testing.T) {
 	js := startNATS(t)
 	skey, vkey := keys(t)
-	v, _ := audit.NewVerifier(vkey)
-	cp, err := audit.NewCheckpointer(js, skey, nil)
+	v, _ := auditlog.NewVerifier(vkey)
+	cp, err := auditlog.NewCheckpointer(js, skey, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,23 +152,23 @@ func TestVerifyNamesTheBrokenIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cps, err := audit.ReadCheckpoints(ctxT(t), js)
+	cps, err := auditlog.ReadCheckpoints(ctxT(t), js)
 	if err != nil || len(cps) != 8 {
 		t.Fatalf("%d checkpoints, %v", len(cps), err)
 	}
-	res, err := audit.Verify(ctxT(t), audit.StreamLeaves{JS: js}, cps, audit.VerifyOptions{Verifier: v})
+	res, err := auditlog.Verify(ctxT(t), auditlog.StreamLeaves{JS: js}, cps, auditlog.VerifyOptions{Verifier: v})
 	if err != nil || res.Problem != nil || res.Leaves != 4000 || res.Covered != 4000 {
 		t.Fatalf("from NATS: %v %v", res.Verdict(), err)
 	}
 	dir := t.TempDir()
-	if n, err := audit.ExportStream(ctxT(t), js, dir, origin, nil); err != nil || n != 4000 {
+	if n, err := auditlog.ExportStream(ctxT(t), js, dir, origin, nil); err != nil || n != 4000 {
 		t.Fatalf("export: %d %v", n, err)
 	}
 	if res := verifyDir(t, dir, v); res.Problem != nil || res.Leaves != 4000 {
 		t.Fatalf("export: %s", res.Verdict())
 	}
 
-	leaves := filepath.Join("", audit.LeavesFile)
+	leaves := filepath.Join("", auditlog.LeavesFile)
 	cases := []struct {
 		name   string
 		change func(dir string)
@@ -205,13 +205,13 @@ func TestVerifyNamesTheBrokenIndex(t *testing.T) {
 		}, 2001, -1},
 		{"checkpoint signed by another key", func(dir string) {
 			other, _ := keys(t)
-			s, _ := audit.NewSigner(other)
-			c, _ := audit.Open(cps[3].Note, v)
-			forged, err := audit.Sign(s, c.Size, c.Root)
+			s, _ := auditlog.NewSigner(other)
+			c, _ := auditlog.Open(cps[3].Note, v)
+			forged, err := auditlog.Sign(s, c.Size, c.Root)
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join(dir, audit.CheckpointsFile)
+			path := filepath.Join(dir, auditlog.CheckpointsFile)
 			ls := readLines(t, path)
 			line, _ := json.Marshal(map[string]string{"seq": "4", "note": string(forged.Note)})
 			ls[3] = append(line, '\n')
@@ -235,7 +235,7 @@ func TestVerifyNamesTheBrokenIndex(t *testing.T) {
 	// Without the leaf hashes, a change is still found, within the range
 	// between two checkpoints.
 	d := copyDir(t, dir)
-	os.Remove(filepath.Join(d, audit.LeafHashesFile))
+	os.Remove(filepath.Join(d, auditlog.LeafHashesFile))
 	cases[0].change(d)
 	if res := verifyDir(t, d, v); res.Problem == nil || res.Problem.Leaf != 1000 {
 		t.Fatalf("without leaf hashes: %s", res.Verdict())
@@ -248,9 +248,9 @@ func TestVerifyNamesTheBrokenIndex(t *testing.T) {
 func TestCheckpointerRestartsWithoutForking(t *testing.T) {
 	js := startNATS(t)
 	skey, vkey := keys(t)
-	v, _ := audit.NewVerifier(vkey)
-	newCP := func() *audit.Checkpointer {
-		c, err := audit.NewCheckpointer(js, skey, nil)
+	v, _ := auditlog.NewVerifier(vkey)
+	newCP := func() *auditlog.Checkpointer {
+		c, err := auditlog.NewCheckpointer(js, skey, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +277,7 @@ func TestCheckpointerRestartsWithoutForking(t *testing.T) {
 	c := newCP()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	for _, cp := range []*audit.Checkpointer{b, c} {
+	for _, cp := range []*auditlog.Checkpointer{b, c} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -304,19 +304,19 @@ func TestCheckpointerRestartsWithoutForking(t *testing.T) {
 	if got, err := a.Checkpoint(ctxT(t)); err != nil || got.Size != 3000 {
 		t.Fatalf("stale checkpointer: %v %v", got, err)
 	}
-	cps, err := audit.ReadCheckpoints(ctxT(t), js)
+	cps, err := auditlog.ReadCheckpoints(ctxT(t), js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var last uint64
 	for k, sc := range cps {
-		cp, err := audit.Open(sc.Note, v)
+		cp, err := auditlog.Open(sc.Note, v)
 		if err != nil || cp.Size <= last {
 			t.Fatalf("checkpoint %d: size %v after %d: %v", k, cp, last, err)
 		}
 		last = cp.Size
 	}
-	res, err := audit.Verify(ctxT(t), audit.StreamLeaves{JS: js}, cps, audit.VerifyOptions{Verifier: v})
+	res, err := auditlog.Verify(ctxT(t), auditlog.StreamLeaves{JS: js}, cps, auditlog.VerifyOptions{Verifier: v})
 	if err != nil || res.Problem != nil || res.Covered != 3000 {
 		t.Fatalf("%v %v", res.Verdict(), err)
 	}
@@ -329,7 +329,7 @@ func TestReplay(t *testing.T) {
 	js := startNATS(t)
 	publish(t, js, 0, 10) // notice n accepted at base+n min; queued +4s, delivered +9s, acked +16s
 	ctx := ctxT(t)
-	rep, err := audit.RunReplay(ctx, audit.StreamLeaves{JS: js}, audit.ReplayOptions{
+	rep, err := auditlog.RunReplay(ctx, auditlog.StreamLeaves{JS: js}, auditlog.ReplayOptions{
 		At: base.Add(time.Hour), Retention: 50 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestReplay(t *testing.T) {
 	if rep.Accepted != 10 || rep.Leaves != 50 {
 		t.Fatalf("%+v", rep)
 	}
-	var row *audit.Row
+	var row *auditlog.Row
 	for i := range rep.Rows {
 		if rep.Rows[i].Authority == "de-bka" && rep.Rows[i].Priority == "urgent" {
 			row = &rep.Rows[i]
@@ -353,7 +353,7 @@ func TestReplay(t *testing.T) {
 	}
 	// As of 10 s after notice 0's acceptance: it is queued and delivered,
 	// not yet acknowledged; no other notice exists yet.
-	rep, err = audit.RunReplay(ctx, audit.StreamLeaves{JS: js}, audit.ReplayOptions{At: base.Add(10 * time.Second), Retention: time.Hour})
+	rep, err = auditlog.RunReplay(ctx, auditlog.StreamLeaves{JS: js}, auditlog.ReplayOptions{At: base.Add(10 * time.Second), Retention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"context"
@@ -198,20 +198,31 @@ func (c *Checkpointer) adoptLatest(ctx context.Context) error {
 // runBudget bounds one round of Run.
 const runBudget = 10 * time.Second
 
-// Run checkpoints every interval until ctx is cancelled.
+// Run checkpoints every interval until ctx is cancelled. A round reads for
+// at most runBudget (a read retries transient errors meanwhile), so that a
+// checkpoint request is not kept waiting long.
 func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
+	Rounds(ctx, &health.Streak{Log: c.log, What: "audit: checkpoint"}, interval, runBudget, c.Read,
+		func(ctx context.Context) error {
+			_, err := c.Checkpoint(ctx)
+			return err
+		})
+}
+
+// Rounds runs round every interval until ctx is cancelled, each within
+// budget; read says how many leaves have been read. A round that runs out
+// of time having read more is no failure: the next goes on from where it
+// stopped. Failures are logged as a streak.
+func Rounds(ctx context.Context, failures *health.Streak, interval, budget time.Duration, read func() uint64,
+	round func(context.Context) error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	failures := health.Streak{Log: c.log, What: "audit: checkpoint"}
 	for {
-		// A round reads for at most runBudget (a read retries transient
-		// errors meanwhile), so that a checkpoint request is not kept
-		// waiting long; the next round goes on from where it stopped.
-		rctx, cancel := context.WithTimeout(ctx, runBudget)
-		before := c.Read()
-		_, err := c.Checkpoint(rctx)
+		rctx, cancel := context.WithTimeout(ctx, budget)
+		before := read()
+		err := round(rctx)
 		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && c.Read() > before {
+		if errors.Is(err, context.DeadlineExceeded) && read() > before {
 			err = nil // a long read, going on in the next round
 		}
 		if err != nil && ctx.Err() == nil {

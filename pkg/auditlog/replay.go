@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"cmp"
@@ -175,7 +175,13 @@ func newReplayer(o ReplayOptions) *replayer {
 // RunReplay rebuilds each notice's lifecycle from the leaves.
 func RunReplay(ctx context.Context, leaves Leaves, o ReplayOptions) (*Replay, error) {
 	p := newReplayer(o)
-	if err := leaves.Each(ctx, p.leaf); err != nil {
+	err := leaves.Each(ctx, func(i uint64, data []byte) error {
+		if err := p.leaf(i, data); err != nil {
+			return fmt.Errorf("leaf %d: %w", i, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return p.result(), nil
@@ -189,7 +195,7 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 	}
 	e, err := event.Decode(data)
 	if err != nil {
-		return fmt.Errorf("leaf %d: %w", i, err)
+		return fmt.Errorf("it no longer reads as an event: %w", err)
 	}
 	if e.Time.After(p.o.At) {
 		return nil

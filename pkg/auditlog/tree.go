@@ -1,4 +1,4 @@
-// Package audit is the relay's tamper-evident log: an RFC 6962 Merkle tree
+// Package auditlog is the relay's tamper-evident log: an RFC 6962 Merkle tree
 // whose leaf i is, byte for byte, message i+1 of the lifecycle event stream
 // (NR_EVENTS); C2SP signed-note checkpoints of that tree; inclusion and
 // consistency proofs; C2SP tlog-proof files; and the offline verification,
@@ -6,7 +6,7 @@
 // from github.com/transparency-dev/merkle, github.com/transparency-dev/formats
 // and golang.org/x/mod/sumdb/note; this package only decides what the leaves
 // are and where they are kept. docs/audit.md explains the design.
-package audit
+package auditlog
 
 import (
 	"bytes"

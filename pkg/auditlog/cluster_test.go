@@ -1,4 +1,4 @@
-package audit_test
+package auditlog_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/embedded"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -152,8 +152,8 @@ func TestVerifyOnCluster(t *testing.T) {
 	filled := time.Since(start)
 
 	skey, vkey := keys(t)
-	v, _ := audit.NewVerifier(vkey)
-	cp, err := audit.NewCheckpointer(js, skey, nil)
+	v, _ := auditlog.NewVerifier(vkey)
+	cp, err := auditlog.NewCheckpointer(js, skey, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,13 +183,13 @@ func TestVerifyOnCluster(t *testing.T) {
 	for run := range 10 {
 		t0 := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		cps, err := audit.ReadCheckpoints(ctx, js)
+		cps, err := auditlog.ReadCheckpoints(ctx, js)
 		if err != nil {
 			cancel()
 			t.Errorf("run %d: %v", run, err)
 			continue
 		}
-		res, err := audit.Verify(ctx, audit.StreamLeaves{JS: js}, cps, audit.VerifyOptions{Verifier: v})
+		res, err := auditlog.Verify(ctx, auditlog.StreamLeaves{JS: js}, cps, auditlog.VerifyOptions{Verifier: v})
 		cancel()
 		switch {
 		case err != nil:

@@ -1,6 +1,6 @@
-// Package service is what the relay hands each of its services: the
+// Package module is what the relay hands each of its services: the
 // configuration, the NATS connection, the HTTP router, logs and metrics.
-package service
+package module
 
 import (
 	"context"
@@ -16,17 +16,20 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/share"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // Env is the environment of one relay process, shared by its services.
 type Env struct {
-	Config  *config.Config
-	NC      *nats.Conn
-	JS      jetstream.JetStream
-	Log     *zap.Logger
-	Metrics prometheus.Registerer
-	Auth    *auth.Directory
-	Mux     *http.ServeMux
+	Config *config.Config
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	// Publisher stores what the services write: the group commit.
+	Publisher stream.Publisher
+	Log       *zap.Logger
+	Metrics   prometheus.Registerer
+	Auth      *auth.Directory
+	Mux       *http.ServeMux
 	// Pseudonyms name notices in lifecycle events.
 	Pseudonyms *event.Pseudonyms
 	// Shares are each caller's share of the process (limits.per_caller).

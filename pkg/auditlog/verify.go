@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"bytes"
@@ -35,7 +35,8 @@ type VerifyOptions struct {
 	// Signed, when not nil, is called in the same pass with each leaf that
 	// the largest checkpoint signs, in order, before it is checked; it is
 	// how a report reads the log it verifies without reading it twice. An
-	// error from it stops the verification.
+	// error from it (a leaf that does not decode) is the log's Problem at
+	// that leaf.
 	Signed func(index uint64, data []byte) error
 }
 
@@ -135,7 +136,10 @@ func Verify(ctx context.Context, leaves Leaves, checkpoints []StoredCheckpoint, 
 	err := leaves.Each(ctx, func(index uint64, data []byte) error {
 		if o.Signed != nil && index < res.Covered {
 			if err := o.Signed(index, data); err != nil {
-				return err
+				// The relay writes only events that decode: a leaf that
+				// does not was changed after it was written.
+				bad = &Problem{Leaf: int64(index), Checkpoint: -1, Reason: "changed: " + err.Error()}
+				return errStop
 			}
 		}
 		tree.Append(data)

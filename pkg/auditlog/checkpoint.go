@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/noticerelay/noticerelay/pkg/durable"
 )
 
 // Checkpoint is a signed checkpoint of the log: a C2SP signed note whose
@@ -136,19 +138,7 @@ func GenerateKeys(dir, origin string) (skeyPath, vkey string, err error) {
 
 // writeNew writes a file that must not exist yet, and syncs it.
 func writeNew(path, content string, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return durable.WriteNew(path, []byte(content), mode)
 }
 
 // sameRoot compares root hashes.

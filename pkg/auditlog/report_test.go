@@ -1,4 +1,4 @@
-package audit_test
+package auditlog_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -19,8 +19,8 @@ import (
 func TestReportOfTheSignedLog(t *testing.T) {
 	js := startNATS(t)
 	skey, vkey := keys(t)
-	v, _ := audit.NewVerifier(vkey)
-	cp, err := audit.NewCheckpointer(js, skey, nil)
+	v, _ := auditlog.NewVerifier(vkey)
+	cp, err := auditlog.NewCheckpointer(js, skey, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,21 +44,21 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		}
 		ms = append(ms, m)
 	}
-	if err := stream.FirstError(stream.PublishAll(ctxT(t), js, ms)); err != nil {
+	if err := stream.FirstError(stream.Direct{JS: js}.PublishAll(ctxT(t), ms)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cp.Checkpoint(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, js, 10, 12) // not signed: left out
-	cps, err := audit.ReadCheckpoints(ctxT(t), js)
+	cps, err := auditlog.ReadCheckpoints(ctxT(t), js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(l audit.Leaves) (*audit.Report, []byte) {
-		rep, err := audit.BuildReport(ctxT(t), l, cps, audit.ReportOptions{Now: base.Add(2 * time.Hour),
-			Verify: audit.VerifyOptions{Verifier: v},
-			Replay: audit.ReplayOptions{At: base.Add(2 * time.Hour), UrgentDeadline: 15 * time.Minute}})
+	build := func(l auditlog.Leaves) (*auditlog.Report, []byte) {
+		rep, err := auditlog.BuildReport(ctxT(t), l, cps, auditlog.ReportOptions{Now: base.Add(2 * time.Hour),
+			Verify: auditlog.VerifyOptions{Verifier: v},
+			Replay: auditlog.ReplayOptions{At: base.Add(2 * time.Hour), UrgentDeadline: 15 * time.Minute}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		}
 		return rep, b.Bytes()
 	}
-	rep, page := build(audit.StreamLeaves{JS: js})
+	rep, page := build(auditlog.StreamLeaves{JS: js})
 	if rep.Verification.Problem != nil || rep.Verification.Covered != 55 || rep.Verification.Leaves != 65 {
 		t.Fatalf("%s", rep.Verification.Verdict())
 	}
@@ -138,14 +138,31 @@ func TestReportOfTheSignedLog(t *testing.T) {
 
 	// Broken: one flipped byte in an export's leaf.
 	dir := t.TempDir()
-	if _, err := audit.ExportStream(ctxT(t), js, dir, origin, nil); err != nil {
+	if _, err := auditlog.ExportStream(ctxT(t), js, dir, origin, nil); err != nil {
 		t.Fatal(err)
 	}
-	ls := readLines(t, filepath.Join(dir, audit.LeavesFile))
+	ls := readLines(t, filepath.Join(dir, auditlog.LeavesFile))
 	ls[20][len(ls[20])/2] ^= 0x01
-	writeLines(t, filepath.Join(dir, audit.LeavesFile), ls)
-	rep, page = build(audit.Export{Dir: dir})
+	writeLines(t, filepath.Join(dir, auditlog.LeavesFile), ls)
+	rep, page = build(auditlog.Export{Dir: dir})
 	if rep.Verification.Problem == nil || one("intact")["intact"] != "false" || !bytes.Contains(page, []byte("did NOT verify")) {
 		t.Errorf("a changed leaf: %s", rep.Verification.Verdict())
+	}
+	// Broken: a leaf that no longer reads as an event is the log's
+	// problem at that leaf, not an error that leaves the auditor without
+	// a report.
+	ls = readLines(t, filepath.Join(dir, auditlog.LeavesFile))
+	ls[30] = []byte("{\"type\":\"accepted\",\"time\":\"2026-12-00T00:00:00Z\"}\n")
+	writeLines(t, filepath.Join(dir, auditlog.LeavesFile), ls)
+	rep, page = build(auditlog.Export{Dir: dir})
+	if p := rep.Verification.Problem; p == nil || p.Leaf != 20 && p.Leaf != 30 || one("intact")["intact"] != "false" {
+		t.Errorf("a leaf that does not decode: %s", rep.Verification.Verdict())
+	}
+	ls[20][len(ls[20])/2] ^= 0x01 // leaf 20 as it was: leaf 30 is the first bad one
+	writeLines(t, filepath.Join(dir, auditlog.LeavesFile), ls)
+	rep, page = build(auditlog.Export{Dir: dir})
+	if p := rep.Verification.Problem; p == nil || p.Leaf != 30 || !strings.Contains(p.Reason, "no longer reads as an event") ||
+		one("intact")["intact"] != "false" {
+		t.Errorf("a leaf that does not decode: %s", rep.Verification.Verdict())
 	}
 }

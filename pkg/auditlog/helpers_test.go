@@ -1,4 +1,4 @@
-package audit_test
+package auditlog_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/noticerelay/noticerelay/pkg/audit"
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/embedded"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/stream"
@@ -45,7 +45,7 @@ func startNATS(t testing.TB) jetstream.JetStream {
 // keys makes a signing key and returns it with its verifier key.
 func keys(t testing.TB) (skey, vkey string) {
 	t.Helper()
-	path, vkey, err := audit.GenerateKeys(t.TempDir(), origin)
+	path, vkey, err := auditlog.GenerateKeys(t.TempDir(), origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func publish(t testing.TB, js jetstream.JetStream, from, to int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i := 0; i < len(ms); i += 1000 {
-		if err := stream.FirstError(stream.PublishAll(ctx, js, ms[i:min(i+1000, len(ms))])); err != nil {
+		if err := stream.FirstError(stream.Direct{JS: js}.PublishAll(ctx, ms[i:min(i+1000, len(ms))])); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -289,6 +289,12 @@ func (p *parser) str() (string, bool) {
 				p.syntax()
 				return "", false
 			}
+			if u := loneSurrogate(p.body[start:p.pos]); u != "" {
+				// encoding/json would put U+FFFD in its place: text that
+				// differs from what was sent.
+				p.err = &FieldError{p.here(), fmt.Sprintf(MsgSurrogate, u)}
+				return "", false
+			}
 			return s, true
 		case c == '\\':
 			escaped = true
@@ -420,6 +426,43 @@ const (
 	MsgControl = "contains a control character"
 	msgBidi    = "contains a bidirectional control character (U+%04X); send the text without it"
 )
+
+// MsgSurrogate is the message for a string with a \u escape of half a
+// UTF-16 surrogate pair (%s is the escape): it stands for no character.
+const MsgSurrogate = "holds %s, half of a UTF-16 surrogate pair without its other half: not a character"
+
+// loneSurrogate returns the first \u escape in the quoted string q that is
+// half of a surrogate pair without its other half, or "".
+func loneSurrogate(q []byte) string {
+	hex := func(i int) (rune, bool) {
+		if i+6 > len(q) || q[i] != '\\' || q[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(q[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(q); i++ {
+		if q[i] != '\\' {
+			continue
+		}
+		r, ok := hex(i)
+		switch {
+		case !ok:
+			i++ // another escape: skip its letter, which may be a backslash
+		case 0xD800 <= r && r < 0xDC00:
+			if lo, ok := hex(i + 6); ok && 0xDC00 <= lo && lo < 0xE000 {
+				i += 11
+				continue
+			}
+			return string(q[i : i+6])
+		case 0xDC00 <= r && r < 0xE000:
+			return string(q[i : i+6])
+		default:
+			i += 5
+		}
+	}
+	return ""
+}
 
 // TextProblem says what makes s unfit as text forwarded to police: a C0
 // control character other than tab, line feed and carriage return (NUL

@@ -271,6 +271,8 @@ func TestParseErrors(t *testing.T) {
 		{"suspicion too long", mkBody("suspicion", quoted(strings.Repeat("é", 10001))), []wantErr{{"suspicion", "must be at most 10000 characters"}}},
 		{"suspicion NUL", mkBody("suspicion", `"a\u0000b"`), []wantErr{{"suspicion", "contains a control character"}}},
 		{"suspicion escape", mkBody("suspicion", `"\u001b[31mred"`), []wantErr{{"suspicion", "contains a control character"}}},
+		{"suspicion lone surrogate", mkBody("suspicion", `"threat \ud800"`), []wantErr{{"suspicion", `holds \ud800, half of a UTF-16 surrogate pair`}}},
+		{"victim name lone surrogate", mkBody("victims", person(`"name": "\uDE00"`)), []wantErr{{"victims[1].name", `holds \uDE00, half`}}},
 		{"suspicion object", mkBody("suspicion", `{}`), []wantErr{{"suspicion", mustString}}},
 		{"urgency_reason too long", mkBody("urgency_reason", long(3001)), []wantErr{{"urgency_reason", "must be at most 3000 characters"}}},
 		{"urgency_reason bool", mkBody("urgency_reason", `true`), []wantErr{{"urgency_reason", mustString}}},

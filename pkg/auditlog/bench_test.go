@@ -52,7 +52,7 @@ func BenchmarkReportExport1M(b *testing.B) {
 		if err != nil || rep.Verification.Problem != nil || rep.Replay.Leaves != n {
 			b.Fatalf("%v", err)
 		}
-		if err := rep.WriteHTML(io.Discard, nil); err != nil {
+		if err := rep.WriteHTML(io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,7 +1,6 @@
 package auditlog
 
 import (
-	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
@@ -17,18 +16,12 @@ import (
 //go:embed report.html.tmpl
 var reportTemplate string
 
-// ReportCSS is the report's style sheet, inline in every report.
+// ReportCSS is the report's style sheet: inline in the file of `audit
+// report`, and served beside the relay's page. Every rule is scoped to the
+// report's div.report (and body.report-doc, the file's page).
 //
 //go:embed report.css
 var ReportCSS string
-
-// ReportCSSHash is the Content-Security-Policy source of the report's one
-// inline style sheet ('sha256-...'): a page that serves the report can
-// allow that style and nothing else inline.
-var ReportCSSHash = func() string {
-	h := sha256.Sum256([]byte(ReportCSS))
-	return "'sha256-" + base64.StdEncoding.EncodeToString(h[:]) + "'"
-}()
 
 var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 	"dur":     humanSeconds,
@@ -37,23 +30,29 @@ var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 	"date":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 }).Parse(reportTemplate))
 
-// Live is what the relay's page adds to the report: who is signed in, the
-// sign-out form, and the script that keeps the checkpoint up to date.
+// Live is what the relay's page adds to the report: the latest signed
+// checkpoint, kept up to date without a reload.
 type Live struct {
-	Auditor string
-	// SignOut is the path the sign-out form posts to, with CSRF its token.
-	SignOut, CSRFField, CSRF string
-	// Script is the path of the script that refreshes the checkpoint.
-	Script string
-	// Checkpoint is the path of the latest signed checkpoint.
+	// Checkpoint is the path of the latest checkpoint as a part of the page
+	// that updates itself (pkg/web's data-live: answered with the note,
+	// HTML-escaped, and 204 while it did not change).
 	Checkpoint string
 }
 
 // WriteHTML writes the report as one self-contained HTML document: inline
-// style sheet and SVG charts, no script, nothing to fetch. live, when not
-// nil, adds the relay page's parts.
-func (r *Report) WriteHTML(w io.Writer, live *Live) error {
-	if err := reportPage.Execute(w, r.view(live)); err != nil {
+// style sheet and SVG charts, no script, nothing to fetch.
+func (r *Report) WriteHTML(w io.Writer) error {
+	if err := reportPage.ExecuteTemplate(w, "document", r.view(nil)); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}
+
+// WriteBody writes the report alone, without the document around it, for
+// a page of the relay: a <div class="report"> styled by ReportCSS, with
+// live's parts.
+func (r *Report) WriteBody(w io.Writer, live *Live) error {
+	if err := reportPage.ExecuteTemplate(w, "body", r.view(live)); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	return nil

@@ -63,7 +63,7 @@ func TestReportOfTheSignedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		var b bytes.Buffer
-		if err := rep.WriteHTML(&b, nil); err != nil {
+		if err := rep.WriteHTML(&b); err != nil {
 			t.Fatal(err)
 		}
 		return rep, b.Bytes()

@@ -498,7 +498,7 @@ func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return ExitFailure
 	}
 	var b bytes.Buffer
-	if err := rep.WriteHTML(&b, nil); err != nil {
+	if err := rep.WriteHTML(&b); err != nil {
 		fmt.Fprintf(stderr, "noticerelay audit report: %v\n", err)
 		return ExitFailure
 	}

@@ -34,13 +34,15 @@ func TestAuditPageInBrowser(t *testing.T) {
 	ctx := browser(t)
 	page := r.URL + "/ui/audit"
 
+	// Each attempt starts from a fresh sign-in form (/ui/audit sends there),
+	// so that the wait below sees the page the form's answer loaded.
 	signIn := func(token string) string {
 		if err := chromedp.Do(ctx,
 			chromedp.Navigate(page),
 			chromedp.WaitVisible(chromedp.ID("token")),
 			chromedp.SendKeys(chromedp.ID("token"), token),
 			chromedp.Submit(chromedp.ID("token")),
-			chromedp.WaitReady(chromedp.CSS("footer, #sign-in-error")),
+			chromedp.WaitReady(chromedp.CSS(".report, #signin-error")),
 		); err != nil {
 			t.Fatal(err)
 		}
@@ -61,10 +63,15 @@ func TestAuditPageInBrowser(t *testing.T) {
 	}
 	checkRunReport(t, []byte(body), want)
 
-	// The page's style sheet is allowed by its Content-Security-Policy.
-	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
-	if err != nil || bg != "rgb(246, 248, 250)" {
-		t.Errorf("the style sheet did not apply (%v): background %q", err, bg)
+	// The page is pkg/web's layout (signed in as the auditor) with the
+	// report's own style sheet, both allowed by its Content-Security-Policy.
+	if !strings.Contains(body, `class="signout"`) || !strings.Contains(body, "dsc-ie") {
+		t.Errorf("no sign-out form or auditor in the page's header:\n%.1500s", body)
+	}
+	styled, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`getComputedStyle(document.querySelector(".top")).backgroundColor + " " + getComputedStyle(document.getElementById("verification")).borderTopLeftRadius`))
+	if err != nil || styled != "rgb(16, 42, 67) 8px" {
+		t.Errorf("the style sheets did not apply (%v): %q", err, styled)
 	}
 	if dir := os.Getenv("NR_SCREENSHOTS"); dir != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -93,7 +100,7 @@ func TestAuditPageInBrowser(t *testing.T) {
 
 	// Sign out: the page asks for the token again.
 	if err := chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`form[action="/ui/audit/sign-out"] button`)),
+		chromedp.Click(chromedp.CSS(`form.signout[action="/ui/audit/signout"] button`)),
 		chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(chromedp.ID("token")),
@@ -104,7 +111,7 @@ func TestAuditPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasSuffix(url1, "/ui/audit/sign-in") {
+	if !strings.Contains(url1, "/ui/audit/signin?next=") {
 		t.Errorf("after sign-out: %s", url1)
 	}
 }
@@ -134,20 +141,26 @@ func TestAuditPageRefusals(t *testing.T) {
 	post := func(path string, form url.Values, cookies ...*http.Cookie) *http.Response {
 		return send("POST", path, form, cookies...)
 	}
-	if resp := get("/ui/audit"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/audit/sign-in" {
+	toSignIn := func(resp *http.Response) bool {
+		return resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), "/ui/audit/signin?next=")
+	}
+	if resp := get("/ui/audit"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/audit/" {
+		t.Fatalf("/ui/audit: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := get("/ui/audit/"); !toSignIn(resp) {
 		t.Fatalf("without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp := get("/ui/audit", &http.Cookie{Name: "nr_audit_session", Value: "forged"}); resp.StatusCode != http.StatusSeeOther {
+	if resp := get("/ui/audit/", &http.Cookie{Name: "nr_session", Value: "forged"}); !toSignIn(resp) {
 		t.Fatalf("with a forged session: %d", resp.StatusCode)
 	}
-	form := get("/ui/audit/sign-in")
+	form := get("/ui/audit/signin")
 	var csrf *http.Cookie
 	for _, c := range form.Cookies() {
-		if c.Name == "nr_audit_csrf" {
+		if c.Name == "nr_csrf" {
 			csrf = c
 		}
 	}
-	if csrf == nil || !csrf.HttpOnly || csrf.SameSite != http.SameSiteStrictMode {
+	if csrf == nil || !csrf.HttpOnly || csrf.SameSite != http.SameSiteStrictMode || csrf.Path != "/ui/audit" {
 		t.Fatalf("CSRF cookie %+v", csrf)
 	}
 	if csp := form.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-inline") {
@@ -155,37 +168,45 @@ func TestAuditPageRefusals(t *testing.T) {
 	}
 	// The right token without the form's CSRF token, or with another one.
 	for _, f := range []url.Values{{"token": {auditorToken}}, {"token": {auditorToken}, "csrf": {"x" + csrf.Value}}} {
-		if resp := post("/ui/audit/sign-in", f, csrf); resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) == 0 || sessionOf(resp) != nil {
+		if resp := post("/ui/audit/signin", f, csrf); resp.StatusCode != http.StatusForbidden || sessionOf(resp) != nil {
 			t.Errorf("sign-in without its CSRF token: %d", resp.StatusCode)
 		}
 	}
-	// A wrong token with the CSRF token.
-	if resp := post("/ui/audit/sign-in", url.Values{"token": {r.Tokens["platform:examplenet"]}, "csrf": {csrf.Value}}, csrf); resp.StatusCode != http.StatusUnauthorized || sessionOf(resp) != nil {
-		t.Errorf("a platform's token: %d", resp.StatusCode)
+	// Tokens of other roles, or a user and password, with the CSRF token.
+	for _, f := range []url.Values{
+		{"token": {r.Tokens["platform:examplenet"]}},
+		{"token": {r.Tokens["authority:de-bka"]}},
+		{"user": {"dsc-ie"}, "password": {auditorToken}},
+	} {
+		f.Set("csrf", csrf.Value)
+		if resp := post("/ui/audit/signin", f, csrf); resp.StatusCode != http.StatusUnauthorized || sessionOf(resp) != nil {
+			t.Errorf("%v: %d", f, resp.StatusCode)
+		}
 	}
-	resp := post("/ui/audit/sign-in", url.Values{"token": {auditorToken}, "csrf": {csrf.Value}}, csrf)
+	resp := post("/ui/audit/signin", url.Values{"token": {auditorToken}, "csrf": {csrf.Value}}, csrf)
 	s := sessionOf(resp)
-	if resp.StatusCode != http.StatusSeeOther || s == nil || !s.HttpOnly || s.SameSite != http.SameSiteStrictMode || s.MaxAge <= 0 || s.Path != "/ui/audit" {
+	if resp.StatusCode != http.StatusSeeOther || s == nil || !s.HttpOnly || s.SameSite != http.SameSiteStrictMode || s.MaxAge <= 0 ||
+		s.Path != "/ui/audit" || s.Secure {
 		t.Fatalf("sign-in: %d %+v", resp.StatusCode, s)
 	}
-	relaytest.Eventually(t, wait, "the report", func() bool { return get("/ui/audit", s).StatusCode == http.StatusOK })
+	relaytest.Eventually(t, wait, "the report", func() bool { return get("/ui/audit/", s).StatusCode == http.StatusOK })
 	// Sign-out without the session's CSRF token is refused.
-	if resp := post("/ui/audit/sign-out", url.Values{}, s); resp.StatusCode != http.StatusForbidden {
+	if resp := post("/ui/audit/signout", url.Values{}, s); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("sign-out without CSRF: %d", resp.StatusCode)
 	}
-	if get("/ui/audit", s).StatusCode != http.StatusOK {
+	if get("/ui/audit/", s).StatusCode != http.StatusOK {
 		t.Error("the session ended without a valid sign-out")
 	}
 	// Past its expiry, the session is sent to sign in.
 	ahead.Store(int64(audit.SessionTTL + time.Minute))
-	if resp := get("/ui/audit", s); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/audit/sign-in" {
+	if resp := get("/ui/audit/", s); !toSignIn(resp) {
 		t.Errorf("an expired session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
 func sessionOf(resp *http.Response) *http.Cookie {
 	for _, c := range resp.Cookies() {
-		if c.Name == "nr_audit_session" && c.Value != "" {
+		if c.Name == "nr_session" && c.Value != "" {
 			return c
 		}
 	}

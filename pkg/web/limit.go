@@ -42,7 +42,10 @@ type signInLimiter struct {
 }
 
 // allow takes one attempt from source's and user's buckets, or neither,
-// and returns 0, or how long to wait when either is empty.
+// and returns 0, or how long to wait when either is empty. A form that
+// names no user (a token's sign-in: a token cannot be guessed) takes from
+// the source's bucket only; one bucket shared by every such sign-in would
+// let anyone keep everyone else out.
 func (l *signInLimiter) allow(lim SignInLimit, source, user string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -50,12 +53,19 @@ func (l *signInLimiter) allow(lim SignInLimit, source, user string, now time.Tim
 		l.sources, l.users = map[string]*rate.Limiter{}, map[string]*rate.Limiter{}
 	}
 	s := bucket(l.sources, source, lim.PerSource, now)
-	u := bucket(l.users, user, lim.PerUser, now)
-	if wait := max(need(s, lim.PerSource, now), need(u, lim.PerUser, now)); wait > 0 {
+	wait := need(s, lim.PerSource, now)
+	var u *rate.Limiter
+	if user != "" {
+		u = bucket(l.users, user, lim.PerUser, now)
+		wait = max(wait, need(u, lim.PerUser, now))
+	}
+	if wait > 0 {
 		return wait
 	}
 	s.AllowN(now, 1)
-	u.AllowN(now, 1)
+	if u != nil {
+		u.AllowN(now, 1)
+	}
 	return 0
 }
 

@@ -138,3 +138,20 @@ func TestSignInLimiterForgets(t *testing.T) {
 		t.Fatalf("%d user buckets kept", len(l.users))
 	}
 }
+
+// A sign-in that names no user (a token's) is limited per source only:
+// sources do not share one bucket of the empty user name.
+func TestSignInLimitWithoutUser(t *testing.T) {
+	var l signInLimiter
+	lim := SignInLimit{PerSource: Rate{Burst: 2, Every: time.Minute}, PerUser: Rate{Burst: 1, Every: time.Minute}}
+	now := time.Now()
+	for i := range 5 {
+		if wait := l.allow(lim, "src"+strconv.Itoa(i), "", now); wait > 0 {
+			t.Fatalf("source %d: wait %s", i, wait)
+		}
+	}
+	l.allow(lim, "src0", "", now)
+	if wait := l.allow(lim, "src0", "", now); wait == 0 {
+		t.Fatal("a source past its burst was let in")
+	}
+}

@@ -136,8 +136,9 @@ func (a *App) now() time.Time {
 }
 
 // Parse parses the application's page templates (every *.html of pages,
-// each defining "content" and optionally "title"), each with the layout,
-// and funcs for them.
+// each defining "content" and optionally "title" and "head", what the page
+// adds to the layout's head: a style sheet of its own), each with the
+// layout, and funcs for them.
 func (a *App) Parse(pages fs.FS, funcs template.FuncMap) error {
 	all := template.FuncMap{
 		"time": func(t time.Time) string {

@@ -111,7 +111,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}()
 	s.env.Mux.HandleFunc("GET /v1/audit/checkpoint", s.checkpoint)
 	s.env.Mux.HandleFunc("GET /v1/audit/proof", s.proof)
-	s.registerPages()
+	if err := s.registerPages(); err != nil {
+		return fmt.Errorf("audit: the auditors' page: %w", err)
+	}
 	return nil
 }
 

@@ -77,6 +77,23 @@ func TestTLSListenerAndRotation(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /healthz: %d", resp.StatusCode)
 	}
+	// Behind TLS the pages' cookies are Secure.
+	for _, page := range []string{"/ui/audit/signin", "/portal/signin"} {
+		resp, err = client.Get(r.URL + page)
+		if err != nil {
+			t.Fatalf("GET %s: %v", page, err)
+		}
+		resp.Body.Close()
+		var csrf *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "nr_csrf" {
+				csrf = c
+			}
+		}
+		if resp.StatusCode != http.StatusOK || csrf == nil || !csrf.Secure || !csrf.HttpOnly {
+			t.Errorf("GET %s over TLS: %d, CSRF cookie %+v", page, resp.StatusCode, csrf)
+		}
+	}
 }
 
 // `inbox pull` over real TLS: with --ca naming the relay's self-signed

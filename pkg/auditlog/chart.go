@@ -12,11 +12,13 @@ import (
 // numbers.
 type Chart struct {
 	ID, Title, Desc string
-	W, H            int
-	Rects           []Rect
-	Lines           []Line
-	Texts           []Text
-	Legend          []Swatch
+	// Key, when set, says under the chart how to read its marks.
+	Key    string
+	W, H   int
+	Rects  []Rect
+	Lines  []Line
+	Texts  []Text
+	Legend []Swatch
 }
 
 // Rect is a bar; its Title is what a pointer over it shows.
@@ -173,7 +175,11 @@ func barChart(id, title, desc string, bars []Bar, scale func(float64, int) (floa
 	bottom := top + rowH*float64(len(bars))
 	for v := 0.0; v <= xmax+1e-9; v += step {
 		c.Lines = append(c.Lines, Line{X1: x(v), Y1: top, X2: x(v), Y2: bottom, Class: "grid"})
-		c.Texts = append(c.Texts, Text{X: x(v), Y: bottom + 16, Anchor: "middle", Class: "tick", Text: format(v)})
+		anchor := "middle"
+		if v+step > xmax+1e-9 {
+			anchor = "end" // the last label ends at the axis' end, inside the chart
+		}
+		c.Texts = append(c.Texts, Text{X: x(v), Y: bottom + 16, Anchor: anchor, Class: "tick", Text: format(v)})
 	}
 	for i, b := range bars {
 		y0 := top + rowH*float64(i)

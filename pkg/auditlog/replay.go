@@ -59,6 +59,9 @@ type Row struct {
 	// Escalated counts the deliveries the relay escalated: urgent and
 	// unacknowledged at their deadline.
 	Escalated int `json:"escalated"`
+	// Late counts the urgent deliveries acknowledged, but more than the
+	// urgent deadline after they were queued.
+	Late int `json:"late"`
 	// Overdue counts the urgent deliveries still unacknowledged (and not
 	// withdrawn) longer than the urgent deadline after they were queued.
 	Overdue        int       `json:"overdue"`
@@ -343,9 +346,13 @@ func (p *replayer) result() *Replay {
 		if rl.escalated {
 			a.row.Escalated++
 		}
-		if o.UrgentDeadline > 0 && n.priority == "urgent" && !n.withdrawn && !rl.queued.IsZero() &&
-			rl.acked.IsZero() && o.At.Sub(rl.queued) > o.UrgentDeadline {
-			a.row.Overdue++
+		if o.UrgentDeadline > 0 && n.priority == "urgent" && !rl.queued.IsZero() {
+			switch {
+			case !rl.acked.IsZero() && rl.acked.Sub(rl.queued) > o.UrgentDeadline:
+				a.row.Late++
+			case rl.acked.IsZero() && !n.withdrawn && o.At.Sub(rl.queued) > o.UrgentDeadline:
+				a.row.Overdue++
+			}
 		}
 	}
 	type day struct{ day, category, priority string }

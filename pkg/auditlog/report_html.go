@@ -100,22 +100,30 @@ func (r *Report) view(live *Live) reportView {
 	if r.Verification.Leaves > r.Verification.Covered {
 		v.Unsigned = r.Verification.Leaves - r.Verification.Covered
 	}
-	escalated, overdue := 0, 0
+	escalated, late, overdue := 0, 0, 0
 	for _, row := range r.Replay.Rows {
 		if row.Authority == "all" {
 			v.Totals = append(v.Totals, row)
 			escalated += row.Escalated
+			late += row.Late
 			overdue += row.Overdue
 			continue
 		}
 		v.Authorities = append(v.Authorities, row)
+	}
+	messages := 0
+	for _, m := range r.Replay.Messages {
+		messages += m.Sent
 	}
 	v.Figures = []figure{
 		{"accepted", "notices accepted", r.Replay.Accepted},
 		{"rejected", "submissions rejected", r.Replay.Rejected},
 		{"withdrawn", "notices withdrawn", r.Replay.Withdrawn},
 		{"escalated", "urgent deliveries escalated", escalated},
+		{"late", "urgent deliveries acknowledged after the deadline", late},
 		{"overdue", "urgent deliveries unacknowledged past the deadline", overdue},
+		{"messages", "messages sent", messages},
+		{"attachments", "evidence files added", r.Replay.Attachments.Added},
 	}
 	v.ByCategory, v.ByPriority = dayCharts(r.Replay.Days)
 	v.ToDelivered = durationChart("to-delivered", "Time from acceptance to delivery",
@@ -195,7 +203,9 @@ func durationChart(id, title, desc string, rows []Row, of func(Row) Durations) C
 			Title: fmt.Sprintf("%s, %s: median %s, p90 %s, max %s (%d)", row.Authority, row.Priority,
 				humanSeconds(d.Median), humanSeconds(d.P90), humanSeconds(d.Max), d.Count)})
 	}
-	return barChart(id, title, desc, bars, niceDurations, humanSeconds)
+	c := barChart(id, title, desc, bars, niceDurations, humanSeconds)
+	c.Key = "Dark bar: median; light bar: 90th percentile; black tick: maximum."
+	return c
 }
 
 // humanSeconds writes a duration for people: "0.42 s", "12.3 s",

@@ -2,6 +2,7 @@ package auditlog_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,37 @@ func TestReportOfTheSignedLog(t *testing.T) {
 			Recipient: "fr-police", Kind: event.KindNotice, Delivery: "d-esc"},
 		{Type: event.Escalated, Notice: "n-esc", Time: base.Add(time.Hour), Actor: "escalation", Platform: "examplenet", Priority: "urgent",
 			Recipient: "fr-police", Kind: event.KindNotice, Delivery: "d-esc"},
+		// One platform's window of five rejected submissions, as intake
+		// records it.
+		{Type: event.Rejected, Notice: "r3", Time: base, Actor: "intake", Platform: "othernet", Count: 5,
+			Reasons: []string{"body_too_large", "malformed"}, ReasonCounts: map[string]int{"malformed": 3, "body_too_large": 2}},
+		// Urgent, acknowledged by at-police 20 minutes after it was queued:
+		// late, not overdue.
+		{Type: event.Accepted, Notice: "n-late", Time: base, Actor: "intake", Platform: "examplenet", Priority: "urgent", Category: "terrorism"},
+		{Type: event.Queued, Notice: "n-late", Time: base.Add(time.Second), Actor: "routing", Platform: "examplenet", Priority: "urgent",
+			Recipient: "at-police", Kind: event.KindNotice, Delivery: "d-late"},
+		{Type: event.Acknowledged, Notice: "n-late", Time: base.Add(20*time.Minute + time.Second), Actor: "inbox", Platform: "examplenet",
+			Priority: "urgent", Recipient: "at-police", Kind: event.KindNotice, Delivery: "d-late"},
+		// Its two-way channel: at-police asks, the platform reads and
+		// answers, at-police acknowledges the answer; a file reaches
+		// at-police; later notices follow up and supersede n-esc.
+		{Type: event.MessageSent, Notice: "n-late", Time: base.Add(time.Hour), Actor: "messages", Platform: "examplenet", Recipient: "platform",
+			Sender: "at-police", Kind: event.KindMessage, Delivery: "d-m1", MessageID: "m1", MessageKind: "request_information"},
+		{Type: event.MessageDelivered, Notice: "n-late", Time: base.Add(time.Hour), Actor: "messages", Platform: "examplenet", Recipient: "platform",
+			Sender: "at-police", Kind: event.KindMessage, Delivery: "d-m1", MessageID: "m1", MessageKind: "request_information"},
+		{Type: event.MessageSent, Notice: "n-late", Time: base.Add(time.Hour), Actor: "messages", Platform: "examplenet", Recipient: "at-police",
+			Sender: "platform", Kind: event.KindMessage, Delivery: "d-m2", MessageID: "m2", MessageKind: "response"},
+		{Type: event.Acknowledged, Notice: "n-late", Time: base.Add(time.Hour), Actor: "inbox", Platform: "examplenet", Recipient: "at-police",
+			Kind: event.KindMessage, Delivery: "d-m2", MessageID: "m2", MessageKind: "response"},
+		{Type: event.AttachmentAdded, Notice: "n-late", Time: base.Add(time.Hour), Actor: "attachments", Platform: "examplenet", Attachment: "a1"},
+		{Type: event.Queued, Notice: "n-late", Time: base.Add(time.Hour), Actor: "attachments", Platform: "examplenet", Recipient: "at-police",
+			Kind: event.KindAttachment, Delivery: "d-a1", Attachment: "a1"},
+		{Type: event.AttachmentDelivered, Notice: "n-late", Time: base.Add(time.Hour), Actor: "inbox", Platform: "examplenet", Recipient: "at-police",
+			Kind: event.KindAttachment, Delivery: "d-a1", Attachment: "a1"},
+		{Type: event.Acknowledged, Notice: "n-late", Time: base.Add(time.Hour), Actor: "inbox", Platform: "examplenet", Recipient: "at-police",
+			Kind: event.KindAttachment, Delivery: "d-a1", Attachment: "a1"},
+		{Type: event.FollowedUp, Notice: "n-esc", Time: base.Add(time.Hour), Actor: "routing", Platform: "examplenet", By: "n-fu"},
+		{Type: event.Superseded, Notice: "n-esc", Time: base.Add(time.Hour), Actor: "routing", Platform: "examplenet", By: "n-fix"},
 	}
 	var ms []stream.Message
 	for _, e := range extra {
@@ -69,7 +101,7 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		return rep, b.Bytes()
 	}
 	rep, page := build(auditlog.StreamLeaves{JS: js})
-	if rep.Verification.Problem != nil || rep.Verification.Covered != 55 || rep.Verification.Leaves != 65 {
+	if rep.Verification.Problem != nil || rep.Verification.Covered != 69 || rep.Verification.Leaves != 79 {
 		t.Fatalf("%s", rep.Verification.Verdict())
 	}
 	if err := os.WriteFile(filepath.Join(os.TempDir(), "report-unit.html"), page, 0o644); err != nil {
@@ -82,7 +114,7 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		}
 		return rows[0]
 	}
-	if ver := one("intact"); ver["intact"] != "true" || ver["checkpoint-size"] != "55" {
+	if ver := one("intact"); ver["intact"] != "true" || ver["checkpoint-size"] != "69" {
 		t.Errorf("verification %v", ver)
 	}
 	figures := map[string]string{}
@@ -90,7 +122,8 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		figures[f["figure"]] = f["value"]
 	}
 	for _, c := range []struct{ key, want string }{
-		{"accepted", "11"}, {"rejected", "2"}, {"withdrawn", "0"}, {"escalated", "1"}, {"overdue", "1"},
+		{"accepted", "12"}, {"rejected", "7"}, {"withdrawn", "0"}, {"escalated", "1"}, {"late", "1"}, {"overdue", "1"},
+		{"messages", "2"}, {"attachments", "1"},
 	} {
 		if figures[c.key] != c.want || !bytes.Contains(page, []byte(`data-value="`+c.want+`">`+c.want+`<`)) {
 			t.Errorf("figure %s is not %s: %v", c.key, c.want, figures)
@@ -109,14 +142,41 @@ func TestReportOfTheSignedLog(t *testing.T) {
 	if fr == nil || fr["queued"] != "1" || fr["acknowledged"] != "0" || fr["escalated"] != "1" || fr["overdue"] != "1" {
 		t.Errorf("fr-police urgent: %v", fr)
 	}
+	if at := rows["at-police/urgent"]; at == nil || at["acknowledged"] != "1" || at["late"] != "1" || at["overdue"] != "0" {
+		t.Errorf("at-police urgent: %v", at)
+	}
+	if all := rows["all/urgent"]; all == nil || all["late"] != "1" || all["overdue"] != "1" || all["escalated"] != "1" {
+		t.Errorf("all urgent: %v", all)
+	}
 	if all := rows["all/normal"]; all == nil || all["queued"] != "5" {
 		t.Errorf("all normal: %v", all)
+	}
+	msgs := map[string]string{}
+	for _, m := range relaytest.DataRows(page, "message-kind") {
+		msgs[m["from"]+"/"+m["message-kind"]] = m["sent"] + "/" + m["delivered"] + "/" + m["acknowledged"]
+	}
+	if fmt.Sprint(msgs) != "map[authority/request_information:1/1/0 platform/response:1/0/1]" {
+		t.Errorf("messages (sent/delivered/acknowledged): %v", msgs)
+	}
+	steps := map[string]string{}
+	for _, a := range relaytest.DataRows(page, "attachment-step") {
+		steps[a["attachment-step"]] = a["count"]
+	}
+	if fmt.Sprint(steps) != "map[acknowledged:1 added:1 delivered:1 queued:1]" {
+		t.Errorf("evidence files: %v", steps)
+	}
+	links := map[string]string{}
+	for _, l := range relaytest.DataRows(page, "link") {
+		links[l["link"]] = l["count"]
+	}
+	if fmt.Sprint(links) != "map[followed_up:1 superseded:1]" {
+		t.Errorf("follow-ups and corrections: %v", links)
 	}
 	reasons := map[string]string{}
 	for _, r := range relaytest.DataRows(page, "reason") {
 		reasons[r["reason"]] = r["count"]
 	}
-	if reasons["malformed"] != "2" || reasons["invalid:category"] != "1" || len(reasons) != 2 {
+	if reasons["malformed"] != "5" || reasons["invalid:category"] != "1" || reasons["body_too_large"] != "2" || len(reasons) != 3 {
 		t.Errorf("rejections %v", reasons)
 	}
 	days := relaytest.DataRows(page, "day")

@@ -52,11 +52,25 @@ func TestAuditPageInBrowser(t *testing.T) {
 		}
 		return body
 	}
+	shot := func(name string) {
+		dir := os.Getenv("NR_SCREENSHOTS")
+		if dir == "" {
+			return
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, bad := range []string{"not-a-token", r.Tokens["platform:examplenet"], r.Tokens["authority:de-bka"]} {
 		if body := signIn(bad); !strings.Contains(body, "not an auditor token") || strings.Contains(body, "data-intact") {
 			t.Fatalf("signed in with %q:\n%.400s", bad, body)
 		}
 	}
+	shot("audit-signin.png")
 	body := signIn(auditorToken)
 	if !strings.Contains(body, `data-intact="true"`) {
 		t.Fatalf("after sign-in:\n%.2000s", body)
@@ -73,15 +87,7 @@ func TestAuditPageInBrowser(t *testing.T) {
 	if err != nil || styled != "rgb(16, 42, 67) 8px" {
 		t.Errorf("the style sheets did not apply (%v): %q", err, styled)
 	}
-	if dir := os.Getenv("NR_SCREENSHOTS"); dir != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "audit-report.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shot("audit-report.png")
 
 	// The live checkpoint follows the log: a new notice makes the log grow,
 	// and the checkpoint shown changes without a reload.

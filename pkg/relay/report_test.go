@@ -19,13 +19,20 @@ import (
 // auditedRun is a short real run of a relay whose urgent deadline is 1.5 s:
 // two urgent notices (one acknowledged by de-bka, one left to fr-police to
 // be escalated), two normal ones (one acknowledged by de-bka, one to
-// nl-police withdrawn), and one rejected submission. It returns the relay,
-// its verifier key, and what a report of the run must say.
+// nl-police withdrawn), four rejected submissions from two platforms; on
+// the normal DE notice a message each way (the authority's read by the
+// platform, the platform's acknowledged by de-bka) and an evidence file
+// that de-bka acknowledges; three normal notices to AT, the second a
+// follow-up of the first, the third a correction of the second. It returns
+// the relay, its verifier key, and what a report of the run must say.
 type runFigures struct {
 	deAckUrgent, deAckNormal float64 // seconds from acceptance to acknowledgement
 }
 
 const runDeadline = 1500 * time.Millisecond
+
+// runMarker is in the run's messages and file: no report may show it.
+const runMarker = "RUNMARK-q8Zt-private"
 
 func auditedRun(t *testing.T) (*relaytest.Relay, string, runFigures) {
 	t.Helper()
@@ -42,16 +49,66 @@ func auditedRun(t *testing.T) (*relaytest.Relay, string, runFigures) {
 	urgentFR := r.Submit("examplenet", relaytest.Notice("RUN-2", true, "", "FR", ""))
 	normalDE := r.Submit("othernet", relaytest.Notice("RUN-3", false, "", "DE", ""))
 	normalNL := r.Submit("othernet", relaytest.Notice("RUN-4", false, "", "NL", ""))
+	// Rejections, counted per platform and window: three with a wrong
+	// category (one of them also without a summary), one not JSON.
 	bad := relaytest.Notice("RUN-5", false, "", "DE", "")
 	bad["category"] = "not-a-category"
-	if resp := r.Do("POST", "/v1/notices", "platform:examplenet", bad); resp.Status != http.StatusBadRequest {
-		t.Fatalf("bad notice: %s", resp)
+	for _, platform := range []string{"examplenet", "examplenet", "othernet"} {
+		if resp := r.Do("POST", "/v1/notices", "platform:"+platform, bad); resp.Status != http.StatusBadRequest {
+			t.Fatalf("bad notice: %s", resp)
+		}
 	}
+	if resp := r.DoHeader("POST", "/v1/notices", "platform:othernet", http.Header{"Content-Type": {"application/json"}}, []byte("{not json")); resp.Status != http.StatusBadRequest {
+		t.Fatalf("malformed notice: %s", resp)
+	}
+	var deNormal relaytest.Delivery
 	for _, d := range r.InboxUntil("de-bka", 2, wait) {
+		if d.NoticeID == normalDE {
+			deNormal = d
+		}
 		if code := r.Ack("de-bka", d.ID); code != http.StatusOK && code != http.StatusNoContent {
 			t.Fatalf("ack: %d", code)
 		}
 	}
+	// The two-way channel on the normal DE notice.
+	ask := r.Do("POST", "/v1/inbox/"+deNormal.ID+"/messages", "authority:de-bka",
+		map[string]any{"kind": "request_information", "text": runMarker + " which account?"})
+	if ask.Status != http.StatusCreated {
+		t.Fatalf("authority message: %s", ask)
+	}
+	if resp := r.Do("GET", "/v1/notices/"+normalDE+"/messages", "platform:othernet", nil); resp.Status != http.StatusOK {
+		t.Fatalf("platform reads: %s", resp)
+	}
+	if resp := r.Do("POST", "/v1/notices/"+normalDE+"/messages", "platform:othernet",
+		map[string]any{"to": "de-bka", "text": runMarker + " this one", "in_reply_to": ask.Map()["id"]}); resp.Status != http.StatusCreated {
+		t.Fatalf("platform answer: %s", resp)
+	}
+	file := []byte("\x89PNG\r\n\x1a\n" + runMarker)
+	if resp := upload(t, r, "othernet", normalDE, bytes.NewReader(file), int64(len(file)), runMarker+".png", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	got := map[string]int{}
+	relaytest.Eventually(t, wait, "the answer and the file in de-bka's inbox", func() bool {
+		for _, d := range r.Inbox("de-bka", 10) {
+			got[d.Type]++
+			if code := r.Ack("de-bka", d.ID); code != http.StatusOK && code != http.StatusNoContent {
+				t.Fatalf("ack %s: %d", d.Type, code)
+			}
+		}
+		return got["message"] == 1 && got["attachment"] == 1
+	})
+	// A follow-up and a correction, all to at-police.
+	r.Submit("examplenet", relaytest.Notice("RUN-7", false, "", "AT", ""))
+	fu := relaytest.Notice("RUN-8", false, "", "AT", "")
+	fu["follow_up_of"] = "RUN-7"
+	followUp := r.Submit("examplenet", fu)
+	fix := relaytest.Notice("RUN-9", false, "", "AT", "")
+	fix["supersedes"] = "RUN-8"
+	correction := r.Submit("examplenet", fix)
+	relaytest.Eventually(t, wait, "the follow-up superseded and the correction routed", func() bool {
+		rs, _ := r.Status("examplenet", correction)["recipients"].([]any)
+		return r.Status("examplenet", followUp)["status"] == "superseded" && len(rs) == 1
+	})
 	r.InboxUntil("fr-police", 1, wait) // delivered, never acknowledged
 	if resp := r.Do("POST", "/v1/notices/"+normalNL+"/withdraw", "platform:othernet", map[string]string{"reason": "sent in error"}); resp.Status != http.StatusAccepted {
 		t.Fatalf("withdraw: %s", resp)
@@ -86,7 +143,11 @@ func checkRunReport(t *testing.T, page []byte, want runFigures) {
 	for _, f := range relaytest.DataRows(page, "figure") {
 		figures[f["figure"]] = f["value"]
 	}
-	for k, v := range map[string]string{"accepted": "4", "rejected": "1", "withdrawn": "1", "escalated": "1", "overdue": "1"} {
+	if bytes.Contains(page, []byte(runMarker)) {
+		t.Errorf("the report shows a message's text or a file's name")
+	}
+	for k, v := range map[string]string{"accepted": "7", "rejected": "4", "withdrawn": "1", "escalated": "1", "late": "0",
+		"overdue": "1", "messages": "2", "attachments": "1"} {
 		if figures[k] != v {
 			t.Errorf("%s: %q, want %s (%v)", k, figures[k], v, figures)
 		}
@@ -108,8 +169,9 @@ func checkRunReport(t *testing.T, page []byte, want runFigures) {
 		{"de-bka/normal", map[string]string{"queued": "1", "delivered": "1", "acknowledged": "1", "escalated": "0", "overdue": "0"}, want.deAckNormal},
 		{"fr-police/urgent", map[string]string{"queued": "1", "delivered": "1", "acknowledged": "0", "escalated": "1", "overdue": "1"}, 0},
 		{"nl-police/normal", map[string]string{"queued": "1", "acknowledged": "0", "withdrawn": "1", "escalated": "0"}, 0},
-		{"all/urgent", map[string]string{"queued": "2", "acknowledged": "1", "escalated": "1", "overdue": "1"}, want.deAckUrgent},
-		{"all/normal", map[string]string{"queued": "2", "acknowledged": "1", "withdrawn": "1"}, want.deAckNormal},
+		{"at-police/normal", map[string]string{"queued": "3", "acknowledged": "0", "withdrawn": "0"}, 0},
+		{"all/urgent", map[string]string{"queued": "2", "acknowledged": "1", "escalated": "1", "late": "0", "overdue": "1"}, want.deAckUrgent},
+		{"all/normal", map[string]string{"queued": "5", "acknowledged": "1", "withdrawn": "1"}, want.deAckNormal},
 	} {
 		row := rows[c.key]
 		if row == nil {
@@ -131,18 +193,42 @@ func checkRunReport(t *testing.T, page []byte, want runFigures) {
 			t.Errorf("%s was never acknowledged, yet %s", c.key, row["to-acknowledged-median"])
 		}
 	}
-	if len(rows) != 6 {
+	if len(rows) != 7 {
 		t.Errorf("%d rows: %v", len(rows), rows)
 	}
-	reasons := relaytest.DataRows(page, "reason")
-	if len(reasons) != 1 || reasons[0]["reason"] != "invalid:category" || reasons[0]["count"] != "1" {
+	reasons := map[string]string{}
+	for _, rc := range relaytest.DataRows(page, "reason") {
+		reasons[rc["reason"]] = rc["count"]
+	}
+	if fmt.Sprint(reasons) != "map[invalid:category:3 malformed:1]" {
 		t.Errorf("rejections: %v", reasons)
+	}
+	msgs := map[string]string{}
+	for _, m := range relaytest.DataRows(page, "message-kind") {
+		msgs[m["from"]+"/"+m["message-kind"]] = m["sent"] + "/" + m["delivered"] + "/" + m["acknowledged"]
+	}
+	if fmt.Sprint(msgs) != "map[authority/request_information:1/1/0 platform/response:1/1/1]" {
+		t.Errorf("messages (sent/delivered/acknowledged): %v", msgs)
+	}
+	steps := map[string]string{}
+	for _, a := range relaytest.DataRows(page, "attachment-step") {
+		steps[a["attachment-step"]] = a["count"]
+	}
+	if fmt.Sprint(steps) != "map[acknowledged:1 added:1 delivered:1 queued:1]" {
+		t.Errorf("evidence files: %v", steps)
+	}
+	links := map[string]string{}
+	for _, l := range relaytest.DataRows(page, "link") {
+		links[l["link"]] = l["count"]
+	}
+	if fmt.Sprint(links) != "map[followed_up:1 superseded:1]" {
+		t.Errorf("follow-ups and corrections: %v", links)
 	}
 	days := map[string]string{}
 	for _, d := range relaytest.DataRows(page, "day") {
 		days[d["category"]+"/"+d["priority"]] = d["count"]
 	}
-	if fmt.Sprint(days) != "map[human_trafficking/normal:2 human_trafficking/urgent:2]" {
+	if fmt.Sprint(days) != "map[human_trafficking/normal:5 human_trafficking/urgent:2]" {
 		t.Errorf("days: %v", days)
 	}
 	wd := relaytest.DataRows(page, "withdrawn-authority")

@@ -2,9 +2,9 @@
 // written once: the layout, sign-in and sign-out, sessions kept in a
 // store, CSRF protection on every form, flash messages, security headers
 // and the embedded assets. The receiving station, the platforms' portal
-// and the auditors' page use it. An application is mounted at a path (Base:
-// "" for the station, "/portal" on the relay's listener), under which its
-// sign-in, assets and cookies live.
+// and the auditors' page use it. An application is mounted at a path
+// (Base: "" for the station, "/portal" and "/ui/audit" on the relay's
+// listener), under which its sign-in, assets and cookies live.
 package web
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/event"
+	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -60,6 +61,25 @@ func (e *Env) Stream(ctx context.Context, name string) (jetstream.Stream, error)
 // on an outage (contract section 10).
 func (e *Env) StoreContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, time.Duration(e.Config.HTTP.StoreTimeout))
+}
+
+// Admit starts a request of the API: it answers 401 unless the caller is
+// authenticated as role, then runs read (nil: nothing to read), which
+// reads what the request sends and answers itself when it returns false,
+// and only then takes a slot of the caller's share (429 when it has
+// none), so that a slow body holds nothing the others need. With ok
+// false the answer is written; otherwise release gives the slot back.
+func (e *Env) Admit(w http.ResponseWriter, r *http.Request, role auth.Role, read func() bool) (p auth.Principal, release func(), ok bool) {
+	p, ok = e.Auth.FromRequest(r, role)
+	if !ok {
+		httpapi.Unauthorized(w)
+		return p, nil, false
+	}
+	if read != nil && !read() {
+		return p, nil, false
+	}
+	release, ok = e.Shares.Admit(w, p.ID, share.Normal)
+	return p, release, ok
 }
 
 // Timestamp formats t the way every API answer does (RFC 3339, UTC, ms).

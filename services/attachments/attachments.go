@@ -36,7 +36,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/share"
+	"github.com/noticerelay/noticerelay/pkg/stored"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -55,6 +55,7 @@ type Service struct {
 	deliveries  jetstream.Stream
 	events      jetstream.Stream
 	notices     jetstream.Stream
+	lookup      stored.Notices
 	// leader reads what the stage must not miss (see stream.LeaderReader):
 	// each side of the race between a new file and a new recipient must
 	// see the other's write once it is stored.
@@ -99,6 +100,7 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("attachments: %w", err)
 		}
 	}
+	s.lookup = stored.Notices{Notices: s.notices, Events: s.events, Pseudonyms: s.env.Pseudonyms}
 	s.leader = map[string]*stream.LeaderReader{}
 	for _, name := range []string{stream.Attachments, stream.Events, stream.Notices} {
 		s.leader[name] = stream.NewLeaderReader(s.env.JS, name)
@@ -128,31 +130,30 @@ func (s *Service) tooLarge(w http.ResponseWriter) {
 }
 
 func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Platform)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
 	id := strings.ToLower(r.PathValue("id"))
-	up, errs := attachment.ParseUpload(r)
-	if r.ContentLength > s.env.Config.Limits.AttachmentBytes {
-		// Refused before a byte of the body is read.
-		s.stored.WithLabelValues("refused").Inc()
-		s.tooLarge(w)
-		return
-	}
 	// An upload holds one of the platform's slots while its body streams
 	// in, so one platform's uploads cannot take every other caller's turn.
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	var up attachment.Upload
+	var errs []httpapi.FieldError
+	p, release, ok := s.env.Admit(w, r, auth.Platform, func() bool {
+		up, errs = attachment.ParseUpload(r)
+		if r.ContentLength > s.env.Config.Limits.AttachmentBytes {
+			// Refused before a byte of the body is read.
+			s.stored.WithLabelValues("refused").Inc()
+			s.tooLarge(w)
+			return false
+		}
+		return true
+	})
 	if !ok {
 		return
 	}
 	defer release()
 	ctx, cancel := s.env.StoreContext(r.Context())
-	owned, err := s.owned(ctx, p.ID, id)
+	owned, err := s.lookup.Owns(ctx, p.ID, id)
 	var withdrawn bool
 	if err == nil && owned {
-		withdrawn, err = s.withdrawn(ctx, id)
+		withdrawn, err = s.lookup.Withdrawn(ctx, id)
 	}
 	cancel()
 	switch {
@@ -215,9 +216,9 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, platform, id str
 	// startStage); stored before, it is refused as such.
 	ictx, icancel := s.env.StoreContext(r.Context())
 	isubj := stream.AttachmentIndexSubject(s.env.Pseudonyms.Notice(id))
-	_, err := stream.Publish(ictx, s.env.JS, stream.Message{Subject: isubj, ID: isubj, Data: []byte(id)})
+	err := stream.Store(ictx, s.env.Publisher, stream.Message{Subject: isubj, ID: isubj, Data: []byte(id)})
 	icancel()
-	if err != nil && !fault.Is(err, fault.Exists) {
+	if err != nil {
 		return nil, 0, err
 	}
 	body := http.MaxBytesReader(w, r.Body, s.env.Config.Limits.AttachmentBytes)
@@ -235,8 +236,8 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, platform, id str
 			h.Write(buf[:n])
 			size += int64(n)
 			ctx, cancel := s.env.StoreContext(r.Context())
-			_, perr := stream.Publish(ctx, s.env.JS, stream.Message{Subject: stream.AttachmentChunkSubject(id, upload, chunks),
-				ID: stream.AttachmentChunkSubject(id, upload, chunks), Data: buf[:n]})
+			chunk := stream.AttachmentChunkSubject(id, upload, chunks)
+			perr := stream.Store(ctx, s.env.Publisher, stream.Message{Subject: chunk, ID: chunk, Data: buf[:n]})
 			cancel()
 			if perr != nil {
 				return nil, 0, perr
@@ -284,7 +285,7 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, platform, id str
 			return nil, 0, &problem{httpapi.Problem{Status: http.StatusConflict, Title: "too many attachments",
 				Detail: fmt.Sprintf("a notice may have at most %d attachments (limits.attachments_per_notice)", limit)}}
 		}
-		withdrawn, err := s.withdrawn(ctx, id)
+		withdrawn, err := s.lookup.Withdrawn(ctx, id)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -298,7 +299,7 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, platform, id str
 			return nil, 0, fault.E("attachments: encoding", fault.Internal, err)
 		}
 		subject := stream.AttachmentRecordSubject(id, rec.Slot)
-		_, err = stream.Publish(ctx, s.env.JS, stream.Message{Subject: subject, ID: subject, Data: data})
+		err = s.env.Publisher.PublishAll(ctx, []stream.Message{{Subject: subject, ID: subject, Data: data}})[0]
 		switch {
 		case err == nil:
 			committed = true
@@ -344,81 +345,20 @@ func (s *Service) records(ctx context.Context, id string) ([]*attachment.Record,
 	}
 }
 
-// owned reports whether notice id is platform's: its body says so, or,
-// once the body has expired, its accepted event.
-func (s *Service) owned(ctx context.Context, platform, id string) (bool, error) {
-	if !notice.ValidID(id) {
-		return false, nil
-	}
-	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
-	if err == nil {
-		rec, _, err := notice.DecodeRecord(m.Data)
-		if err != nil {
-			return false, fault.E("attachments", fault.Internal, err)
-		}
-		return rec.Platform == platform, nil
-	}
-	if !fault.Is(err, fault.NotFound) {
-		return false, err
-	}
-	m, err = stream.Get(ctx, s.events, stream.EventSubject(s.env.Pseudonyms.Notice(id), string(event.Accepted)))
-	if fault.Is(err, fault.NotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	ev, err := event.Decode(m.Data)
-	if err != nil {
-		return false, fault.E("attachments", fault.Internal, err)
-	}
-	return ev.Platform == platform, nil
-}
-
-// withdrawn reports whether the platform withdrew notice id: its request
-// is stored (routing may not have recorded it yet) or its event exists.
-func (s *Service) withdrawn(ctx context.Context, id string) (bool, error) {
-	return Withdrawn(ctx, s.notices, s.events, s.env.Pseudonyms, id)
-}
-
-// Withdrawn reports whether notice id was withdrawn: its request is stored
-// in notices or its withdrawn event in events. The inbox and push use it
-// to hold back attachment deliveries of a withdrawn notice.
-func Withdrawn(ctx context.Context, notices, events jetstream.Stream, ps *event.Pseudonyms, id string) (bool, error) {
-	_, err := stream.Get(ctx, notices, stream.WithdrawSubject(id))
-	if err == nil {
-		return true, nil
-	}
-	if !fault.Is(err, fault.NotFound) {
-		return false, err
-	}
-	_, err = stream.Get(ctx, events, stream.EventSubject(ps.Notice(id), string(event.Withdrawn)))
-	if err == nil {
-		return true, nil
-	}
-	if !fault.Is(err, fault.NotFound) {
-		return false, err
-	}
-	return false, nil
-}
-
 // download streams the file of an attachment delivery to its authority,
 // sealed to its age recipient when it has one. The bytes are checked
 // against the recorded SHA-256 on the way: a mismatch breaks the
 // connection instead of ending it, so no client takes a wrong file for a
 // whole one.
 func (s *Service) download(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
 	id := r.PathValue("id")
-	if !notice.ValidID(id) {
-		httpapi.NotFound(w, "delivery")
-		return
-	}
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	p, release, ok := s.env.Admit(w, r, auth.Authority, func() bool {
+		if !notice.ValidID(id) {
+			httpapi.NotFound(w, "delivery")
+			return false
+		}
+		return true
+	})
 	if !ok {
 		return
 	}

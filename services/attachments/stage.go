@@ -78,7 +78,7 @@ func (s *Service) file(ctx context.Context, data []byte) ([]stream.Message, erro
 		return nil, fault.E("attachments", fault.Poison, err)
 	}
 	out := []stream.Message{em}
-	withdrawn, err := s.withdrawn(ctx, rec.NoticeID)
+	withdrawn, err := s.lookup.Withdrawn(ctx, rec.NoticeID)
 	if err != nil || withdrawn {
 		return out, err
 	}
@@ -136,8 +136,7 @@ func (s *Service) recipient(ctx context.Context, data []byte) ([]stream.Message,
 			// Written before the earlier notice's files are read (see
 			// startStage): a file added to it later finds this recipient.
 			ls := stream.AttachmentLinkSubject(nid, id)
-			if _, err := stream.Publish(ctx, s.env.JS, stream.Message{Subject: ls, ID: ls, Data: []byte(id)}); err != nil &&
-				!fault.Is(err, fault.Exists) {
+			if err := stream.Store(ctx, s.env.Publisher, stream.Message{Subject: ls, ID: ls, Data: []byte(id)}); err != nil {
 				return nil, err
 			}
 		}
@@ -148,7 +147,7 @@ func (s *Service) recipient(ctx context.Context, data []byte) ([]stream.Message,
 			}
 			continue
 		}
-		withdrawn, err := s.withdrawn(ctx, nid)
+		withdrawn, err := s.lookup.Withdrawn(ctx, nid)
 		if err != nil {
 			return nil, err
 		}

@@ -28,7 +28,6 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/health"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
-	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -211,12 +210,7 @@ type LeafProof struct {
 // proof answers GET /v1/audit/proof?notice=ID: every leaf of the notice with
 // its inclusion proof against a signed checkpoint that covers them all.
 func (s *Service) proof(w http.ResponseWriter, r *http.Request) {
-	auditor, ok := s.env.Auth.FromRequest(r, auth.Auditor)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
-	release, ok := s.env.Shares.Admit(w, auditor.ID, share.Normal)
+	_, release, ok := s.env.Admit(w, r, auth.Auditor, nil)
 	if !ok {
 		return
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/share"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -192,12 +191,7 @@ func (s *Service) release(msgs []jetstream.Msg) {
 }
 
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	p, release, ok := s.env.Admit(w, r, auth.Authority, nil)
 	if !ok {
 		return
 	}
@@ -337,12 +331,7 @@ func (s *Service) unlease(out []delivery.Out) {
 }
 
 func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	p, release, ok := s.env.Admit(w, r, auth.Authority, nil)
 	if !ok {
 		return
 	}
@@ -363,16 +352,10 @@ func (s *Service) ackOne(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) ackMany(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Authority)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
 	var req delivery.AckRequest
-	if !httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `{"ids": ["<delivery id>", ...]}`) {
-		return
-	}
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	p, release, ok := s.env.Admit(w, r, auth.Authority, func() bool {
+		return httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `{"ids": ["<delivery id>", ...]}`)
+	})
 	if !ok {
 		return
 	}

@@ -21,12 +21,12 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/auth"
 	"github.com/noticerelay/noticerelay/pkg/country"
-	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 	"github.com/noticerelay/noticerelay/pkg/share"
+	"github.com/noticerelay/noticerelay/pkg/stored"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -37,7 +37,9 @@ const Name = "intake"
 type Service struct {
 	env     *module.Env
 	notices jetstream.Stream
-	events  jetstream.Stream
+	// stored answers whose a notice is (the body, or its accepted event).
+	lookup stored.Notices
+	events jetstream.Stream
 	// leader reads the notice stream through its leader (Service.stored).
 	leader   nats.JetStreamContext
 	states   country.Set // the Member States served, for warnings
@@ -82,6 +84,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
+	s.lookup = stored.Notices{Notices: s.notices, Events: s.events, Pseudonyms: s.env.Pseudonyms}
 	if s.leader, err = s.env.JS.Conn().JetStream(); err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
@@ -272,7 +275,7 @@ func (s *Service) store(ctx context.Context, rec *notice.Record) (*Accepted, int
 	err = s.env.Publisher.PublishAll(ctx, []stream.Message{
 		{Subject: stream.NoticeSubject(rec.ID), ID: rec.ID, Data: body, Header: s.retentionTTL()}})[0]
 	if fault.Is(err, fault.Exists) {
-		prev, err := s.previous(ctx, rec.ID)
+		prev, err := s.lookup.Record(ctx, rec.ID)
 		if err == nil && prev == nil {
 			// A concurrent submission's write is not readable yet.
 			err = fault.Errorf("intake", fault.Unavailable, "a submission of reference %q is being stored right now", rec.Reference)
@@ -290,33 +293,6 @@ func (s *Service) retentionTTL() nats.Header {
 	h := nats.Header{}
 	h.Set(jetstream.MsgTTLHeader, strconv.FormatInt(int64(time.Duration(s.env.Config.Retention.Notices).Seconds()), 10))
 	return h
-}
-
-// previous returns what was stored for notice id before: the body, or the
-// accepted event once the body has expired. Both nil: never stored.
-func (s *Service) previous(ctx context.Context, id string) (*notice.Record, error) {
-	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
-	if err == nil {
-		rec, _, err := notice.DecodeRecord(m.Data)
-		return rec, err
-	}
-	if !fault.Is(err, fault.NotFound) {
-		return nil, err
-	}
-	// The body has expired: the accepted event keeps its hash and platform;
-	// the reference is the caller's own.
-	m, err = stream.Get(ctx, s.events, event.SubjectOf(s.env.Pseudonyms.Notice(id), event.Accepted, "", ""))
-	if fault.Is(err, fault.NotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	ev, err := event.Decode(m.Data)
-	if err != nil {
-		return nil, err
-	}
-	return &notice.Record{ID: id, Platform: ev.Platform, BodySHA256: ev.BodySHA256, ReceivedAt: module.Timestamp(ev.Time)}, nil
 }
 
 func (s *Service) same(prev, rec *notice.Record, err error) (*Accepted, int, error) {
@@ -364,21 +340,15 @@ type WithdrawRequest struct {
 const maxReason = 3000
 
 func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Platform)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
 	id := strings.ToLower(r.PathValue("id"))
-	if !notice.ValidID(id) {
-		httpapi.NotFound(w, "notice")
-		return
-	}
 	var req WithdrawRequest
-	if !httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `a JSON object {"reason": "..."}`) {
-		return
-	}
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	p, release, ok := s.env.Admit(w, r, auth.Platform, func() bool {
+		if !notice.ValidID(id) {
+			httpapi.NotFound(w, "notice")
+			return false
+		}
+		return httpapi.DecodeBody(w, r, &req, httpapi.LargeBody, time.Duration(s.env.Config.HTTP.BodyTimeout), `a JSON object {"reason": "..."}`)
+	})
 	if !ok {
 		return
 	}
@@ -391,7 +361,7 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.env.StoreContext(r.Context())
 	defer cancel()
-	prev, err := s.previous(ctx, id)
+	prev, err := s.lookup.Record(ctx, id)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return

@@ -27,7 +27,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/message"
 	"github.com/noticerelay/noticerelay/pkg/module"
 	"github.com/noticerelay/noticerelay/pkg/notice"
-	"github.com/noticerelay/noticerelay/pkg/share"
+	"github.com/noticerelay/noticerelay/pkg/stored"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -48,6 +48,7 @@ type Service struct {
 	deliveries jetstream.Stream
 	events     jetstream.Stream
 	notices    jetstream.Stream
+	lookup     stored.Notices
 	messages   jetstream.Stream
 	sent       *prometheus.CounterVec
 }
@@ -71,6 +72,7 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("messages: %w", err)
 		}
 	}
+	s.lookup = stored.Notices{Notices: s.notices, Events: s.events, Pseudonyms: s.env.Pseudonyms}
 	s.env.Mux.HandleFunc("POST /v1/inbox/{id}/messages", s.fromAuthority)
 	s.env.Mux.HandleFunc("GET /v1/notices/{id}/messages", s.list)
 	s.env.Mux.HandleFunc("POST /v1/notices/{id}/messages", s.fromPlatform)
@@ -102,15 +104,9 @@ type request interface {
 // (lower case), the Idempotency-Key ("" without one) and the function that
 // gives the share back when the request ends.
 func (s *Service) read(w http.ResponseWriter, r *http.Request, role auth.Role, req request) (auth.Principal, string, string, func(), bool) {
-	p, ok := s.env.Auth.FromRequest(r, role)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return p, "", "", nil, false
-	}
-	if !httpapi.DecodeBody(w, r, req, maxBody, time.Duration(s.env.Config.HTTP.BodyTimeout), "one JSON object of the listed fields") {
-		return p, "", "", nil, false
-	}
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	p, release, ok := s.env.Admit(w, r, role, func() bool {
+		return httpapi.DecodeBody(w, r, req, maxBody, time.Duration(s.env.Config.HTTP.BodyTimeout), "one JSON object of the listed fields")
+	})
 	if !ok {
 		return p, "", "", nil, false
 	}
@@ -165,7 +161,7 @@ func (s *Service) fromPlatform(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ps := s.env.Pseudonyms.Notice(id)
-	withdrawn, err := s.withdrawn(ctx, id, ps)
+	withdrawn, err := s.lookup.Withdrawn(ctx, id)
 	if err != nil {
 		httpapi.Error(w, s.env.Log, err)
 		return
@@ -247,12 +243,7 @@ func sender(rec *message.Record) string {
 }
 
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.env.Auth.FromRequest(r, auth.Platform)
-	if !ok {
-		httpapi.Unauthorized(w)
-		return
-	}
-	release, ok := s.env.Shares.Admit(w, p.ID, share.Normal)
+	p, release, ok := s.env.Admit(w, r, auth.Platform, nil)
 	if !ok {
 		return
 	}
@@ -315,58 +306,18 @@ func (s *Service) thread(ctx context.Context, id string) ([]*message.Record, err
 	return recs, nil
 }
 
-// owned answers 404 and returns false unless notice id is platform's: its
-// body says so, or, once the body has expired, its accepted event.
+// owned answers 404 and returns false unless notice id is platform's.
 func (s *Service) owned(ctx context.Context, w http.ResponseWriter, platform, id string) bool {
-	if !notice.ValidID(id) {
-		httpapi.NotFound(w, "notice")
-		return false
-	}
-	owner := ""
-	m, err := stream.Get(ctx, s.notices, stream.NoticeSubject(id))
-	if err == nil {
-		var rec *notice.Record
-		if rec, _, err = notice.DecodeRecord(m.Data); err == nil {
-			owner = rec.Platform
-		}
-	} else if fault.Is(err, fault.NotFound) {
-		m, err = stream.Get(ctx, s.events, event.SubjectOf(s.env.Pseudonyms.Notice(id), event.Accepted, "", ""))
-		if err == nil {
-			var ev *event.Event
-			if ev, err = event.Decode(m.Data); err == nil {
-				owner = ev.Platform
-			}
-		}
-	}
-	if err != nil && !fault.Is(err, fault.NotFound) {
+	owns, err := s.lookup.Owns(ctx, platform, id)
+	switch {
+	case err != nil:
 		httpapi.Error(w, s.env.Log, err)
 		return false
-	}
-	if owner != platform {
+	case !owns:
 		httpapi.NotFound(w, "notice")
 		return false
 	}
 	return true
-}
-
-// withdrawn reports whether the platform withdrew notice id: its request
-// is stored (routing may not have recorded it yet) or its event exists.
-func (s *Service) withdrawn(ctx context.Context, id, pseudonym string) (bool, error) {
-	for _, get := range []func() error{
-		func() error { _, err := stream.Get(ctx, s.notices, stream.WithdrawSubject(id)); return err },
-		func() error {
-			_, err := stream.Get(ctx, s.events, event.SubjectOf(pseudonym, event.Withdrawn, "", ""))
-			return err
-		},
-	} {
-		switch err := get(); {
-		case err == nil:
-			return true, nil
-		case !fault.Is(err, fault.NotFound):
-			return false, err
-		}
-	}
-	return false, nil
 }
 
 // received returns the queued event by which authority received the

@@ -48,31 +48,10 @@ Commands:
 
 // audit runs `noticerelay audit ...`.
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditUsage)
-		return ExitUsage
-	}
-	switch args[0] {
-	case "keygen":
-		return auditKeygen(args[1:], stdout, stderr)
-	case "verify":
-		return auditVerify(ctx, args[1:], stdout, stderr)
-	case "export":
-		return auditExport(ctx, args[1:], stdout, stderr)
-	case "replay":
-		return auditReplay(ctx, args[1:], stdout, stderr)
-	case "report":
-		return auditReport(ctx, args[1:], stdout, stderr)
-	case "prove":
-		return auditProve(ctx, args[1:], stdout, stderr)
-	case "verify-proof":
-		return auditVerifyProof(args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, auditUsage)
-		return ExitOK
-	}
-	fmt.Fprintf(stderr, "noticerelay audit: unknown command %q\n\n%s", args[0], auditUsage)
-	return ExitUsage
+	return dispatch(ctx, "noticerelay audit", auditUsage, map[string]command{
+		"keygen": offline(auditKeygen), "verify": auditVerify, "export": auditExport, "replay": auditReplay,
+		"report": auditReport, "prove": auditProve, "verify-proof": offline(auditVerifyProof),
+	}, args, stdout, stderr)
 }
 
 func auditKeygen(args []string, stdout, stderr io.Writer) int {

@@ -50,38 +50,38 @@ Run "noticerelay COMMAND -h" for a command's flags.
 
 // Main runs the command in args.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return dispatch(ctx, "noticerelay", usage, map[string]command{
+		"dev": dev, "serve": serve, "token": offline(token), "init": offline(initCmd), "explain": offline(explain),
+		"audit": auditCmd, "inbox": inboxCmd, "deliveries": deliveriesCmd, "bench": bench, "station": stationCmd,
+		"passwd": offline(func(args []string, stdout, stderr io.Writer) int { return passwd(args, os.Stdin, stdout, stderr) }),
+	}, args, stdout, stderr)
+}
+
+// command runs one command of the command line with its arguments.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// offline is a command that does not wait on anything (no context).
+func offline(f func(args []string, stdout, stderr io.Writer) int) command {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) int { return f(args, stdout, stderr) }
+}
+
+// dispatch runs the command of cmds that args[0] names. Without one it
+// prints usage: to stdout for help (-h, --help, help), else to stderr
+// (exit status 2), saying which command prog does not know.
+func dispatch(ctx context.Context, prog, usage string, cmds map[string]command, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ExitUsage
 	}
+	if cmd, ok := cmds[args[0]]; ok {
+		return cmd(ctx, args[1:], stdout, stderr)
+	}
 	switch args[0] {
-	case "dev":
-		return dev(ctx, args[1:], stdout, stderr)
-	case "serve":
-		return serve(ctx, args[1:], stdout, stderr)
-	case "token":
-		return token(args[1:], stdout, stderr)
-	case "init":
-		return initCmd(args[1:], stdout, stderr)
-	case "explain":
-		return explain(args[1:], stdout, stderr)
-	case "audit":
-		return auditCmd(ctx, args[1:], stdout, stderr)
-	case "inbox":
-		return inboxCmd(ctx, args[1:], stdout, stderr)
-	case "deliveries":
-		return deliveriesCmd(ctx, args[1:], stdout, stderr)
-	case "bench":
-		return bench(ctx, args[1:], stdout, stderr)
-	case "station":
-		return stationCmd(ctx, args[1:], stdout, stderr)
-	case "passwd":
-		return passwd(args[1:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "noticerelay: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", prog, args[0], usage)
 	return ExitUsage
 }
 

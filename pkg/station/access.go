@@ -63,42 +63,37 @@ func (s *Store) AccessLog(ctx context.Context, before int64, limit int) ([]Acces
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, user_id, action, notice_id, detail FROM access_log
-		WHERE seq < ? ORDER BY seq DESC LIMIT ?`, before, limit)
+	var out []Access
+	err := s.each(ctx, `SELECT seq, at, user_id, action, notice_id, detail FROM access_log
+		WHERE seq < ? ORDER BY seq DESC LIMIT ?`, func(rows *sql.Rows) error {
+		var a Access
+		var at string
+		err := rows.Scan(&a.Seq, &at, &a.User, &a.Action, &a.Notice, &a.Detail)
+		a.At = parseTS(at)
+		out = append(out, a)
+		return err
+	}, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading the access log: %w", err)
 	}
-	defer rows.Close()
-	var out []Access
-	for rows.Next() {
-		var a Access
-		var at string
-		if err := rows.Scan(&a.Seq, &at, &a.User, &a.Action, &a.Notice, &a.Detail); err != nil {
-			return nil, fmt.Errorf("reading the access log: %w", err)
-		}
-		a.At = parseTS(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // WriteAccessCSV writes the whole access log, oldest first, as CSV.
 func (s *Store) WriteAccessCSV(ctx context.Context, w io.Writer) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, user_id, action, notice_id, detail FROM access_log ORDER BY seq`)
-	if err != nil {
-		return fmt.Errorf("exporting the access log: %w", err)
-	}
-	defer rows.Close()
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"seq", "time", "user", "action", "notice", "detail"})
-	for rows.Next() {
+	err := s.each(ctx, `SELECT seq, at, user_id, action, notice_id, detail FROM access_log ORDER BY seq`, func(rows *sql.Rows) error {
 		var seq int64
 		var at, user, action, notice, detail string
 		if err := rows.Scan(&seq, &at, &user, &action, &notice, &detail); err != nil {
-			return fmt.Errorf("exporting the access log: %w", err)
+			return err
 		}
-		_ = cw.Write([]string{strconv.FormatInt(seq, 10), parseTS(at).Format(time.RFC3339Nano), user, action, notice, detail})
-	}
+		return cw.Write([]string{strconv.FormatInt(seq, 10), parseTS(at).Format(time.RFC3339Nano), user, action, notice, detail})
+	})
 	cw.Flush()
-	return errors.Join(rows.Err(), cw.Error())
+	if err = errors.Join(err, cw.Error()); err != nil {
+		return fmt.Errorf("exporting the access log: %w", err)
+	}
+	return nil
 }

@@ -222,20 +222,11 @@ func (s *Store) Sealed(ctx context.Context, id string) (bool, error) {
 // PendingAttachments lists the attachment deliveries whose file the
 // station has not downloaded yet.
 func (s *Store) PendingAttachments(ctx context.Context, limit int) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id FROM attachments WHERE data IS NULL ORDER BY stored_at LIMIT ?`, limit)
+	ids, err := s.strings(ctx, `SELECT delivery_id FROM attachments WHERE data IS NULL ORDER BY stored_at LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading attachments: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return ids, nil
 }
 
 // KeepAttachment stores the file of attachment delivery id as received

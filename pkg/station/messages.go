@@ -59,13 +59,8 @@ func (m Message) ThreadID() string {
 
 // thread reads n's messages, oldest first.
 func (s *Store) thread(ctx context.Context, n *Notice) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, direction, kind, text, in_reply_to, user_id, status, at, relay_id, sent_at,
-		attempts, last_error FROM messages WHERE notice_id = ? ORDER BY at, id`, n.ID)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := s.each(ctx, `SELECT id, direction, kind, text, in_reply_to, user_id, status, at, relay_id, sent_at,
+		attempts, last_error FROM messages WHERE notice_id = ? ORDER BY at, id`, func(rows *sql.Rows) error {
 		var m Message
 		var at string
 		if err := rows.Scan(&m.ID, &m.Direction, &m.Kind, &m.Text, &m.InReplyTo, &m.User, &m.Status, &at, &m.RelayID,
@@ -77,8 +72,9 @@ func (s *Store) thread(ctx context.Context, n *Notice) error {
 			m.SentAt = m.At.Format(time.RFC3339)
 		}
 		n.Messages = append(n.Messages, m)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}, n.ID)
+	if err != nil {
 		return err
 	}
 	for i, m := range n.Messages {

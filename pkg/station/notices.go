@@ -63,26 +63,25 @@ func (s *Store) Inbox(ctx context.Context, f Filter, limit int) ([]Row, error) {
 	}
 	q += ` ORDER BY (priority = 'urgent' AND state != 'closed' AND withdrawn_at IS NULL) DESC, received_at DESC, id LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing notices: %w", err)
-	}
-	defer rows.Close()
 	var out []Row
-	for rows.Next() {
+	err := s.each(ctx, q, func(rows *sql.Rows) error {
 		var r Row
 		var countries, received string
 		if err := rows.Scan(&r.ID, &r.Reference, &r.Platform, &r.Category, &r.Priority, &countries, &received,
 			&r.State, &r.Assignee, &r.Opened, &r.Withdrawn); err != nil {
-			return nil, fmt.Errorf("listing notices: %w", err)
+			return err
 		}
 		if countries != "" {
 			r.Countries = strings.Split(countries, ",")
 		}
 		r.ReceivedAt = parseTS(received)
 		out = append(out, r)
+		return nil
+	}, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing notices: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UrgentUnopened counts the urgent notices no analyst has opened yet.
@@ -94,20 +93,7 @@ func (s *Store) UrgentUnopened(ctx context.Context) (int, error) {
 
 // Categories lists the categories of the stored notices.
 func (s *Store) Categories(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT category FROM notices WHERE category != '' ORDER BY category`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return s.strings(ctx, `SELECT DISTINCT category FROM notices WHERE category != '' ORDER BY category`)
 }
 
 // Notice is everything the station holds about one notice.
@@ -197,19 +183,7 @@ func (s *Store) Notice(ctx context.Context, id string) (*Notice, error) {
 }
 
 func (s *Store) details(ctx context.Context, n *Notice) error {
-	each := func(q string, scan func(*sql.Rows) error, args ...any) error {
-		rows, err := s.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	}
+	each := func(q string, scan func(*sql.Rows) error, args ...any) error { return s.each(ctx, q, scan, args...) }
 	return errors.Join(
 		each(`SELECT user_id, text, created_at FROM notes WHERE notice_id = ? ORDER BY id`, func(r *sql.Rows) error {
 			var nt Note
@@ -227,12 +201,10 @@ func (s *Store) details(ctx context.Context, n *Notice) error {
 			return err
 		}, n.ID),
 		s.thread(ctx, n),
-		each(`SELECT id FROM deliveries WHERE notice_id = ? ORDER BY stored_at`, func(r *sql.Rows) error {
-			var id string
-			err := r.Scan(&id)
-			n.Deliveries = append(n.Deliveries, id)
+		func() (err error) {
+			n.Deliveries, err = s.strings(ctx, `SELECT id FROM deliveries WHERE notice_id = ? ORDER BY stored_at`, n.ID)
 			return err
-		}, n.ID),
+		}(),
 		each(`SELECT id, reference, category, priority, received_at, state FROM notices
 			WHERE follow_up_of = ? OR supersedes = ? OR follow_up_of = ? OR supersedes = ? ORDER BY received_at`, func(r *sql.Rows) error {
 			var f Row

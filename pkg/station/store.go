@@ -244,6 +244,34 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) Close() error { return s.db.Close() }
 
 // tx runs f in one transaction, committed only if f returns nil.
+// each runs query q and hands every row to scan, in order.
+func (s *Store) each(ctx context.Context, q string, scan func(*sql.Rows) error, args ...any) error {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// strings runs query q, which selects one text column, and returns its
+// values.
+func (s *Store) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	var out []string
+	err := s.each(ctx, q, func(r *sql.Rows) error {
+		var v string
+		err := r.Scan(&v)
+		out = append(out, v)
+		return err
+	}, args...)
+	return out, err
+}
+
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -71,35 +71,35 @@ func (c *checker) invalid(path, rule, msg string) {
 // lack, which is a mistake in this package that any test of the field finds.
 type object struct {
 	c     *checker
-	path  string      // where the object is, e.g. "suspects[0]"
-	rule  string      // its place in the table, e.g. "suspects[]"
-	spec  []Field     // its fields
-	needs []string    // NeedsOneOf of the object
-	vals  []*jsonNode // by index of spec; nil when absent or null
+	path  string            // where the object is, e.g. "suspects[0]"
+	rule  string            // its place in the table, e.g. "suspects[]"
+	spec  []Field           // its fields
+	needs []string          // NeedsOneOf of the object
+	vals  []*jsonbody.Value // by index of spec; nil when absent or null
 }
 
 // object checks that n is an object with only the fields of spec, each
 // once, reporting unknown and duplicate keys in document order. ok is false,
 // with an error, when n is not an object.
-func (c *checker) object(n *jsonNode, path, rule string, spec []Field, needs []string) (o *object, ok bool) {
-	if n.kind != nodeObject {
+func (c *checker) object(n *jsonbody.Value, path, rule string, spec []Field, needs []string) (o *object, ok bool) {
+	if n.Kind != jsonbody.Object {
 		c.invalid(path, rule, msgObject)
 		return nil, false
 	}
-	o = &object{c: c, path: path, rule: rule, spec: spec, needs: needs, vals: make([]*jsonNode, len(spec))}
+	o = &object{c: c, path: path, rule: rule, spec: spec, needs: needs, vals: make([]*jsonbody.Value, len(spec))}
 	seen := make([]bool, len(spec))
-	for i := range n.members {
-		m := &n.members[i]
-		j := fieldIndex(spec, m.key)
+	for i := range n.Members {
+		m := &n.Members[i]
+		j := fieldIndex(spec, m.Key)
 		switch {
 		case j < 0:
-			c.add(FieldError{Field: jsonbody.JoinKey(path, m.key), Message: msgUnknown, Code: CodeUnknownField})
+			c.add(FieldError{Field: jsonbody.JoinKey(path, m.Key), Message: msgUnknown, Code: CodeUnknownField})
 		case seen[j]:
-			c.add(FieldError{Field: jsonbody.JoinPath(path, m.key), Message: msgDuplicate, Code: CodeDuplicateField})
+			c.add(FieldError{Field: jsonbody.JoinPath(path, m.Key), Message: msgDuplicate, Code: CodeDuplicateField})
 		default:
 			seen[j] = true
-			if m.val.kind != nodeNull {
-				o.vals[j] = &m.val
+			if m.Value.Kind != jsonbody.Null {
+				o.vals[j] = &m.Value
 			}
 		}
 	}
@@ -125,10 +125,10 @@ func (o *object) recommend() {
 
 // absent reports whether the value n of field f counts as not given: an
 // object counts so when none of its members is given either.
-func absent(f *Field, n *jsonNode) bool {
-	if f.Kind == KindObject && n != nil && n.kind == nodeObject {
-		for i := range n.members {
-			if v := &n.members[i].val; v.kind != nodeNull && !isEmptyString(v) {
+func absent(f *Field, n *jsonbody.Value) bool {
+	if f.Kind == KindObject && n != nil && n.Kind == jsonbody.Object {
+		for i := range n.Members {
+			if v := &n.Members[i].Value; v.Kind != jsonbody.Null && !isEmptyString(v) {
 				return false
 			}
 		}
@@ -138,18 +138,18 @@ func absent(f *Field, n *jsonNode) bool {
 }
 
 // literal is a string or boolean value as a Condition names it.
-func literal(n *jsonNode) string {
-	switch n.kind {
-	case nodeString:
-		return n.s
-	case nodeBool:
-		return strconv.FormatBool(n.b)
+func literal(n *jsonbody.Value) string {
+	switch n.Kind {
+	case jsonbody.String:
+		return n.Text
+	case jsonbody.Bool:
+		return strconv.FormatBool(n.Bool)
 	}
 	return ""
 }
 
 // at returns the field called name, its value and its path.
-func (o *object) at(name string) (*Field, *jsonNode, string) {
+func (o *object) at(name string) (*Field, *jsonbody.Value, string) {
 	i := fieldIndex(o.spec, name)
 	if i < 0 {
 		panic("notice: the table has no field " + name + " in " + o.rule)
@@ -201,38 +201,38 @@ func (c *checker) rule(f *Field, s, path string) string {
 // that is itself valid can rule it out.
 func (o *object) allows(cond *Condition) bool {
 	f, n, _ := o.at(cond.Field)
-	if n == nil || n.kind != nodeString || f.Kind == KindEnum && !slices.Contains(f.Values, n.s) {
+	if n == nil || n.Kind != jsonbody.String || f.Kind == KindEnum && !slices.Contains(f.Values, n.Text) {
 		return true
 	}
-	return n.s == cond.Value
+	return n.Text == cond.Value
 }
 
 // str returns the string at path. A required string must be present and not
 // empty; an optional one that is absent, null or "" yields ok == false with
 // no error. Strings with C0 control characters other than \t, \n and \r are
 // refused.
-func (c *checker) str(f *Field, n *jsonNode, path string) (s string, ok bool) {
+func (c *checker) str(f *Field, n *jsonbody.Value, path string) (s string, ok bool) {
 	switch {
 	case n == nil:
 		if f.Required {
 			c.invalid(path, f.Path, msgRequired)
 		}
 		return "", false
-	case n.kind != nodeString:
+	case n.Kind != jsonbody.String:
 		c.invalid(path, f.Path, msgString)
 		return "", false
-	case n.s == "":
+	case n.Text == "":
 		if f.Required {
 			c.invalid(path, f.Path, msgNotEmpty)
 		}
 		return "", false
-	case jsonbody.TextProblem(n.s) != "":
+	case jsonbody.TextProblem(n.Text) != "":
 		// C0 controls but tab, LF and CR, and bidirectional controls:
 		// every body's rule (jsonbody.TextProblem).
-		c.invalid(path, f.Path, jsonbody.TextProblem(n.s))
+		c.invalid(path, f.Path, jsonbody.TextProblem(n.Text))
 		return "", false
 	}
-	return n.s, true
+	return n.Text, true
 }
 
 // flag returns a boolean field, or nil when it is absent or invalid.
@@ -243,10 +243,10 @@ func (o *object) flag(name string) *bool {
 		if f.Required {
 			o.c.invalid(path, f.Path, msgRequired)
 		}
-	case n.kind != nodeBool:
+	case n.Kind != jsonbody.Bool:
 		o.c.invalid(path, f.Path, msgBoolean)
 	default:
-		b := n.b
+		b := n.Bool
 		return &b
 	}
 	return nil
@@ -265,11 +265,11 @@ func (o *object) port(name string) *int {
 	if n == nil {
 		return nil
 	}
-	if n.kind != nodeNumber || strings.ContainsAny(n.s, ".eE") {
+	if n.Kind != jsonbody.Number || strings.ContainsAny(n.Text, ".eE") {
 		o.c.invalid(path, f.Path, msgPort)
 		return nil
 	}
-	p, err := strconv.Atoi(n.s)
+	p, err := strconv.Atoi(n.Text)
 	if err != nil || p < 0 || p > 65535 {
 		o.c.invalid(path, f.Path, msgPort)
 		return nil
@@ -284,16 +284,16 @@ func (o *object) list(name string) []*object {
 	if n == nil {
 		return nil
 	}
-	if n.kind != nodeArray {
+	if n.Kind != jsonbody.Array {
 		o.c.invalid(path, f.Path, msgArray)
 		return nil
 	}
-	if len(n.items) > f.MaxItems {
+	if len(n.Items) > f.MaxItems {
 		o.c.invalid(path, f.Path, fmt.Sprintf("must have at most %d items", f.MaxItems))
 	}
 	var out []*object
-	for i := range n.items {
-		if item, ok := o.c.object(&n.items[i], jsonbody.Index(path, i), f.Path+"[]", f.Fields, f.NeedsOneOf); ok {
+	for i := range n.Items {
+		if item, ok := o.c.object(&n.Items[i], jsonbody.Index(path, i), f.Path+"[]", f.Fields, f.NeedsOneOf); ok {
 			out = append(out, item)
 		}
 	}
@@ -306,18 +306,18 @@ func (o *object) references(name string) []string {
 	if n == nil {
 		return nil
 	}
-	if n.kind != nodeArray {
+	if n.Kind != jsonbody.Array {
 		o.c.invalid(path, f.Path, "must be an array of references")
 		return nil
 	}
-	if len(n.items) > f.MaxItems {
+	if len(n.Items) > f.MaxItems {
 		o.c.invalid(path, f.Path, fmt.Sprintf("must have at most %d items", f.MaxItems))
 	}
 	item := Field{Path: f.Path + "[]", Kind: KindReference, Required: true, MaxLength: f.MaxLength}
 	var out []string
-	for i := range n.items {
+	for i := range n.Items {
 		itemPath := jsonbody.Index(path, i)
-		if s, ok := o.c.str(&item, &n.items[i], itemPath); ok {
+		if s, ok := o.c.str(&item, &n.Items[i], itemPath); ok {
 			if v := o.c.rule(&item, s, itemPath); v != "" {
 				out = append(out, v)
 			}
@@ -351,4 +351,6 @@ func (o *object) complete() bool {
 }
 
 // isEmptyString reports whether an optional value counts as absent.
-func isEmptyString(n *jsonNode) bool { return n == nil || n.kind == nodeString && n.s == "" }
+func isEmptyString(n *jsonbody.Value) bool {
+	return n == nil || n.Kind == jsonbody.String && n.Text == ""
+}

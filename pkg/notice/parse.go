@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/noticerelay/noticerelay/pkg/country"
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // MaxBodyBytes is the largest body intake accepts (1 MiB).
@@ -133,8 +134,8 @@ func Canonical(n *Notice) (body []byte, sha256hex string) {
 }
 
 // notice reads the notice at root, field by field in canonical order.
-func (c *checker) notice(root *jsonNode) *Notice {
-	if root.kind != nodeObject {
+func (c *checker) notice(root *jsonbody.Value) *Notice {
+	if root.Kind != jsonbody.Object {
 		c.add(*bodyError("must be a JSON object"))
 		return nil
 	}

@@ -81,20 +81,22 @@ func (s *stallingReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func attachmentsIn(c *http.Client, base, authority string) ([]attDelivery, error) {
-	req, _ := http.NewRequest("GET", base+"/v1/inbox?max=100", nil)
-	req.Header.Set("Authorization", "Bearer authority-token-"+authority)
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
+// submitOne submits the notice with reference ref as platform p1 and
+// returns its id.
+func submitOne(t *testing.T, client *http.Client, base, ref string) string {
+	t.Helper()
+	body := []byte(`{"reference":"` + ref + `","category":"threat_to_life","imminent_threat":false,"suspicion":"threat in a thread",` +
+		`"locations":[{"country":"AT"}],"suspects":[{"country":"DE"}],"victims":[{"country":"FR"}]}`)
+	req, _ := http.NewRequest("POST", base+"/v1/notices", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer platform-token-p1-xxxx")
+	resp, err := client.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("submit: %v %v", err, resp)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("inbox: %d", resp.StatusCode)
-	}
-	var out struct{ Deliveries []attDelivery }
-	err = json.NewDecoder(resp.Body).Decode(&out)
-	return out.Deliveries, err
+	var accepted struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&accepted)
+	return accepted.ID
 }
 
 // fetchFile downloads the file of delivery id and returns its SHA-256.
@@ -143,18 +145,7 @@ func TestAttachmentKillLosesNothing(t *testing.T) {
 		_ = cmd.Wait()
 	}
 	client := &http.Client{Timeout: time.Minute}
-	body := []byte(`{"reference":"FILES-1","category":"threat_to_life","imminent_threat":false,"suspicion":"threat in a thread",` +
-		`"locations":[{"country":"AT"}],"suspects":[{"country":"DE"}],"victims":[{"country":"FR"}]}`)
-	req, _ := http.NewRequest("POST", dev.base+"/v1/notices", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer platform-token-p1-xxxx")
-	resp, err := client.Do(req)
-	if err != nil || resp.StatusCode != 202 {
-		t.Fatalf("submit: %v %v", err, resp)
-	}
-	var accepted struct{ ID string }
-	_ = json.NewDecoder(resp.Body).Decode(&accepted)
-	resp.Body.Close()
-	id := accepted.ID
+	id := submitOne(t, client, dev.base, "FILES-1")
 
 	files := [][]byte{noise(6<<20+5, 1), noise(3<<20, 2), noise(5<<20+1, 3)}
 	stored := map[string]bool{}
@@ -192,7 +183,7 @@ func TestAttachmentKillLosesNothing(t *testing.T) {
 	// 3. Killed mid-download: the delivery comes back, whole.
 	var first []attDelivery
 	relaytest.Eventually(t, 30*time.Second, "an attachment delivery for at-police", func() bool {
-		ds, err := attachmentsIn(client, dev.base, "at-police")
+		ds, err := inbox[attDelivery](client, dev.base, "at-police")
 		for _, d := range ds {
 			if d.Type == "attachment" {
 				first = append(first, d)
@@ -209,7 +200,7 @@ func TestAttachmentKillLosesNothing(t *testing.T) {
 	for _, a := range []string{"at-police", "de-bka", "fr-police"} {
 		ids := map[string]string{} // sha256 -> delivery id
 		relaytest.Eventually(t, 60*time.Second, a+"'s files", func() bool {
-			ds, err := attachmentsIn(client, dev.base, a)
+			ds, err := inbox[attDelivery](client, dev.base, a)
 			if err != nil {
 				return false
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,21 +69,11 @@ func TestAttachmentMemory(t *testing.T) {
 	pid := cmd.Process.Pid
 	client := &http.Client{Timeout: 2 * time.Minute}
 
-	body := []byte(`{"reference":"MEM-1","category":"threat_to_life","imminent_threat":false,"suspicion":"threat in a thread",` +
-		`"locations":[{"country":"AT"}],"suspects":[{"country":"DE"}],"victims":[{"country":"FR"}]}`)
-	req, _ := http.NewRequest("POST", dev.base+"/v1/notices", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer platform-token-p1-xxxx")
-	resp, err := client.Do(req)
-	if err != nil || resp.StatusCode != 202 {
-		t.Fatalf("submit: %v %v", err, resp)
-	}
-	var accepted struct{ ID string }
-	_ = json.NewDecoder(resp.Body).Decode(&accepted)
-	resp.Body.Close()
+	id := submitOne(t, client, dev.base, "MEM-1")
 	// Idle: started, the notice routed and handed out to its recipients.
 	for _, a := range []string{"at-police", "de-bka", "fr-police"} {
 		relaytest.Eventually(t, 30*time.Second, a+"'s notice", func() bool {
-			ds, err := attachmentsIn(client, dev.base, a)
+			ds, err := inbox[attDelivery](client, dev.base, a)
 			for _, d := range ds {
 				_ = ack(client, dev.base, a, d.ID)
 			}
@@ -94,7 +83,7 @@ func TestAttachmentMemory(t *testing.T) {
 	idleRSS, idleHWM := procKiB(t, pid, "VmRSS"), procKiB(t, pid, "VmHWM")
 
 	file := noise(32<<20, 9)
-	if st := postFile(dev.base, accepted.ID, bytes.NewReader(file), int64(len(file))); st != http.StatusCreated {
+	if st := postFile(dev.base, id, bytes.NewReader(file), int64(len(file))); st != http.StatusCreated {
 		t.Fatalf("upload: %d", st)
 	}
 	afterUpload := procKiB(t, pid, "VmHWM")
@@ -104,7 +93,7 @@ func TestAttachmentMemory(t *testing.T) {
 	for _, a := range []string{"at-police", "de-bka", "fr-police"} {
 		var d attDelivery
 		relaytest.Eventually(t, 30*time.Second, a+"'s attachment delivery", func() bool {
-			ds, _ := attachmentsIn(client, dev.base, a)
+			ds, _ := inbox[attDelivery](client, dev.base, a)
 			for _, x := range ds {
 				if x.Type == "attachment" {
 					d = x

@@ -105,7 +105,7 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 					return
 				default:
 				}
-				ds, err := inbox(client, base, a)
+				ds, err := inbox[delivery](client, base, a)
 				if err == nil {
 					for i, d := range ds {
 						record(a, d)
@@ -162,7 +162,7 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 			t.Fatalf("%d notices not acknowledged after restart", len(pending))
 		}
 		for _, a := range []string{"at-police", "de-bka", "fr-police"} {
-			ds, err := inbox(client, base, a)
+			ds, err := inbox[delivery](client, base, a)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestKillDuringFlowLosesNothing(t *testing.T) {
 	if pairs != 2*len(subs) {
 		t.Errorf("%d (authority, notice) pairs handed out, want %d", pairs, 2*len(subs))
 	}
-	if ds, _ := inbox(client, base, "europol"); len(ds) != 0 {
+	if ds, _ := inbox[delivery](client, base, "europol"); len(ds) != 0 {
 		t.Errorf("europol got %d deliveries", len(ds))
 	}
 }
@@ -370,7 +370,8 @@ type delivery struct {
 	NoticeID string `json:"notice_id"`
 }
 
-func inbox(c *http.Client, base, authority string) ([]delivery, error) {
+// inbox fetches up to 100 deliveries of authority, each decoded as a T.
+func inbox[T any](c *http.Client, base, authority string) ([]T, error) {
 	req, _ := http.NewRequest("GET", base+"/v1/inbox?max=100", nil)
 	req.Header.Set("Authorization", "Bearer authority-token-"+authority)
 	resp, err := c.Do(req)
@@ -381,7 +382,7 @@ func inbox(c *http.Client, base, authority string) ([]delivery, error) {
 	if resp.StatusCode != 200 {
 		return nil, fmt.Errorf("inbox: %d", resp.StatusCode)
 	}
-	var out struct{ Deliveries []delivery }
+	var out struct{ Deliveries []T }
 	err = json.NewDecoder(resp.Body).Decode(&out)
 	return out.Deliveries, err
 }

@@ -268,19 +268,7 @@ func TestAttachmentToThreeAuthorities(t *testing.T) {
 			t.Errorf("the log holds %q", secret)
 		}
 	}
-	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	relaytest.Eventually(t, wait, "a checkpoint of the whole log", func() bool {
-		code, out := auditCLI(t, "verify", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)))
-		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
-	})
-	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
-	var rep auditlog.Replay
-	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil {
-		t.Fatalf("replay: %d %s", code, out)
-	}
+	rep := replayVerified(t, r)
 	if want := (auditlog.AttachmentCount{Added: 20, Queued: 60, Delivered: 41, Acknowledged: 40}); rep.Attachments != want {
 		t.Errorf("replay counts %+v, want %+v", rep.Attachments, want)
 	}

@@ -32,11 +32,17 @@ func startAudited(t *testing.T, opts ...relaytest.Options) (*relaytest.Relay, st
 		c.Auditors = []config.Auditor{{ID: "dsc-ie", Tokens: []config.Token{config.Digest(auditorToken)}}}
 	}
 	r := relaytest.Start(t, o)
+	return r, verifierKey(t, r)
+}
+
+// verifierKey returns the verifier key `dev` made under r's data dir.
+func verifierKey(t *testing.T, r *relaytest.Relay) string {
+	t.Helper()
 	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, strings.TrimSpace(string(vkey))
+	return strings.TrimSpace(string(vkey))
 }
 
 // auditCLI runs `noticerelay audit args...` and returns its exit status and
@@ -48,6 +54,23 @@ func auditCLI(t *testing.T, args ...string) (int, string) {
 	defer cancel()
 	code := cli.Main(ctx, append([]string{"audit"}, args...), &out, &errb)
 	return code, out.String() + errb.String()
+}
+
+// replayVerified waits until the whole log of r verifies under a signed
+// checkpoint (audit verify), then returns what audit replay counts in it.
+func replayVerified(t *testing.T, r *relaytest.Relay) auditlog.Replay {
+	t.Helper()
+	vkey := verifierKey(t, r)
+	relaytest.Eventually(t, wait, "a checkpoint of the whole log", func() bool {
+		code, out := auditCLI(t, "verify", "--nats", r.NATSURL(), "--verifier-key", vkey)
+		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
+	})
+	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
+	var rep auditlog.Replay
+	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil { // a note follows the JSON
+		t.Fatalf("replay: %d %s", code, out)
+	}
+	return rep
 }
 
 // The audit log end to end: a notice's whole life is in the log, signed,

@@ -1,14 +1,10 @@
 package relay_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
@@ -126,19 +122,7 @@ func TestFollowUpRouting(t *testing.T) {
 			t.Errorf("%s appears in the events", s)
 		}
 	}
-	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	relaytest.Eventually(t, wait, "a checkpoint of the whole log", func() bool {
-		code, out := auditCLI(t, "verify", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)))
-		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
-	})
-	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
-	var rep auditlog.Replay
-	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil {
-		t.Fatalf("replay: %d %s", code, out)
-	}
+	rep := replayVerified(t, r)
 	if rep.FollowedUp != 1 || rep.Superseded != 1 || rep.Accepted != 3 {
 		t.Errorf("replay: %d follow-ups, %d superseded, %d accepted; want 1, 1, 3", rep.FollowedUp, rep.Superseded, rep.Accepted)
 	}

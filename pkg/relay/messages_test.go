@@ -275,19 +275,7 @@ func TestMessagesEndToEnd(t *testing.T) {
 
 	// The auditor's tools: the log verifies, replay and the report count
 	// the messages by kind and sender.
-	vkey, err := os.ReadFile(filepath.Join(r.DataDir, "keys", auditlog.VerifierKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	relaytest.Eventually(t, wait, "a checkpoint of the whole log", func() bool {
-		code, out := auditCLI(t, "verify", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)))
-		return code == 0 && strings.Contains(out, "intact") && !strings.Contains(out, "not signed yet")
-	})
-	code, out := auditCLI(t, "replay", "--nats", r.NATSURL(), "--json")
-	var rep auditlog.Replay
-	if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil { // a note follows the JSON
-		t.Fatalf("replay: %d %s", code, out)
-	}
+	rep := replayVerified(t, r)
 	wantCounts := []auditlog.MessageCount{
 		{Kind: "feedback", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},
 		{Kind: "preservation_request", From: "authority", Sent: 1, Delivered: 1, Acknowledged: 1},
@@ -298,7 +286,7 @@ func TestMessagesEndToEnd(t *testing.T) {
 		t.Errorf("replay messages %+v, want %+v", rep.Messages, wantCounts)
 	}
 	page := filepath.Join(t.TempDir(), "report.html")
-	if code, out := auditCLI(t, "report", "--nats", r.NATSURL(), "--verifier-key", strings.TrimSpace(string(vkey)), "--out", page); code != 0 {
+	if code, out := auditCLI(t, "report", "--nats", r.NATSURL(), "--verifier-key", verifierKey(t, r), "--out", page); code != 0 {
 		t.Fatalf("report: %d %s", code, out)
 	}
 	html, err := os.ReadFile(page)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -37,4 +38,48 @@ func Browser(t testing.TB) context.Context {
 		t.Fatalf("starting chromium: %v", err)
 	}
 	return ctx
+}
+
+// Do runs browser steps with a deadline of a minute, failing the test on
+// error.
+func Do(t testing.TB, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// WaitFor polls a JavaScript condition in the page until it holds, for up
+// to a minute: after a form's submission the old page may still be there
+// for a moment.
+func WaitFor(t testing.TB, ctx context.Context, what, cond string) {
+	t.Helper()
+	Eventually(t, 60*time.Second, what, func() bool {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!("+cond+")"))
+		return err == nil && ok
+	})
+}
+
+// Get runs a browser action that yields a value, with a deadline of a
+// minute, failing the test on error.
+func Get[T any](t testing.TB, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// JS evaluates an expression in the page (awaiting a promise), failing
+// the test on error.
+func JS[T any](t testing.TB, ctx context.Context, expr string) T {
+	t.Helper()
+	return Get(t, ctx, "evaluating "+expr, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 }

@@ -19,34 +19,19 @@ import (
 // do runs browser steps with a deadline, failing the test on error.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	relaytest.Do(t, ctx, what, steps...)
 }
 
 // waitFor polls a JavaScript condition in the page until it holds.
 func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	relaytest.Eventually(t, 60*time.Second, what, func() bool {
-		c, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!("+cond+")"))
-		return err == nil && ok
-	})
+	relaytest.WaitFor(t, ctx, what, cond)
 }
 
 // js evaluates an expression (awaiting a promise) in the page.
 func js[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("evaluating %s: %v", expr, err)
-	}
-	return v
+	return relaytest.JS[T](t, ctx, expr)
 }
 
 func q(sel string) string { return "document.querySelector(" + strconv.Quote(sel) + ")" }

@@ -124,23 +124,13 @@ users:
 // do runs browser steps with a deadline, failing the test on error.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	relaytest.Do(t, ctx, what, steps...)
 }
 
-// waitFor polls a JavaScript condition in the page until it holds: after
-// a form's submission the old page may still be there for a moment.
+// waitFor polls a JavaScript condition in the page until it holds.
 func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	relaytest.Eventually(t, 60*time.Second, what, func() bool {
-		c, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!("+cond+")"))
-		return err == nil && ok
-	})
+	relaytest.WaitFor(t, ctx, what, cond)
 }
 
 // flashed waits for the page after a form, whose flash says want.
@@ -149,16 +139,10 @@ func flashed(t *testing.T, ctx context.Context, want string) {
 	waitFor(t, ctx, "the flash "+want, `document.querySelector(".flash") && document.querySelector(".flash").textContent.includes(`+strconv.Quote(want)+`)`)
 }
 
-// get runs one browser action with a deadline and returns its value.
+// get runs a browser action that yields a value, failing the test on error.
 func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
+	return relaytest.Get(t, ctx, what, a)
 }
 
 // text returns the rendered text of the first element matching the CSS
@@ -196,7 +180,7 @@ func submit(t *testing.T, ctx context.Context, form string) {
 // js evaluates an expression (awaiting a promise) in the page.
 func js[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	return get(t, ctx, "evaluating "+expr, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	return relaytest.JS[T](t, ctx, expr)
 }
 
 // signIn signs in through the sign-in form.

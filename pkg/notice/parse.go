@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/noticerelay/noticerelay/pkg/country"
 	"github.com/noticerelay/noticerelay/pkg/jsonbody"
@@ -68,10 +67,7 @@ func Check(body []byte, o Options) Result {
 	if len(body) > MaxBodyBytes {
 		return Result{Errors: []FieldError{*bodyError(fmt.Sprintf("is larger than %d bytes (1 MiB)", MaxBodyBytes))}}
 	}
-	if !utf8.Valid(body) {
-		return Result{Errors: []FieldError{*bodyError(fmt.Sprintf("is not valid UTF-8 (at byte %d)", invalidUTF8At(body)))}}
-	}
-	root, fe := decodeTree(body)
+	root, fe := decodeTree(body) // also refuses a body that is not UTF-8
 	if fe != nil {
 		return Result{Errors: []FieldError{*fe}}
 	}
@@ -214,17 +210,4 @@ func person(o *object) Person {
 		p.Minor = o.flag("minor")
 	}
 	return p
-}
-
-// invalidUTF8At returns the offset of the first byte of b that is not part
-// of a valid UTF-8 sequence.
-func invalidUTF8At(b []byte) int {
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size <= 1 {
-			return i
-		}
-		i += size
-	}
-	return len(b)
 }

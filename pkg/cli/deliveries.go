@@ -8,7 +8,6 @@ import (
 	"io"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -96,12 +95,9 @@ type DeadLetter struct {
 	data      []byte
 }
 
-// redriveSubject is where a dead delivery goes back into its queue: the
-// original subject's delivery id with the dead letter's sequence, so the
-// same delivery id comes again on a subject of its own (each subject
-// holds one message), and redriving one dead letter twice is a no-op.
+// redriveSubject is where a dead delivery goes back into its queue.
 func (d *DeadLetter) redriveSubject() string {
-	return stream.DeliverySubject(d.Authority, d.Priority, d.Delivery+"-r"+strconv.FormatUint(d.Sequence, 10))
+	return stream.RedriveSubject(d.Authority, d.Priority, d.Delivery, d.Sequence)
 }
 
 func deadCmd(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
@@ -234,10 +230,8 @@ func listDead(ctx context.Context, js jetstream.JetStream) ([]*DeadLetter, error
 		d := &DeadLetter{Sequence: seq, At: m.Header.Get(stream.HeaderDeadAt), Consumer: m.Header.Get(stream.HeaderDeadConsumer),
 			Stream: m.Header.Get(stream.HeaderDeadStream), Subject: m.Header.Get(stream.HeaderDeadSubject),
 			Attempts: m.Header.Get(stream.HeaderDeadAttempts), Reason: m.Header.Get(stream.HeaderDeadReason), data: m.Data}
-		// The delivery id of a redriven one ends in -r<seq>.
 		if a, p, id, ok := stream.ParseDeliverySubject(d.Subject); d.Stream == stream.Deliveries && ok {
-			d.Authority, d.Priority = a, p
-			d.Delivery, _, _ = strings.Cut(id, "-r")
+			d.Authority, d.Priority, d.Delivery = a, p, id
 			_, err := stream.Get(ctx, deliveries, d.redriveSubject())
 			d.Redriven = err == nil
 		}

@@ -11,7 +11,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/noticerelay/noticerelay/pkg/auditlog"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -77,7 +79,8 @@ func ServicePermissions() map[string][]string {
 	}
 	common = append(common, "$KV."+stream.KeysBucket+".>")
 	common = append(common, directGet("KV_"+stream.KeysBucket)...)
-	dead := "nr.dead.>"
+	dead := stream.DeadFilter
+	events, deliveries := stream.EventSubject(">"), stream.DeliveryWildcard
 	queues := func(extra ...string) []string {
 		out := append([]string{}, extra...)
 		// Every authority's consumers: inbox and push serve them all.
@@ -85,22 +88,22 @@ func ServicePermissions() map[string][]string {
 		return out
 	}
 	perms := map[string][]string{
-		"intake": append([]string{"nr.notice.*", "nr.withdraw.*", "nr.event.*.rejected"},
+		"intake": append([]string{stream.NoticeSubject("*"), stream.WithdrawSubject("*"), stream.EventSubject("*", string(event.Rejected))},
 			directGet(stream.Notices, stream.Events)...),
-		"routing": append(append(append([]string{"nr.event.>", "nr.delivery.>", dead},
-			consumerAPI(stream.Notices, "routing")...), consumerAPI(stream.Messages, "routing-messages")...),
+		"routing": append(append(append([]string{events, deliveries, dead},
+			consumerAPI(stream.Notices, stream.RoutingConsumer)...), consumerAPI(stream.Messages, stream.RoutingMessagesConsumer)...),
 			directGet(stream.Notices, stream.Events)...),
 		// Messages stores messages, reads threads, notices, deliveries and
 		// events, and records the platform's message_delivered events.
-		"messages": append([]string{"nr.message.*.*.*", "nr.event.>"},
+		"messages": append([]string{stream.MessageSubject("*", "*", "*"), events},
 			directGet(stream.Messages, stream.Notices, stream.Events, stream.Deliveries)...),
 		"status": append(append(append([]string{"$KV." + stream.StatusBucket + ".>", dead},
-			consumerAPI(stream.Events, "status")...), consumerAPI(stream.Notices, "status-bodies")...),
+			consumerAPI(stream.Events, stream.StatusConsumer)...), consumerAPI(stream.Notices, stream.StatusBodiesConsumer)...),
 			directGet("KV_"+stream.StatusBucket, stream.Notices)...),
-		"inbox": append(queues("nr.event.>", dead), directGet(stream.Events, stream.Deliveries)...),
-		"push":  append(queues("nr.event.>", dead), directGet(stream.Events, stream.Deliveries)...),
-		"receipts": append(append([]string{"nr.event.>", dead},
-			consumerAPI(stream.Receipts, "receipts")...), directGet(stream.Deliveries)...),
+		"inbox": append(queues(events, dead), directGet(stream.Events, stream.Deliveries)...),
+		"push":  append(queues(events, dead), directGet(stream.Events, stream.Deliveries)...),
+		"receipts": append(append([]string{events, dead},
+			consumerAPI(stream.Receipts, stream.ReceiptsConsumer)...), directGet(stream.Deliveries)...),
 		// The audit service reads the log with a consumer of its own per read
 		// (named nr-read-…, deleted when the read ends).
 		"audit": append([]string{stream.CheckpointSubject,
@@ -110,12 +113,12 @@ func ServicePermissions() map[string][]string {
 			directGet(stream.Events, stream.Checkpoints)...),
 		// Attachments stores files (and purges the chunks of refused
 		// uploads), queues their deliveries and streams them out.
-		"attachments": append(append(append([]string{"nr.attachment.>", "nr.event.>", "nr.delivery.>", dead,
+		"attachments": append(append(append([]string{stream.AttachmentSubjects, events, deliveries, dead,
 			"$JS.API.STREAM.PURGE." + stream.Attachments},
-			consumerAPI(stream.Attachments, "attachments")...), consumerAPI(stream.Events, "attachments-recipients")...),
+			consumerAPI(stream.Attachments, stream.AttachmentsConsumer)...), consumerAPI(stream.Events, stream.AttachmentsRecipientsConsumer)...),
 			directGet(stream.Attachments, stream.Notices, stream.Events, stream.Deliveries)...),
-		"escalation": append(append([]string{"nr.event.>", "nr.delivery.>", dead},
-			consumerAPI(stream.Events, "escalation")...), directGet(stream.Events, stream.Notices, stream.Deliveries)...),
+		"escalation": append(append([]string{events, deliveries, dead},
+			consumerAPI(stream.Events, stream.EscalationConsumer)...), directGet(stream.Events, stream.Notices, stream.Deliveries)...),
 	}
 	// The portal runs with intake, status and messages, whose handlers it
 	// calls, and follows the status projection with an ordered consumer.
@@ -170,7 +173,7 @@ authorization {
 		user := "relay-" + s
 		sub := []string{"_INBOX.>"}
 		if s == "audit" {
-			sub = append(sub, "nr.audit.checkpoint.request") // checkpoints on demand
+			sub = append(sub, auditlog.RequestSubject) // checkpoints on demand
 		}
 		writeUser(&b, user, perms[s], sub)
 	}

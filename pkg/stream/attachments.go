@@ -45,13 +45,16 @@ func AttachmentRecordSubject(noticeID string, slot int) string {
 // ("*" for every notice).
 func AttachmentRecordFilter(noticeID string) string { return attachmentRecordPrefix + noticeID + ".*" }
 
+// AttachmentSubjects are every subject of the attachment stream.
+const AttachmentSubjects = "nr.attachment.>"
+
 // attachments is the configuration of the attachment stream: one message
 // per subject, expiring with the notices. Unlike the other streams it may
 // be purged by subject: an upload refused after its chunks were stored
 // (over the count limit, a duplicate, a body cut short) purges them.
 func (t Topology) attachments() jetstream.StreamConfig {
 	c := t.unique(Attachments, "evidence files in chunks and their records (personal data, retention-limited)",
-		[]string{"nr.attachment.>"}, AttachmentChunkSize+(64<<10))
+		[]string{AttachmentSubjects}, AttachmentChunkSize+(64<<10))
 	c.MaxAge = t.Retention
 	c.DenyPurge = false
 	c.AllowAtomicPublish = false

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,19 @@ const (
 	Messages = "NR_MESSAGES"
 )
 
+// The durable consumers of the relay's services, by name: each service
+// creates its own, and pkg/natsauth grants each only its own.
+const (
+	RoutingConsumer               = "routing"
+	RoutingMessagesConsumer       = "routing-messages"
+	StatusConsumer                = "status"
+	StatusBodiesConsumer          = "status-bodies"
+	EscalationConsumer            = "escalation"
+	ReceiptsConsumer              = "receipts"
+	AttachmentsConsumer           = "attachments"
+	AttachmentsRecipientsConsumer = "attachments-recipients"
+)
+
 // Subjects.
 const (
 	noticePrefix   = "nr.notice."
@@ -70,16 +84,31 @@ func DeliverySubject(authority, priority, id string) string {
 	return deliveryPrefix + authority + "." + priority + "." + id
 }
 
+// RedriveSubject is where dead delivery id goes back into its queue: the
+// same delivery id on a subject of its own (each subject holds one
+// message), named by the dead letter's sequence, so that redriving one
+// dead letter twice is a no-op.
+func RedriveSubject(authority, priority, id string, deadSeq uint64) string {
+	return DeliverySubject(authority, priority, id+redriveMark+strconv.FormatUint(deadSeq, 10))
+}
+
+const redriveMark = "-r"
+
 // ParseDeliverySubject returns the authority, priority and delivery id a
-// delivery subject names; ok is false for any other subject.
+// delivery subject names (a redrive's too); ok is false for any other
+// subject.
 func ParseDeliverySubject(subject string) (authority, priority, id string, ok bool) {
 	rest, ok := strings.CutPrefix(subject, deliveryPrefix)
 	parts := strings.Split(rest, ".")
 	if !ok || len(parts) != 3 {
 		return "", "", "", false
 	}
-	return parts[0], parts[1], parts[2], true
+	id, _, _ = strings.Cut(parts[2], redriveMark)
+	return parts[0], parts[1], id, true
 }
+
+// DeliveryWildcard matches every subject of the delivery stream.
+const DeliveryWildcard = deliveryPrefix + ">"
 
 // DeliveryFilter is the subject filter of authority's queue of priority.
 func DeliveryFilter(authority, priority string) string {

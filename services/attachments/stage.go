@@ -13,13 +13,6 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
-// Consumers of the stage: every stored file, and every recipient a notice
-// gains (a queued event of its notice, or of an escalation copy).
-const (
-	filesConsumer      = "attachments"
-	recipientsConsumer = "attachments-recipients"
-)
-
 // startStage creates the stage's consumers and starts them. Each file
 // meets every recipient exactly once whichever comes first: a file's
 // record is stored after its notice's index entry, so a recipient queued
@@ -27,15 +20,15 @@ const (
 // the file in its own pass (the two passes may both see each other: the
 // delivery id and the events' subjects make the second a no-op).
 func (s *Service) startStage(ctx context.Context) error {
-	files := stream.Durable(filesConsumer, "queues one delivery per recipient of each stored evidence file",
+	files := stream.Durable(stream.AttachmentsConsumer, "queues one delivery per recipient of each stored evidence file",
 		stream.AttachmentRecordFilter("*"))
 	files.AckWait, files.MaxAckPending = 30*time.Second, 1024
-	recipients := stream.Durable(recipientsConsumer, "queues every earlier evidence file for each recipient a notice gains",
+	recipients := stream.Durable(stream.AttachmentsRecipientsConsumer, "queues every earlier evidence file for each recipient a notice gains",
 		event.Filter(event.Queued, event.KindNotice), event.Filter(event.Queued, event.KindEscalation))
 	recipients.AckWait = 30 * time.Second
 	for _, c := range []*stream.Consumer{
-		{Name: filesConsumer, Stream: stream.Attachments, Config: files, Max: 32},
-		{Name: recipientsConsumer, Stream: stream.Events, Config: recipients, Max: 256},
+		{Name: stream.AttachmentsConsumer, Stream: stream.Attachments, Config: files, Max: 32},
+		{Name: stream.AttachmentsRecipientsConsumer, Stream: stream.Events, Config: recipients, Max: 256},
 	} {
 		c.Workers, c.Log, c.Stage, c.Store, c.JS, c.PoisonAttempts = 1, s.env.Log, s.stage, s.env.Publisher, s.env.JS,
 			s.env.Config.Deliveries.PoisonAttempts

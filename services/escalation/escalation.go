@@ -33,8 +33,6 @@ import (
 // Name is the service's name in `serve --services` and in events.
 const Name = "escalation"
 
-const consumerName = "escalation"
-
 // Service is the escalation service.
 type Service struct {
 	env      *module.Env
@@ -66,10 +64,10 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.read, err = stream.OpenStreams(ctx, s.env.JS, stream.Events, stream.Notices, stream.Deliveries); err != nil {
 		return fmt.Errorf("escalation: %w", err)
 	}
-	cfg := stream.Durable(consumerName, "escalates urgent notice deliveries left unacknowledged past their deadline",
+	cfg := stream.Durable(stream.EscalationConsumer, "escalates urgent notice deliveries left unacknowledged past their deadline",
 		event.Filter(event.Queued, event.KindNotice))
 	cfg.AckWait, cfg.MaxAckPending = 30*time.Second, 50000
-	loop := &stream.Consumer{Name: consumerName, Stream: stream.Events, Config: cfg, Max: 64, Log: s.env.Log,
+	loop := &stream.Consumer{Name: stream.EscalationConsumer, Stream: stream.Events, Config: cfg, Max: 64, Log: s.env.Log,
 		Stage: s.stage, Store: s.env.Publisher, JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
 	return loop.Start(ctx, &s.wg)
 }

@@ -27,8 +27,6 @@ import (
 // Name is the service's name in `serve --services` and in events.
 const Name = "receipts"
 
-const consumerName = "receipts"
-
 // Service is the receipts service.
 type Service struct {
 	env *module.Env
@@ -57,8 +55,8 @@ func (s *Service) Start(ctx context.Context) error {
 	s.stored = func(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
 		return deliveries.GetMsg(ctx, seq)
 	}
-	loop := &stream.Consumer{Name: consumerName, Stream: stream.Receipts, Max: 128,
-		Config: stream.Durable(consumerName, "records acks on NATS as receipts"),
+	loop := &stream.Consumer{Name: stream.ReceiptsConsumer, Stream: stream.Receipts, Max: 128,
+		Config: stream.Durable(stream.ReceiptsConsumer, "records acks on NATS as receipts"),
 		Stage:  s.stage, Store: s.env.Publisher, Log: s.env.Log,
 		JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
 	return loop.Start(ctx, &s.wg)

@@ -29,12 +29,6 @@ import (
 // Name is the service's name in `serve --services` and in events.
 const Name = "routing"
 
-// consumerName is the durable consumer of the notice stream.
-const consumerName = "routing"
-
-// messagesConsumer is the durable consumer of the message stream.
-const messagesConsumer = "routing-messages"
-
 // Service is the routing service.
 type Service struct {
 	env    *module.Env
@@ -82,11 +76,11 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	for _, c := range []*stream.Consumer{
-		{Name: consumerName, Stream: stream.Notices, Max: 256, Workers: 2,
-			Config: stream.Durable(consumerName, "routes each stored notice and withdrawal to its recipients",
+		{Name: stream.RoutingConsumer, Stream: stream.Notices, Max: 256, Workers: 2,
+			Config: stream.Durable(stream.RoutingConsumer, "routes each stored notice and withdrawal to its recipients",
 				stream.NoticeSubject("*"), stream.WithdrawSubject("*"))},
-		{Name: messagesConsumer, Stream: stream.Messages, Max: 64, Workers: 1,
-			Config: stream.Durable(messagesConsumer, "turns each stored message into a delivery to its recipient")},
+		{Name: stream.RoutingMessagesConsumer, Stream: stream.Messages, Max: 64, Workers: 1,
+			Config: stream.Durable(stream.RoutingMessagesConsumer, "turns each stored message into a delivery to its recipient")},
 	} {
 		c.Stage, c.Store, c.JS, c.Log, c.PoisonAttempts = s.stage, s.env.Publisher, s.env.JS, s.env.Log, s.env.Config.Deliveries.PoisonAttempts
 		if err := c.Start(ctx, &s.wg); err != nil {

@@ -32,12 +32,6 @@ import (
 // Name is the service's name in `serve --services`.
 const Name = "status"
 
-// Durable consumer names.
-const (
-	consumerName       = "status"
-	bodiesConsumerName = "status-bodies"
-)
-
 // Service is the status service.
 type Service struct {
 	env     *module.Env
@@ -66,12 +60,12 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.notices, err = s.env.Stream(ctx, stream.Notices); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	events := stream.Durable(consumerName, "folds lifecycle events into the status projection")
-	bodies := stream.Durable(bodiesConsumerName, "records each notice's id and reference in the status projection",
+	events := stream.Durable(stream.StatusConsumer, "folds lifecycle events into the status projection")
+	bodies := stream.Durable(stream.StatusBodiesConsumer, "records each notice's id and reference in the status projection",
 		stream.NoticeSubject("*"))
 	for _, c := range []*stream.Consumer{
-		{Name: consumerName, Stream: stream.Events, Config: events, Handle: s.handleEvents},
-		{Name: bodiesConsumerName, Stream: stream.Notices, Config: bodies, Handle: s.handleBodies},
+		{Name: stream.StatusConsumer, Stream: stream.Events, Config: events, Handle: s.handleEvents},
+		{Name: stream.StatusBodiesConsumer, Stream: stream.Notices, Config: bodies, Handle: s.handleBodies},
 	} {
 		c.Config.MaxAckPending = 8192
 		c.Max, c.Workers, c.Log, c.JS, c.PoisonAttempts = 512, 2, s.env.Log, s.env.JS, s.env.Config.Deliveries.PoisonAttempts

@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 
 	"filippo.io/age"
 
 	"github.com/noticerelay/noticerelay/pkg/attachment"
+	"github.com/noticerelay/noticerelay/pkg/durable"
 )
 
 // files opens the file of an attachment delivery (the relay's HTTP route);
@@ -63,28 +63,16 @@ func (p *puller) writeFile(ctx context.Context, id string, desc []byte, sealed b
 		}
 	}
 	name := fileName(id, info)
-	f, err := os.CreateTemp(p.out, ".pull-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	h := sha256.New()
-	n, cerr := io.Copy(io.MultiWriter(f, h), in)
-	serr := f.Sync()
-	if err := errors.Join(cerr, serr, f.Close()); err != nil {
-		return "", fmt.Errorf("writing the file: %w", err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != info.Size || got != info.SHA256 {
-		return "", fmt.Errorf("the file does not match its delivery (%d bytes, SHA-256 %s)", n, got)
-	}
-	if err := os.Rename(tmp, filepath.Join(p.out, name)); err != nil {
-		return "", err
-	}
-	d, err := os.Open(p.out)
-	if err != nil {
-		return "", err
-	}
-	serr = d.Sync()
-	return name, errors.Join(serr, d.Close())
+	err = durable.ReplaceWith(filepath.Join(p.out, name), 0o600, func(w io.Writer) error {
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(w, h), in)
+		if err != nil {
+			return fmt.Errorf("writing the file: %w", err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); n != info.Size || got != info.SHA256 {
+			return fmt.Errorf("the file does not match its delivery (%d bytes, SHA-256 %s)", n, got)
+		}
+		return nil
+	})
+	return name, err
 }

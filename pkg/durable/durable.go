@@ -5,6 +5,7 @@ package durable
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -28,13 +29,22 @@ func WriteNew(path string, data []byte, mode os.FileMode) error {
 // Replace writes data to path whether or not it exists, all or nothing:
 // a temporary file, synced, renamed over path, then the directory synced.
 func Replace(path string, data []byte, mode os.FileMode) error {
+	return ReplaceWith(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// ReplaceWith is Replace of what write writes, for a file too large to
+// hold in memory. An error of write leaves path as it was.
+func ReplaceWith(path string, mode os.FileMode, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	_, werr := f.Write(data)
+	werr := write(f)
 	if err := errors.Join(werr, f.Chmod(mode), f.Sync(), f.Close()); err != nil {
 		os.Remove(tmp)
 		return err

@@ -299,7 +299,7 @@ func natsAuth(creds string) (nats.Option, error) {
 	return nats.UserInfo(user, pass), nil
 }
 
-func newNATSSource(ctx context.Context, url, creds, authority string, max int, stderr io.Writer) (*natsSource, error) {
+func newNATSSource(ctx context.Context, url, creds, authority string, perFetch int, stderr io.Writer) (*natsSource, error) {
 	opts := []nats.Option{nats.Name("noticerelay-inbox-pull " + authority),
 		nats.CustomInboxPrefix(natsauth.InboxPrefix(authority)),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -321,7 +321,7 @@ func newNATSSource(ctx context.Context, url, creds, authority string, max int, s
 		nc.Close()
 		return nil, err
 	}
-	s := &natsSource{nc: nc, max: max}
+	s := &natsSource{nc: nc, max: perFetch}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, p := range delivery.Priorities() {

@@ -28,13 +28,14 @@ type Client struct {
 }
 
 // New returns a client of the relay at base (e.g. https://relay.example)
-// that sends token as its bearer token and fetches up to max deliveries at
-// a time (1 to 100). A nil hc means a client with a 60 s timeout.
-func New(base, token string, max int, hc *http.Client) *Client {
+// that sends token as its bearer token and fetches up to perFetch
+// deliveries at a time (1 to 100). A nil hc means a client with a 60 s
+// timeout.
+func New(base, token string, perFetch int, hc *http.Client) *Client {
 	if hc == nil {
 		hc = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, max: max, http: hc}
+	return &Client{base: strings.TrimRight(base, "/"), token: token, max: perFetch, http: hc}
 }
 
 // Do sends one request with the bearer token and returns the body (up to

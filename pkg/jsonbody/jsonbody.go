@@ -407,10 +407,10 @@ func JoinKey(path, key string) string {
 // Index appends an array index to a path.
 func Index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
-// Shorten cuts s to at most max characters, marking the cut with "...".
-func Shorten(s string, max int) string {
+// Shorten cuts s to at most limit characters, marking the cut with "...".
+func Shorten(s string, limit int) string {
 	i, n := 0, 0
-	for i < len(s) && n < max {
+	for i < len(s) && n < limit {
 		_, size := utf8.DecodeRuneInString(s[i:])
 		i += size
 		n++

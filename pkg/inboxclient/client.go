@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/noticerelay/noticerelay/pkg/delivery"
+	"github.com/noticerelay/noticerelay/pkg/message"
 )
 
 // Client is an authority's (or, for Do, any caller's) view of the relay's
@@ -145,41 +146,27 @@ func (e *StatusError) Permanent() bool {
 	return e.Status >= 400 && e.Status < 500
 }
 
-// MessageRequest is a message of the authority to the platform (contract
-// section 8).
-type MessageRequest struct {
-	Kind      string `json:"kind"`
-	Text      string `json:"text"`
-	InReplyTo string `json:"in_reply_to,omitempty"`
-}
-
-// Sent is the relay's answer to a stored message.
-type Sent struct {
-	ID     string `json:"id"`
-	SentAt string `json:"sent_at"`
-}
-
 // SendMessage sends m about the notice of delivery deliveryID
 // (POST /v1/inbox/{id}/messages) under idempotencyKey: sent again with the
 // same key, the relay stores it once and answers as the first time. A
 // refusal is a *StatusError.
-func (c *Client) SendMessage(ctx context.Context, deliveryID, idempotencyKey string, m MessageRequest) (Sent, error) {
+func (c *Client) SendMessage(ctx context.Context, deliveryID, idempotencyKey string, m message.AuthorityRequest) (message.Sent, error) {
 	op := "POST /v1/inbox/" + deliveryID + "/messages"
 	body, err := json.Marshal(m)
 	if err != nil {
-		return Sent{}, fmt.Errorf("%s: %w", op, err)
+		return message.Sent{}, fmt.Errorf("%s: %w", op, err)
 	}
 	data, code, err := c.do(ctx, http.MethodPost, "/v1/inbox/"+url.PathEscape(deliveryID)+"/messages", body,
 		http.Header{"Idempotency-Key": {idempotencyKey}})
 	if err != nil {
-		return Sent{}, fmt.Errorf("%s: %w", op, err)
+		return message.Sent{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if code != http.StatusCreated {
-		return Sent{}, &StatusError{Op: op, Status: code, Body: string(bytes.TrimSpace(data))}
+		return message.Sent{}, &StatusError{Op: op, Status: code, Body: string(bytes.TrimSpace(data))}
 	}
-	var s Sent
+	var s message.Sent
 	if err := json.Unmarshal(data, &s); err != nil || s.ID == "" {
-		return Sent{}, fmt.Errorf("%s: an answer without id: %s", op, bytes.TrimSpace(data))
+		return message.Sent{}, fmt.Errorf("%s: an answer without id: %s", op, bytes.TrimSpace(data))
 	}
 	return s, nil
 }

@@ -44,18 +44,25 @@ const Service = "messages"
 // Version is the schema version of stored messages.
 const Version = 1
 
-// AuthorityRequest is the body of POST /v1/inbox/{delivery id}/messages.
+// AuthorityRequest is the body of POST /v1/inbox/{delivery id}/messages,
+// as the relay reads it and the inbox client (pkg/inboxclient) sends it.
 type AuthorityRequest struct {
 	Kind      string `json:"kind"`
 	Text      string `json:"text"`
-	InReplyTo string `json:"in_reply_to"`
+	InReplyTo string `json:"in_reply_to,omitempty"`
 }
 
 // PlatformRequest is the body of POST /v1/notices/{id}/messages.
 type PlatformRequest struct {
 	To        string `json:"to"`
 	Text      string `json:"text"`
-	InReplyTo string `json:"in_reply_to"`
+	InReplyTo string `json:"in_reply_to,omitempty"`
+}
+
+// Sent is the relay's answer to a stored message (201).
+type Sent struct {
+	ID     string `json:"id"`
+	SentAt string `json:"sent_at"`
 }
 
 // Check lists every problem of r.

@@ -82,12 +82,6 @@ func (s *Service) Start(ctx context.Context) error {
 // Wait returns at once: the service works only inside requests.
 func (s *Service) Wait() {}
 
-// Sent is the answer to a stored message.
-type Sent struct {
-	ID     string `json:"id"`
-	SentAt string `json:"sent_at"`
-}
-
 // Thread is the answer to GET /v1/notices/{id}/messages.
 type Thread struct {
 	Messages []message.Message `json:"messages"`
@@ -222,7 +216,7 @@ func (s *Service) store(ctx context.Context, w http.ResponseWriter, rec *message
 					Detail: "this Idempotency-Key already sent a different message"})
 				return
 			default:
-				httpapi.JSON(w, http.StatusCreated, Sent{ID: prev.ID, SentAt: prev.SentAt})
+				httpapi.JSON(w, http.StatusCreated, message.Sent{ID: prev.ID, SentAt: prev.SentAt})
 				return
 			}
 		}
@@ -232,7 +226,7 @@ func (s *Service) store(ctx context.Context, w http.ResponseWriter, rec *message
 		return
 	}
 	s.sent.WithLabelValues(sender(rec), rec.Kind).Inc()
-	httpapi.JSON(w, http.StatusCreated, Sent{ID: rec.ID, SentAt: rec.SentAt})
+	httpapi.JSON(w, http.StatusCreated, message.Sent{ID: rec.ID, SentAt: rec.SentAt})
 }
 
 func sender(rec *message.Record) string {

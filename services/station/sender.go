@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/noticerelay/noticerelay/pkg/inboxclient"
+	"github.com/noticerelay/noticerelay/pkg/message"
 	store "github.com/noticerelay/noticerelay/pkg/station"
 )
 
@@ -69,7 +70,7 @@ func (s *Station) send(ctx context.Context, o store.Outgoing) (string, error) {
 		err := fmt.Errorf("message %s: no delivery of its notice is stored", o.ID)
 		return outcomePending, errors.Join(err, s.store.MessageFailed(ctx, o.ID, err.Error()))
 	}
-	sent, err := s.client.SendMessage(ctx, o.DeliveryID, o.ID, inboxclient.MessageRequest{Kind: o.Kind, Text: o.Text, InReplyTo: o.InReplyTo})
+	sent, err := s.client.SendMessage(ctx, o.DeliveryID, o.ID, message.AuthorityRequest{Kind: o.Kind, Text: o.Text, InReplyTo: o.InReplyTo})
 	// The outcome is recorded even when the station is stopping: the
 	// relay has answered, and its answer is worth keeping.
 	rctx := context.WithoutCancel(ctx)

@@ -346,10 +346,19 @@ func TestUrgentFirstOnEveryPath(t *testing.T) {
 	for i, urgent := range []bool{false, false, true} {
 		ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("ORDER-%d", i), urgent, "FR", "DE", "")))
 	}
+	// Queued means stored in the recipient's queue: every recipient has
+	// its queued event, which routing stores after the delivery. (The
+	// status "routed" comes with the decision, before the deliveries.)
 	relaytest.Eventually(t, wait, "all queued", func() bool {
 		for _, id := range ids {
-			if r.Status("examplenet", id)["status"] != "routed" {
+			rs, _ := r.Status("examplenet", id)["recipients"].([]any)
+			if len(rs) != 2 {
 				return false
+			}
+			for _, rc := range rs {
+				if rc.(map[string]any)["queued_at"] == nil {
+					return false
+				}
 			}
 		}
 		return true

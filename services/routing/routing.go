@@ -167,7 +167,11 @@ func (s *Service) route(ctx context.Context, data []byte) ([]stream.Message, err
 }
 
 // deliver returns events, then a delivery of fw of kind to every recipient
-// of d, then the queued events (base with each recipient).
+// of d, then the queued events (base with each recipient). The queued
+// events are marked Last: a queued event says that its delivery is in the
+// recipient's queue, so it is stored only once the delivery is. Before,
+// both went out in one round, and a reader of the queued event (the
+// status, the attachments stage) could act before the delivery existed.
 func (s *Service) deliver(events []event.Event, base event.Event, d *jurisdiction.Decision, fw delivery.Forwarded, kind string) ([]stream.Message, error) {
 	var out, queued []stream.Message
 	for _, e := range events {
@@ -190,6 +194,7 @@ func (s *Service) deliver(events []event.Event, base event.Event, d *jurisdictio
 		if err != nil {
 			return nil, poison(err)
 		}
+		qm.Last = true
 		queued = append(queued, qm)
 	}
 	return append(out, queued...), nil

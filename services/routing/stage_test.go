@@ -44,7 +44,7 @@ func forwarded(t *testing.T, m stream.Message) (*delivery.Delivery, delivery.For
 
 // TestRouteNotice: a notice about an offence in DE by a suspect in FR goes
 // to both authorities, each told of the other, with accepted and decided
-// first and the queued events last; routing it again gives the same
+// first and the queued events last, stored after the deliveries; routing it again gives the same
 // messages (a crash between storing and acking is a no-op).
 func TestRouteNotice(t *testing.T) {
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -67,6 +67,13 @@ func TestRouteNotice(t *testing.T) {
 	}
 	if !slices.Equal(subjects, want) {
 		t.Fatalf("outputs:\n got %q\nwant %q", subjects, want)
+	}
+	// A queued event is stored only after the deliveries: it says that
+	// its delivery is in the queue.
+	for i, m := range out {
+		if m.Last != (i >= 4) {
+			t.Errorf("output %s: Last %v", m.Subject, m.Last)
+		}
 	}
 	for _, m := range out[2:4] {
 		d, fw := forwarded(t, m)

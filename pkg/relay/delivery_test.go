@@ -346,23 +346,9 @@ func TestUrgentFirstOnEveryPath(t *testing.T) {
 	for i, urgent := range []bool{false, false, true} {
 		ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("ORDER-%d", i), urgent, "FR", "DE", "")))
 	}
-	// Queued means stored in the recipient's queue: every recipient has
-	// its queued event, which routing stores after the delivery. (The
-	// status "routed" comes with the decision, before the deliveries.)
-	relaytest.Eventually(t, wait, "all queued", func() bool {
-		for _, id := range ids {
-			rs, _ := r.Status("examplenet", id)["recipients"].([]any)
-			if len(rs) != 2 {
-				return false
-			}
-			for _, rc := range rs {
-				if rc.(map[string]any)["queued_at"] == nil {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	// Wait for every recipient's queued event, which routing stores after
+	// the delivery ("routed" comes with the decision, before it).
+	r.QueuedUntil("examplenet", wait, ids...)
 	// NATS pull, as fr-police (embedded server without auth here; the
 	// permissions are TestShippedNATSPermissions').
 	out := t.TempDir()

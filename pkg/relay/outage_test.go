@@ -96,7 +96,8 @@ func want503(t *testing.T, what string, limit time.Duration, do func() *relaytes
 func readyz(r *relaytest.Relay) int { return r.Do("GET", "/readyz", "", nil).Status }
 
 // submitRouted submits one urgent and n normal notices for at-police and
-// waits until each is routed, so that they wait in its queue; the urgent
+// waits until each is queued (not just routed: decided), so that they
+// wait in its queue; the urgent
 // one's id comes first.
 func submitRouted(t *testing.T, r *relaytest.Relay, ref string, n int) []string {
 	t.Helper()
@@ -104,14 +105,7 @@ func submitRouted(t *testing.T, r *relaytest.Relay, ref string, n int) []string 
 	for i := range n {
 		ids = append(ids, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("%s-%d", ref, i), false, "AT", "", "")))
 	}
-	relaytest.Eventually(t, 20*time.Second, "every notice routed", func() bool {
-		for _, id := range ids {
-			if r.Status("examplenet", id)["status"] != "routed" {
-				return false
-			}
-		}
-		return true
-	})
+	r.QueuedUntil("examplenet", 20*time.Second, ids...)
 	return ids
 }
 

@@ -54,6 +54,11 @@ func markedLife(t *testing.T, r *relaytest.Relay, ref string) (string, []string)
 	}
 	r.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:examplenet", map[string]string{"reason": "MARKREASONX"})
 	relaytest.Eventually(t, wait, "withdrawn", func() bool { return r.Status("examplenet", id)["status"] == "withdrawn" })
+	// The whole life: the withdrawn event comes before the queued events
+	// of the three withdrawal deliveries.
+	relaytest.Eventually(t, wait, "three withdrawal deliveries queued", func() bool {
+		return r.Events("nr.event.*.queued.*.withdrawal") == 3
+	})
 	return id, append(markers, id, "MARKREASONX")
 }
 

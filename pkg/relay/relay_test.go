@@ -175,15 +175,10 @@ func TestUrgentBeforeNormal(t *testing.T) {
 	for i := range 3 {
 		urgent = append(urgent, r.Submit("examplenet", relaytest.Notice(fmt.Sprintf("U-%d", i), true, "NL", "", "")))
 	}
-	// Wait until all eight are queued, without leasing any.
-	relaytest.Eventually(t, wait, "eight queued", func() bool {
-		for _, id := range append(slices.Clone(normal), urgent...) {
-			if r.Status("examplenet", id)["status"] != "routed" {
-				return false
-			}
-		}
-		return true
-	})
+	// Wait until all eight are queued, without leasing any: every
+	// recipient's queued event, stored after its delivery ("routed" comes
+	// with the decision, before it).
+	r.QueuedUntil("examplenet", wait, append(slices.Clone(normal), urgent...)...)
 	ds := r.Inbox("nl-police", 4)
 	if len(ds) != 4 {
 		t.Fatalf("got %d", len(ds))

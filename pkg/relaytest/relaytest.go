@@ -19,12 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relay"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // Relay is a relay under test.
@@ -304,6 +306,56 @@ func (r *Relay) Status(platform, id string) map[string]any {
 		r.T.Fatalf("status of %s: %s", id, resp)
 	}
 	return resp.Map()
+}
+
+// Queued reports whether the platform's notice has every recipient's
+// delivery in its queue: decided, and a queued event (which routing stores
+// only after the delivery) for each recipient. The status "routed" alone
+// comes with the decision, before any delivery is stored.
+func (r *Relay) Queued(platform, id string) bool {
+	r.T.Helper()
+	rs, _ := r.Status(platform, id)["recipients"].([]any)
+	for _, rc := range rs {
+		if m, _ := rc.(map[string]any); m["queued_at"] == nil {
+			return false
+		}
+	}
+	return len(rs) > 0
+}
+
+// QueuedUntil waits up to d until every notice of the platform is Queued.
+func (r *Relay) QueuedUntil(platform string, d time.Duration, ids ...string) {
+	r.T.Helper()
+	Eventually(r.T, d, fmt.Sprintf("%d notices of %s in their recipients' queues", len(ids), platform), func() bool {
+		for _, id := range ids {
+			if !r.Queued(platform, id) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Events returns how many subjects of the event stream match filter (each
+// event has a subject of its own), e.g. "nr.event.*.queued.*.withdrawal";
+// -1 when the stream cannot be read now.
+func (r *Relay) Events(filter string) int {
+	r.T.Helper()
+	js, err := jetstream.New(r.Conn())
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream.Events)
+	if err != nil {
+		return -1
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return -1
+	}
+	return len(info.State.Subjects)
 }
 
 // Buffer is a bytes.Buffer safe for a writer and a reader in different

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -52,19 +50,7 @@ func TestAuditPageInBrowser(t *testing.T) {
 		}
 		return body
 	}
-	shot := func(name string) {
-		dir := os.Getenv("NR_SCREENSHOTS")
-		if dir == "" {
-			return
-		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shot := func(name string) { relaytest.Screenshot(t, ctx, name) }
 	for _, bad := range []string{"not-a-token", r.Tokens["platform:examplenet"], r.Tokens["authority:de-bka"]} {
 		if body := signIn(bad); !strings.Contains(body, "not an auditor token") || strings.Contains(body, "data-intact") {
 			t.Fatalf("signed in with %q:\n%.400s", bad, body)

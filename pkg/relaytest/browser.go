@@ -4,9 +4,12 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -82,4 +85,28 @@ func Get[T any](t testing.TB, ctx context.Context, what string, a chromedp.Actio
 func JS[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()
 	return Get(t, ctx, "evaluating "+expr, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// Screenshot saves a full-page PNG of the page as dir/name when
+// $NR_SCREENSHOTS names a dir (docs/img is made so, e.g.
+// NR_SCREENSHOTS=$PWD/docs/img go test ./services/portal); else it does
+// nothing.
+func Screenshot(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("NR_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png := Get(t, ctx, "screenshot", chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ClearCookies removes every cookie of the browser.
+func ClearCookies() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
+		return err
+	})
 }

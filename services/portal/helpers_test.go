@@ -2,15 +2,10 @@ package portal_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -73,28 +68,11 @@ func mark(t *testing.T, ctx context.Context) {
 	js[bool](t, ctx, "(() => { window.__portalMark = true; return true })()")
 }
 
-func clearCookies() chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
-		return err
-	})
-}
+// clearCookies removes every cookie of the browser.
+func clearCookies() chromedp.Action[chromedp.Void] { return relaytest.ClearCookies() }
 
-// screenshot saves a full-page PNG under $NR_SCREENSHOTS, when it is set
-// (docs/img is made so: NR_SCREENSHOTS=$PWD/docs/img go test ./services/portal).
+// screenshot saves a full-page PNG under $NR_SCREENSHOTS, when it is set.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv("NR_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	c, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	relaytest.Screenshot(t, ctx, name)
 }

@@ -202,23 +202,10 @@ func setCookie(base, name, value string) chromedp.Action[chromedp.Void] {
 }
 
 // clearCookies removes every cookie of the browser.
-func clearCookies() chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, network.ClearBrowserCookies, cdp.Empty{})
-		return err
-	})
-}
+func clearCookies() chromedp.Action[chromedp.Void] { return relaytest.ClearCookies() }
 
-// screenshot saves a full-page PNG under $NR_SCREENSHOTS, when it is set
-// (docs/img is made this way: NR_SCREENSHOTS=$PWD/docs/img go test ./services/station).
+// screenshot saves a full-page PNG under $NR_SCREENSHOTS, when it is set.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv("NR_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png := get(t, ctx, "screenshot", chromedp.FullScreenshot(100))
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	relaytest.Screenshot(t, ctx, name)
 }

@@ -72,12 +72,28 @@ type Limits struct {
 // white space. It fails with one error: at "" for a body that is empty, not
 // UTF-8, not JSON, nested too deeply or over the value budget; at the
 // array's path for an array with too many items.
+//
+// It reads the body twice: first it only checks it and counts, allocating
+// nothing per value, so that a body it refuses costs a scan of its first
+// bytes up to the problem and no garbage; then it builds the tree into two
+// slices of exactly the size counted.
 func Parse(body []byte, lim Limits) (Value, *FieldError) {
 	if !utf8.Valid(body) {
 		return Value{}, &FieldError{"", fmt.Sprintf("is not valid UTF-8 (at byte %d)", invalidUTF8At(body))}
 	}
-	// Values are copied out of the body: the caller may reuse it at once.
 	p := parser{body: body, lim: lim}
+	if _, fe := p.parse(); fe != nil {
+		return Value{}, fe
+	}
+	// Values are copied out of the body: the caller may reuse it at once.
+	p.build = true
+	p.items, p.members = make([]Value, p.nItems), make([]Member, p.nMembers)
+	p.pos, p.values, p.next = 0, 0, 0
+	return p.parse()
+}
+
+// parse is one pass over the body.
+func (p *parser) parse() (Value, *FieldError) {
 	p.space()
 	if p.pos == len(p.body) {
 		return Value{}, &FieldError{"", "is empty; want a JSON object"}
@@ -107,10 +123,15 @@ func invalidUTF8At(b []byte) int {
 }
 
 type pathElem struct {
-	key   string
-	index int // -1 for a key
+	// key is an object's key as it stands in the body, quoted; index is
+	// -1 for a key.
+	key   []byte
+	index int
 }
 
+// parser is one parse of a body: a checking pass (build false) that
+// counts the values and the size of every array and object, then a
+// building pass.
 type parser struct {
 	body   []byte
 	pos    int
@@ -118,6 +139,34 @@ type parser struct {
 	values int
 	path   []pathElem
 	err    *FieldError
+
+	build bool
+	// sizes are the numbers of items or members of every array and
+	// object, in the order they open; next is the next to open while
+	// building.
+	sizes []int32
+	next  int
+	// nItems and nMembers are the totals of sizes; items and members are
+	// what is left of the slices the building pass takes them from.
+	nItems, nMembers int
+	items            []Value
+	members          []Member
+}
+
+// open is the index in p.sizes of the array or object that opens now.
+func (p *parser) open() int {
+	if p.build {
+		p.next++
+		return p.next - 1
+	}
+	if len(p.sizes) == cap(p.sizes) {
+		// Doubling, up to one per value of the budget: append grows
+		// large slices by a quarter, which allocates about five times
+		// the final size on the way.
+		p.sizes = append(make([]int32, 0, min(2*cap(p.sizes)+64, p.lim.MaxValues)), p.sizes...)
+	}
+	p.sizes = append(p.sizes, 0)
+	return len(p.sizes) - 1
 }
 
 func (p *parser) space() {
@@ -143,12 +192,21 @@ func (p *parser) here() string {
 	path := ""
 	for _, e := range p.path {
 		if e.index < 0 {
-			path = JoinKey(path, e.key)
+			path = JoinKey(path, unquote(e.key))
 		} else {
 			path = Index(path, e.index)
 		}
 	}
 	return path
+}
+
+// unquote returns the text of a valid JSON string literal.
+func unquote(lit []byte) string {
+	var s string
+	if err := json.Unmarshal(lit, &s); err != nil {
+		return string(lit)
+	}
+	return s
 }
 
 func (p *parser) value(depth int) (Value, bool) {
@@ -186,38 +244,50 @@ func (p *parser) value(depth int) (Value, bool) {
 func (p *parser) object(depth int) (Value, bool) {
 	p.pos++
 	v := Value{Kind: Object}
+	slot := p.open()
+	if p.build {
+		n := p.sizes[slot]
+		v.Members, p.members = p.members[:0:n], p.members[n:]
+	}
 	p.space()
 	if p.peek() == '}' {
 		p.pos++
 		return v, true
 	}
-	for {
+	for n := 1; ; n++ {
 		p.space()
 		if p.peek() != '"' {
 			return p.syntax()
 		}
+		start := p.pos
 		key, ok := p.str()
 		if !ok {
 			return Value{}, false
 		}
+		p.path = append(p.path, pathElem{key: p.body[start:p.pos], index: -1})
 		p.space()
 		if p.peek() != ':' {
 			return p.syntax()
 		}
 		p.pos++
-		p.path = append(p.path, pathElem{key: key, index: -1})
 		val, ok := p.value(depth + 1)
 		p.path = p.path[:len(p.path)-1]
 		if !ok {
 			return Value{}, false
 		}
-		v.Members = appendDoubling(v.Members, Member{key, val})
+		if p.build {
+			v.Members = append(v.Members, Member{key, val})
+		}
 		p.space()
 		switch p.peek() {
 		case ',':
 			p.pos++
 		case '}':
 			p.pos++
+			if !p.build {
+				p.sizes[slot] = int32(n)
+				p.nMembers += n
+			}
 			return v, true
 		default:
 			return p.syntax()
@@ -228,6 +298,11 @@ func (p *parser) object(depth int) (Value, bool) {
 func (p *parser) array(depth int) (Value, bool) {
 	p.pos++
 	v := Value{Kind: Array}
+	slot := p.open()
+	if p.build {
+		n := p.sizes[slot]
+		v.Items, p.items = p.items[:0:n], p.items[n:]
+	}
 	p.space()
 	if p.peek() == ']' {
 		p.pos++
@@ -244,13 +319,19 @@ func (p *parser) array(depth int) (Value, bool) {
 		if !ok {
 			return Value{}, false
 		}
-		v.Items = appendDoubling(v.Items, item)
+		if p.build {
+			v.Items = append(v.Items, item)
+		}
 		p.space()
 		switch p.peek() {
 		case ',':
 			p.pos++
 		case ']':
 			p.pos++
+			if !p.build {
+				p.sizes[slot] = int32(i + 1)
+				p.nItems += i + 1
+			}
 			return v, true
 		default:
 			return p.syntax()
@@ -258,21 +339,10 @@ func (p *parser) array(depth int) (Value, bool) {
 	}
 }
 
-// appendDoubling appends x, doubling the capacity when it is full: append
-// grows large slices by a quarter, which allocates about five times the
-// final size on the way; doubling allocates at most twice.
-func appendDoubling[T any](s []T, x T) []T {
-	if len(s) == cap(s) {
-		grown := make([]T, len(s), 2*len(s)+4)
-		copy(grown, s)
-		s = grown
-	}
-	return append(s, x)
-}
-
-// str parses the string at p.pos. A string without escapes is a slice of
-// the body; one with escapes is unquoted by encoding/json, so that escapes
-// mean exactly what they mean everywhere else in Go.
+// str parses the string at p.pos. A string without escapes is a copy of
+// a slice of the body; one with escapes is unquoted by encoding/json, so
+// that escapes mean exactly what they mean everywhere else in Go. While
+// checking, it returns "" and builds nothing.
 func (p *parser) str() (string, bool) {
 	start := p.pos
 	escaped := false
@@ -280,8 +350,18 @@ func (p *parser) str() (string, bool) {
 		switch c := p.body[p.pos]; {
 		case c == '"':
 			p.pos++
-			if !escaped {
+			switch {
+			case !escaped && p.build:
 				return string(p.body[start+1 : p.pos-1]), true
+			case !escaped:
+				return "", true
+			case !p.build:
+				if !json.Valid(p.body[start:p.pos]) {
+					p.pos = start
+					p.syntax()
+					return "", false
+				}
+				return "", true
 			}
 			var s string
 			if err := json.Unmarshal(p.body[start:p.pos], &s); err != nil {
@@ -354,6 +434,9 @@ func (p *parser) number() (Value, bool) {
 		if digits() == 0 {
 			return p.syntax()
 		}
+	}
+	if !p.build {
+		return Value{Kind: Number}, true
 	}
 	return Value{Kind: Number, Text: string(p.body[start:p.pos])}, true
 }

@@ -265,9 +265,20 @@ func TestBenchThroughKill(t *testing.T) {
 type devProcess struct {
 	t                    *testing.T
 	bin, cfg, data, base string
+	// env is added to the relay's environment, stderr takes its log
+	// (nil: discarded).
+	env    []string
+	stderr io.Writer
 }
 
 func newDev(t *testing.T, authorities map[string]string) *devProcess {
+	t.Helper()
+	return newDevPlatforms(t, authorities, "p1", "p2")
+}
+
+// newDevPlatforms is newDev with the platforms given (token
+// platform-token-<id>-xxxx each).
+func newDevPlatforms(t *testing.T, authorities map[string]string, platforms ...string) *devProcess {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
@@ -275,7 +286,7 @@ func newDev(t *testing.T, authorities map[string]string) *devProcess {
 		base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "inbox:\n  lease: 3s\nhttp:\n  listen: 127.0.0.1:%d\nplatforms:\n", port)
-	for _, p := range []string{"p1", "p2"} {
+	for _, p := range platforms {
 		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    tokens: [\"platform-token-%s-xxxx\"]\n    establishment: IE\n", p, p, p)
 	}
 	b.WriteString("authorities:\n")
@@ -293,6 +304,12 @@ func (d *devProcess) start() *exec.Cmd {
 	d.t.Helper()
 	cmd := exec.Command(d.bin, "dev", "--config", d.cfg, "--data", d.data)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if d.stderr != nil {
+		cmd.Stderr = d.stderr
+	}
+	if d.env != nil {
+		cmd.Env = append(os.Environ(), d.env...)
+	}
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -356,8 +373,12 @@ func buildRelay(t *testing.T) string {
 	return relayBinary.path
 }
 
-// TestMain removes the binary the tests built.
+// TestMain removes the binary the tests built. With NR_HOSTILE_ATTACK set,
+// the test binary is TestHostileLoad's attacking process instead.
 func TestMain(m *testing.M) {
+	if base := os.Getenv(attackEnv); base != "" {
+		os.Exit(runAttack(base))
+	}
 	code := m.Run()
 	if relayBinary.path != "" {
 		_ = os.RemoveAll(filepath.Dir(relayBinary.path))

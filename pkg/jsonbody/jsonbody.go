@@ -355,16 +355,7 @@ func (p *parser) str() (string, bool) {
 				return string(p.body[start+1 : p.pos-1]), true
 			case !escaped:
 				return "", true
-			case !p.build:
-				if !json.Valid(p.body[start:p.pos]) {
-					p.pos = start
-					p.syntax()
-					return "", false
-				}
-				return "", true
-			}
-			var s string
-			if err := json.Unmarshal(p.body[start:p.pos], &s); err != nil {
+			case !json.Valid(p.body[start:p.pos]):
 				p.pos = start
 				p.syntax()
 				return "", false
@@ -373,6 +364,15 @@ func (p *parser) str() (string, bool) {
 				// encoding/json would put U+FFFD in its place: text that
 				// differs from what was sent.
 				p.err = &FieldError{p.here(), fmt.Sprintf(MsgSurrogate, u)}
+				return "", false
+			}
+			if !p.build {
+				return "", true
+			}
+			var s string
+			if err := json.Unmarshal(p.body[start:p.pos], &s); err != nil {
+				p.pos = start
+				p.syntax()
 				return "", false
 			}
 			return s, true

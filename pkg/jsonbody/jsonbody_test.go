@@ -32,6 +32,10 @@ func TestParseLimits(t *testing.T) {
 		{"lone low surrogate", `{"s": "\uDC00"}`, "s", `holds \uDC00, half`},
 		{"high surrogate at the end", `{"s": "x\ud83d"}`, "s", `holds \ud83d, half`},
 		{"two high surrogates", `{"s": "\ud83d\ud83d\ude00"}`, "s", `holds \ud83d, half`},
+		// The first problem is the one reported, though the checking
+		// pass would meet a later one of another kind.
+		{"surrogate before too many items", `{"s": "\udc00", "t": [` + strings.Repeat("0,", 100) + `0]}`, "s", `holds \udc00, half`},
+		{"too many items before a surrogate", `{"t": [` + strings.Repeat("0,", 100) + `0], "s": "\udc00"}`, "t", "must have at most 100 items"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, fe := Parse([]byte(tc.body), testLimits)

@@ -14,7 +14,10 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
@@ -116,6 +119,8 @@ type reqState struct {
 	session Session
 	user    *Account
 	csrf    string
+	// multipart is the rest of a multipart form, after its token.
+	multipart *multipart.Reader
 }
 
 func (a *App) product() string {
@@ -212,6 +217,19 @@ func (a *App) Handler(routes *http.ServeMux) http.Handler {
 			}
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && isMultipart(r) {
+			// A file upload streams: its token is its first part, read
+			// before any byte of the file, and the route reads the rest
+			// from Multipart(r).
+			mr, err := csrfPart(r, st.csrf)
+			if err != nil {
+				a.Error(w, r, http.StatusForbidden, "The form was refused: its security token is missing or stale. Reload the page and try again.")
+				return
+			}
+			st.multipart = mr
+			routes.ServeHTTP(w, r)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if err := r.ParseForm(); err != nil {
 				a.Error(w, r, http.StatusBadRequest, "The form could not be read.")
@@ -247,6 +265,42 @@ func state(r *http.Request) *reqState {
 	}
 	return &reqState{}
 }
+
+// isMultipart reports whether r's body is a multipart/form-data form.
+func isMultipart(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "multipart/form-data"
+}
+
+// csrfPart reads the first part of a multipart form, which must be the
+// field csrf holding token, and returns the reader of the other parts.
+func csrfPart(r *http.Request, token string) (*multipart.Reader, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, err
+	}
+	p, err := mr.NextPart()
+	if err != nil {
+		return nil, err
+	}
+	if p.FormName() != "csrf" || p.FileName() != "" {
+		return nil, fmt.Errorf("the first part is %q, not the token", p.FormName())
+	}
+	got, err := io.ReadAll(io.LimitReader(p, 64))
+	if err != nil {
+		return nil, err
+	}
+	if token == "" || subtle.ConstantTimeCompare(got, []byte(token)) != 1 {
+		return nil, fmt.Errorf("a wrong token")
+	}
+	return mr, nil
+}
+
+// Multipart returns the parts of a multipart/form-data request after its
+// CSRF token, which Handler has checked; nil for any other request. A
+// form that uploads files puts its csrf field first, so that the token is
+// checked before a byte of a file is read.
+func Multipart(r *http.Request) *multipart.Reader { return state(r).multipart }
 
 // User returns the signed-in user of a request, or nil.
 func User(r *http.Request) *Account { return state(r).user }

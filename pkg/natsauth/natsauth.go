@@ -69,7 +69,7 @@ func ServicePermissions() map[string][]string {
 	// Every process ensures the streams at start.
 	var common []string
 	common = append(common, "$JS.API.INFO")
-	names := []string{"KV_" + stream.StatusBucket, "KV_" + stream.KeysBucket}
+	names := []string{"KV_" + stream.StatusBucket, "KV_" + stream.KeysBucket, "KV_" + stream.ReadBucket}
 	for _, s := range (stream.Topology{}).Streams() {
 		names = append(names, s.Name)
 	}
@@ -120,19 +120,24 @@ func ServicePermissions() map[string][]string {
 		"escalation": append(append([]string{events, deliveries, dead},
 			consumerAPI(stream.Events, stream.EscalationConsumer)...), directGet(stream.Events, stream.Notices, stream.Deliveries)...),
 	}
-	// The portal runs with intake, status and messages, whose handlers it
-	// calls, and follows the status projection with an ordered consumer.
+	// The portal runs with intake, status, messages and attachments, whose
+	// handlers it calls; it follows the status projection, the messages
+	// sent to platforms (events) and its read marks with ordered
+	// consumers, and writes the read marks.
 	var portal []string
-	for _, s := range []string{"intake", "status", "messages"} {
+	for _, s := range []string{"intake", "status", "messages", "attachments"} {
 		for _, p := range perms[s] {
 			if !slices.Contains(portal, p) {
 				portal = append(portal, p)
 			}
 		}
 	}
-	kv := "KV_" + stream.StatusBucket
-	perms["portal"] = append(portal, "$JS.API.CONSUMER.CREATE."+kv, "$JS.API.CONSUMER.CREATE."+kv+".>",
-		"$JS.API.CONSUMER.DELETE."+kv+".>", "$JS.API.CONSUMER.INFO."+kv+".>", "$JS.FC."+kv+".>")
+	for _, s := range []string{"KV_" + stream.StatusBucket, "KV_" + stream.ReadBucket, stream.Events} {
+		portal = append(portal, "$JS.API.CONSUMER.CREATE."+s, "$JS.API.CONSUMER.CREATE."+s+".>",
+			"$JS.API.CONSUMER.DELETE."+s+".>", "$JS.API.CONSUMER.INFO."+s+".>", "$JS.FC."+s+".>")
+	}
+	perms["portal"] = append(append(portal, "$JS.API.CONSUMER.MSG.NEXT."+stream.Events+".>", "$KV."+stream.ReadBucket+".>"),
+		directGet("KV_"+stream.ReadBucket)...)
 	for k, v := range perms {
 		perms[k] = append(append([]string{}, common...), v...)
 	}

@@ -41,9 +41,10 @@ var modules = []moduleDef{
 	{messages.Name, "messages between authorities and platforms", func(e *module.Env) module.Service { return messages.New(e) }, nil},
 	{attachments.Name, "evidence files: upload, one delivery per recipient, download", func(e *module.Env) module.Service { return attachments.New(e) }, nil},
 	{audit.Name, "signed checkpoints of the audit log and its proofs", func(e *module.Env) module.Service { return audit.New(e) }, nil},
-	// The portal calls the handlers of intake, status and messages in-process.
+	// The portal calls the handlers of intake, status, messages and
+	// attachments in-process.
 	{portal.Name, "the platforms' web portal under /portal/", func(e *module.Env) module.Service { return portal.New(e) },
-		[]string{intake.Name, status.Name, messages.Name}},
+		[]string{intake.Name, status.Name, messages.Name, attachments.Name}},
 }
 
 // ServiceNames lists the names `serve --services` accepts.

@@ -32,7 +32,11 @@ const (
 	// KeysBucket holds the pseudonym key, under PseudonymKey, when the
 	// configuration names no key file, so that every process of a `serve`
 	// deployment agrees on it.
-	KeysBucket   = "NR_RELAY_KEYS"
+	KeysBucket = "NR_RELAY_KEYS"
+	// ReadBucket holds, per platform and notice, the ids of the
+	// authorities' messages that a person of the platform has seen in the
+	// portal (no personal data; each key expires with retention.notices).
+	ReadBucket   = "NR_PORTAL_READ"
 	PseudonymKey = "pseudonym"
 	// Checkpoints holds the audit log's signed checkpoints, in order, never
 	// deleted (see pkg/auditlog).
@@ -329,7 +333,28 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	read := jetstream.KeyValueConfig{
+		Bucket:       ReadBucket,
+		Description:  "the portal's read marks: which authorities' messages a platform has seen",
+		History:      1,
+		TTL:          t.Retention,
+		MaxValueSize: 256 << 10,
+		Storage:      jetstream.FileStorage,
+		Replicas:     t.Replicas,
+	}
+	return retry(ctx, func(ctx context.Context) error {
+		_, err := js.CreateKeyValue(ctx, read)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			_, err = js.UpdateKeyValue(ctx, read)
+		}
+		if err != nil {
+			return fmt.Errorf("creating bucket %s: %w", ReadBucket, err)
+		}
+		return nil
+	})
 }
 
 // ensureAttempt is how long one step of Ensure waits for an answer before

@@ -32,6 +32,7 @@ func TestPortalInBrowser(t *testing.T) {
 		Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
 		Config: func(c *config.Config) {
 			c.Platforms[0].Users = []config.User{{ID: "alice", Name: "Alice Example", Password: hash}}
+			c.Limits.AttachmentBytes, c.Limits.AttachmentsPerNotice = fileLimit, 2
 		}})
 	ctx := relaytest.Browser(t)
 	base := r.URL + "/portal"
@@ -142,6 +143,7 @@ func TestPortalInBrowser(t *testing.T) {
 
 	// The authorities acknowledge it; the page follows without a reload.
 	mark(t, ctx)
+	var deDelivery string // de-bka's delivery of the notice, to write about it
 	for _, a := range []string{"de-bka", "ro-police"} {
 		ds := r.InboxUntil(a, 1, 30*time.Second)
 		if got := ds[0].Notice["occurred_at"]; got != "2026-11-20T14:03:00+01:00" {
@@ -151,6 +153,7 @@ func TestPortalInBrowser(t *testing.T) {
 			t.Fatalf("ack by %s: %d", a, code)
 		}
 		if a == "de-bka" {
+			deDelivery = ds[0].ID
 			msg := r.Do("POST", "/v1/inbox/"+ds[0].ID+"/messages", "authority:de-bka",
 				map[string]any{"kind": "request_information", "text": "Please send the chat log of jobs4you."})
 			if msg.Status != http.StatusCreated {
@@ -166,12 +169,14 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatalf("de-bka's status: %q", got)
 	}
 
+	// The message is unread in the list until someone opens the notice.
+	base = readAndFiles(t, ctx, r, base, id, deDelivery)
+
 	// The message is read and answered.
 	open(t, ctx, base+"/notices/"+id, "#thread-de-bka")
 	if got := text(t, ctx, "#thread-de-bka .messages"); !strings.Contains(got, "Please send the chat log of jobs4you.") {
 		t.Fatalf("de-bka's thread: %q", got)
 	}
-	screenshot(t, ctx, "portal-notice.png")
 	set(t, ctx, "#reply-de-bka", "The chat log is attached to our follow-up.")
 	click(t, ctx, "#thread-de-bka form.reply button")
 	waitFor(t, ctx, "the answer in the thread", q("#thread-de-bka .from-platform"))
@@ -181,8 +186,8 @@ func TestPortalInBrowser(t *testing.T) {
 	if err := r.Do("GET", "/v1/notices/"+id+"/messages", "platform:examplenet", nil).JSON(&th); err != nil {
 		t.Fatal(err)
 	}
-	if len(th.Messages) != 2 || th.Messages[1].From != "platform" || th.Messages[1].To != "de-bka" ||
-		th.Messages[1].Text != "The chat log is attached to our follow-up." {
+	if n := len(th.Messages); n != 4 || th.Messages[n-1].From != "platform" || th.Messages[n-1].To != "de-bka" ||
+		th.Messages[n-1].Text != "The chat log is attached to our follow-up." {
 		t.Fatalf("the thread through the API: %+v", th.Messages)
 	}
 
@@ -229,6 +234,14 @@ func TestPortalInBrowser(t *testing.T) {
 	set(t, ctx, "#reason", "Sent by mistake: the account is a test account.")
 	click(t, ctx, "#withdraw-form button")
 	waitFor(t, ctx, "withdrawn", q("#withdrawn"))
+	if js[bool](t, ctx, q("#upload-form")+" !== null") {
+		t.Fatal("a withdrawn notice's page offers to upload a file")
+	}
+	// A withdrawn notice takes no file: the attachments service's 409.
+	if got := postFile(t, ctx, base+"/notices/"+id+"/attachments", "late.txt", "sent too late", true); got.Status != http.StatusConflict ||
+		!strings.Contains(got.Text, "notice was withdrawn: it takes no new attachments") {
+		t.Fatalf("a file for a withdrawn notice: %d %s", got.Status, pageError(got.Text))
+	}
 	relaytest.Eventually(t, 30*time.Second, "the withdrawal delivered to de-bka", func() bool {
 		for _, d := range r.Inbox("de-bka", 10) {
 			if d.Type == "withdrawal" && d.NoticeID == id {

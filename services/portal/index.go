@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -20,6 +21,11 @@ import (
 type row struct {
 	ID, Reference, ReceivedAt, Status, Priority string
 	Recipients                                  int
+	// Unread counts the authorities' messages no one of the platform has
+	// seen.
+	Unread int
+	// pseudonym names the notice in events.
+	pseudonym string
 }
 
 // index is every platform's notices, newest first, followed from the
@@ -30,9 +36,29 @@ type index struct {
 	byPlatform map[string]map[string]row
 	// ready is closed once the bucket's values at start are all read.
 	ready chan struct{}
+	// u is what the platforms have read of the authorities' messages.
+	u         unread
+	reads     jetstream.KeyValue
+	env       *module.Env
+	retention time.Duration
 }
 
+func (ix *index) now() time.Time { return ix.env.Now() }
+
 func startIndex(ctx context.Context, env *module.Env, wg *sync.WaitGroup) (*index, error) {
+	ix := &index{byPlatform: map[string]map[string]row{}, ready: make(chan struct{}), env: env,
+		retention: time.Duration(env.Config.Retention.Notices),
+		u:         unread{sent: map[string]map[string]time.Time{}, read: map[string]map[string]bool{}}}
+	var err error
+	if ix.reads, err = env.JS.KeyValue(ctx, stream.ReadBucket); err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	if err := ix.followReads(ctx, ix.reads, env, wg); err != nil {
+		return nil, err
+	}
+	if err := ix.followMessages(ctx, env, wg); err != nil {
+		return nil, err
+	}
 	kv, err := env.JS.KeyValue(ctx, stream.StatusBucket)
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
@@ -41,7 +67,6 @@ func startIndex(ctx context.Context, env *module.Env, wg *sync.WaitGroup) (*inde
 	if err != nil {
 		return nil, fmt.Errorf("portal: following %s: %w", stream.StatusBucket, err)
 	}
-	ix := &index{byPlatform: map[string]map[string]row{}, ready: make(chan struct{})}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -87,8 +112,12 @@ func (ix *index) put(p *status.Projection) {
 		m = map[string]row{}
 		ix.byPlatform[p.Platform] = m
 	}
+	ps := m[p.ID].pseudonym
+	if ps == "" {
+		ps = ix.env.Pseudonyms.Notice(p.ID)
+	}
 	m[p.ID] = row{ID: p.ID, Reference: p.Reference, ReceivedAt: p.ReceivedAt, Status: v.Status, Priority: p.Priority,
-		Recipients: len(p.Recipients)}
+		Recipients: len(p.Recipients), pseudonym: ps}
 }
 
 // list returns a platform's notices, newest first.
@@ -99,6 +128,9 @@ func (ix *index) list(platform string) []row {
 		out = append(out, r)
 	}
 	ix.mu.RUnlock()
+	for i := range out {
+		out[i].Unread = ix.unread(platform, out[i].ID, out[i].pseudonym)
+	}
 	slices.SortFunc(out, func(a, b row) int {
 		if c := strings.Compare(b.ReceivedAt, a.ReceivedAt); c != 0 {
 			return c

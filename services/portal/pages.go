@@ -8,10 +8,13 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"go.uber.org/zap"
 
+	"github.com/noticerelay/noticerelay/pkg/attachment"
 	"github.com/noticerelay/noticerelay/pkg/country"
 	"github.com/noticerelay/noticerelay/pkg/message"
 	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/services/attachments"
 	"github.com/noticerelay/noticerelay/services/status"
 )
 
@@ -155,7 +158,44 @@ type noticeView struct {
 	Reason, Reply, ReplyTo string
 	// Key names the reply form's message: sent twice, it is stored once.
 	Key string
+	// Files are the notice's evidence files; Relevance keeps the upload
+	// form's choice; MaxFiles and MaxBytes are the relay's limits.
+	Files     []attachments.File
+	Relevance string
+	MaxFiles  int
+	MaxBytes  int64
+	// New holds the authorities' messages that no one of the platform had
+	// seen before this page showed them; Unread counts them.
+	New    map[string]bool
+	Unread int
 }
+
+// Problems lists the errors of the page's forms, for the summary at its
+// top, each with the id of its field.
+func (v *noticeView) Problems() []problemLink {
+	var out []problemLink
+	fileID := "file"
+	if !v.TakesFiles() {
+		fileID = "file-error" // the form is not shown: its error is
+	}
+	for _, f := range []struct{ field, id, label string }{
+		{"file", fileID, "File"}, {"relevance", "relevance-reported", "What the file is"},
+		{"text", "reply-" + v.ReplyTo, "Message to " + v.ReplyTo}, {"reason", "reason", "Reason"},
+	} {
+		if m := v.Errors[f.field]; m != "" {
+			out = append(out, problemLink{ID: f.id, Label: f.label, Message: m})
+		}
+	}
+	return out
+}
+
+// TakesFiles reports whether the page offers to upload a file.
+func (v *noticeView) TakesFiles() bool {
+	return v.Notice.WithdrawnAt == "" && len(v.Files) < v.MaxFiles
+}
+
+// problemLink is one error of the summary, linked to its field.
+type problemLink struct{ ID, Label, Message string }
 
 // thread is one authority's conversation with the platform.
 type thread struct {
@@ -163,6 +203,8 @@ type thread struct {
 	Messages  []message.Message
 	// Last is the last message the authority sent, which a reply answers.
 	Last string
+	// Unread counts the authority's messages not seen before.
+	Unread int
 }
 
 // notice reads a notice's state and messages through the API: a notice
@@ -178,7 +220,8 @@ func (s *Service) notice(w http.ResponseWriter, r *http.Request) (*noticeView, b
 		s.apiError(w, r, ans)
 		return nil, false
 	}
-	v := &noticeView{Errors: map[string]string{}, Key: uuid.NewString()}
+	v := &noticeView{Errors: map[string]string{}, Key: uuid.NewString(), Relevance: attachment.Reported, New: map[string]bool{},
+		MaxFiles: s.env.Config.Limits.AttachmentsPerNotice, MaxBytes: s.env.Config.Limits.AttachmentBytes}
 	if err := json.Unmarshal(ans.Body, &v.Notice); err != nil {
 		s.app.Fail(w, r, fmt.Errorf("portal: the status answer: %w", err))
 		return nil, false
@@ -197,6 +240,19 @@ func (s *Service) notice(w http.ResponseWriter, r *http.Request) (*noticeView, b
 	}
 	if err := json.Unmarshal(ans.Body, &th); err != nil {
 		s.app.Fail(w, r, fmt.Errorf("portal: the messages answer: %w", err))
+		return nil, false
+	}
+	// The notice is the platform's (the API answered): its files and what
+	// the platform has read of its messages.
+	ctx, cancel := s.env.StoreContext(r.Context())
+	defer cancel()
+	if v.Files, err = attachments.Files(ctx, s.env.JS, s.env.Pseudonyms, v.Notice.ID); err != nil {
+		s.app.Fail(w, r, fmt.Errorf("portal: the notice's files: %w", err))
+		return nil, false
+	}
+	seen, _, err := readMarks(ctx, s.index.reads, platform(r), v.Notice.ID)
+	if err != nil {
+		s.app.Fail(w, r, err)
 		return nil, false
 	}
 	byAuthority := map[string]*thread{}
@@ -223,6 +279,11 @@ func (s *Service) notice(w http.ResponseWriter, r *http.Request) (*noticeView, b
 		t.Messages = append(t.Messages, m)
 		if m.From != message.Platform {
 			t.Last = m.ID
+			if !seen[m.ID] {
+				v.New[m.ID] = true
+				t.Unread++
+				v.Unread++
+			}
 		}
 		v.Messages++
 	}
@@ -242,6 +303,21 @@ func (s *Service) noticePage(w http.ResponseWriter, r *http.Request) {
 	v, ok := s.notice(w, r)
 	if !ok {
 		return
+	}
+	// What the page shows is read now: marked for every person of the
+	// platform, before the page goes out.
+	if len(v.New) > 0 {
+		ids := make([]string, 0, len(v.New))
+		for id := range v.New {
+			ids = append(ids, id)
+		}
+		ctx, cancel := s.env.StoreContext(r.Context())
+		err := s.index.markRead(ctx, s.index.reads, platform(r), v.Notice.ID, ids)
+		cancel()
+		if err != nil {
+			// The messages stay unread: shown as new again next time.
+			s.env.Log.Warn("portal: marking messages read", zap.Error(err))
+		}
 	}
 	s.app.Render(w, r, http.StatusOK, "notice", "Notice "+v.Notice.Reference, v)
 }
@@ -312,21 +388,31 @@ func (s *Service) reply(w http.ResponseWriter, r *http.Request) {
 // refused shows the notice's page again with the API's errors next to
 // the form's fields (field "" goes to def), keeping what was typed.
 func (s *Service) refused(w http.ResponseWriter, r *http.Request, ans *answer, def string, keep func(*noticeView)) {
-	v, ok := s.notice(w, r)
-	if !ok {
-		return
-	}
 	p := ans.problem()
+	errs := map[string]string{}
 	for _, e := range p.Errors {
 		f := e.Field
 		if f == "" {
 			f = def
 		}
-		v.Errors[f] = e.Message
+		errs[f] = e.Message
 	}
 	if len(p.Errors) == 0 {
-		v.Errors[def] = p.Detail
+		errs[def] = p.Detail
+	}
+	s.refusedWith(w, r, ans.Status, errs, keep)
+}
+
+// refusedWith shows the notice's page again with status and errs (by
+// field) next to the form's fields, keeping what was typed.
+func (s *Service) refusedWith(w http.ResponseWriter, r *http.Request, status int, errs map[string]string, keep func(*noticeView)) {
+	v, ok := s.notice(w, r)
+	if !ok {
+		return
+	}
+	for f, m := range errs {
+		v.Errors[f] = m
 	}
 	keep(v)
-	s.app.Render(w, r, ans.Status, "notice", "Notice "+v.Notice.Reference, v)
+	s.app.Render(w, r, status, "notice", "Notice "+v.Notice.Reference, v)
 }

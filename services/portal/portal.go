@@ -18,6 +18,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,7 @@ var needed = []struct{ method, path, service string }{
 	{http.MethodPost, "/v1/notices", "intake"},
 	{http.MethodGet, "/v1/notices/00000000-0000-0000-0000-000000000000", "status"},
 	{http.MethodGet, "/v1/notices/00000000-0000-0000-0000-000000000000/messages", "messages"},
+	{http.MethodPost, "/v1/notices/00000000-0000-0000-0000-000000000000/attachments", "attachments"},
 }
 
 // Start registers the portal's pages and starts its list of notices.
@@ -107,6 +109,7 @@ func (s *Service) Start(ctx context.Context) error {
 	mux.HandleFunc("GET "+Base+"/notices/{id}/status", a.Require(s.statusJSON))
 	mux.HandleFunc("POST "+Base+"/notices/{id}/withdraw", a.Require(s.withdraw))
 	mux.HandleFunc("POST "+Base+"/notices/{id}/messages", a.Require(s.reply))
+	mux.HandleFunc("POST "+Base+"/notices/{id}/attachments", a.Require(s.upload))
 	h := a.Handler(mux)
 	s.env.Mux.Handle(Base+"/", h)
 	s.env.Mux.Handle("GET "+Base, http.RedirectHandler(Base+"/", http.StatusSeeOther))
@@ -156,10 +159,23 @@ func (s *Service) signIn(r *http.Request) (*web.Account, string) {
 
 func (s *Service) nav(r *http.Request, _ *web.Account) []web.NavItem {
 	p := r.URL.Path
-	return []web.NavItem{
-		{Label: "Notices", Href: Base + "/", Current: p == Base+"/" || (strings.HasPrefix(p, Base+"/notices/") && p != Base+"/notices/new")},
-		{Label: "New notice", Href: Base + "/notices/new", Current: p == Base+"/notices/new"},
+	notices := web.NavItem{Label: "Notices", Href: Base + "/",
+		Current: p == Base+"/" || (strings.HasPrefix(p, Base+"/notices/") && p != Base+"/notices/new")}
+	unread := 0
+	for _, n := range s.index.list(platform(r)) {
+		unread += n.Unread
 	}
+	if unread > 0 {
+		notices.Badge, notices.BadgeLabel = strconv.Itoa(unread), fmt.Sprintf("%d unread message%s", unread, plural(unread))
+	}
+	return []web.NavItem{notices, {Label: "New notice", Href: Base + "/notices/new", Current: p == Base+"/notices/new"}}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // platform is the signed-in person's platform.
@@ -213,19 +229,39 @@ func (s *Service) api(r *http.Request, method, path string, body any, header htt
 			rd = bytes.NewReader(data)
 		}
 	}
+	if body != nil && header.Get("Content-Type") == "" {
+		header = header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Set("Content-Type", "application/json")
+	}
+	return s.call(nil, r, method, path, rd, -2, header)
+}
+
+// apiStream calls the relay's own handler with body streamed as it is
+// read (length -1 when unknown); the handler may set deadlines on w's
+// connection, as it does on its own requests.
+func (s *Service) apiStream(w http.ResponseWriter, r *http.Request, method, path string, body io.Reader, length int64, header http.Header) (*answer, error) {
+	return s.call(w, r, method, path, body, length, header)
+}
+
+// call serves an in-process request to the relay's handlers as the
+// signed-in person's platform; length -2 keeps what NewRequest sets.
+func (s *Service) call(w http.ResponseWriter, r *http.Request, method, path string, body io.Reader, length int64, header http.Header) (*answer, error) {
 	ctx := auth.WithPrincipal(r.Context(), auth.Principal{Role: auth.Platform, ID: platform(r)})
-	req, err := http.NewRequestWithContext(ctx, method, path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, path, body)
 	if err != nil {
 		return nil, fmt.Errorf("portal: %s %s: %w", method, path, err)
+	}
+	if length != -2 {
+		req.ContentLength = length
 	}
 	req.RemoteAddr = r.RemoteAddr
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if body != nil && req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	rec := &recorder{header: http.Header{}}
+	rec := &recorder{header: http.Header{}, w: w}
 	s.env.Mux.ServeHTTP(rec, req)
 	if rec.status == 0 {
 		rec.status = http.StatusOK
@@ -238,7 +274,13 @@ type recorder struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
+	// w is the person's request's writer, whose connection's deadlines a
+	// handler may move (http.ResponseController); nil for none.
+	w http.ResponseWriter
 }
+
+// Unwrap lets http.ResponseController reach the connection of w.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.w }
 
 func (w *recorder) Header() http.Header { return w.header }
 func (w *recorder) Write(b []byte) (int, error) {
@@ -261,6 +303,8 @@ var funcs = template.FuncMap{
 		}
 		return "a"
 	},
+	"size":   size,
+	"plural": plural,
 	"short": func(ts string) string {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {

@@ -82,3 +82,19 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   setInterval(() => { if (!document.hidden) poll(); }, 2000);
 });
+
+// A file input marked data-max-bytes says at once that a file is too
+// large, before it is sent; the server refuses it all the same.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const f of document.querySelectorAll("input[type=file][data-max-bytes]")) {
+    f.addEventListener("change", () => {
+      const max = parseInt(f.dataset.maxBytes, 10);
+      const big = Array.from(f.files).some((x) => x.size > max);
+      f.setCustomValidity(big ? "This file is larger than the relay takes (at most " + (f.dataset.maxLabel || max + " bytes") + ")." : "");
+      f.reportValidity();
+    });
+  }
+  // A summary of a form's problems takes the focus, so that it is read first.
+  const p = document.querySelector(".problems[role=alert]");
+  if (p) { p.tabIndex = -1; p.focus(); }
+});

@@ -18,6 +18,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 )
 
@@ -131,14 +132,7 @@ type Record struct {
 
 // Decode parses a stored record, refusing unknown versions.
 func Decode(data []byte) (*Record, error) {
-	var r Record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("decoding attachment record: %w", err)
-	}
-	if r.V != Version {
-		return nil, fmt.Errorf("attachment record version %d is not %d", r.V, Version)
-	}
-	return &r, nil
+	return jsonbody.DecodeStored(data, "attachment record", func(v *Record) int { return v.V }, Version)
 }
 
 // DeliveryID is the one delivery id of r for recipient.

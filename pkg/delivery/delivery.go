@@ -4,8 +4,8 @@ package delivery
 
 import (
 	"encoding/json"
-	"fmt"
 
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 )
@@ -94,14 +94,7 @@ type Withdrawal struct {
 
 // Decode parses a stored delivery, refusing unknown versions.
 func Decode(data []byte) (*Delivery, error) {
-	var d Delivery
-	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("decoding delivery: %w", err)
-	}
-	if d.V != Version {
-		return nil, fmt.Errorf("delivery version %d is not %d", d.V, Version)
-	}
-	return &d, nil
+	return jsonbody.DecodeStored(data, "delivery", func(v *Delivery) int { return v.V }, Version)
 }
 
 // CoRecipients lists the recipients of d other than except: who else

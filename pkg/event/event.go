@@ -12,6 +12,7 @@ import (
 
 	"github.com/gowebpki/jcs"
 
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
@@ -159,12 +160,5 @@ func (e *Event) Message() (stream.Message, error) {
 
 // Decode parses a stored event, refusing versions this code does not know.
 func Decode(data []byte) (*Event, error) {
-	var e Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("decoding event: %w", err)
-	}
-	if e.V != Version {
-		return nil, fmt.Errorf("event schema version %q is not %q", e.V, Version)
-	}
-	return &e, nil
+	return jsonbody.DecodeStored(data, "event", func(v *Event) string { return v.V }, Version)
 }

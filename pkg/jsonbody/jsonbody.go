@@ -569,3 +569,19 @@ func TextProblem(s string) string {
 	}
 	return ""
 }
+
+// DecodeStored parses a record the relay stored itself (what names it in
+// errors), refusing it unless its version, read by version, is want: a
+// record of a version this code does not know is never misread. Stored
+// records are the relay's own, so the decoding is json.Unmarshal's, not
+// Parse's.
+func DecodeStored[T any, V comparable](data []byte, what string, version func(*T) V, want V) (*T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", what, err)
+	}
+	if got := version(&v); got != want {
+		return nil, fmt.Errorf("%s version %v is not %v", what, got, want)
+	}
+	return &v, nil
+}

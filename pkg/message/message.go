@@ -16,6 +16,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/httpapi"
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 	"github.com/noticerelay/noticerelay/pkg/notice"
 )
 
@@ -166,14 +167,7 @@ func (r *Record) ToPlatform() bool { return r.To == Platform }
 
 // Decode parses a stored message, refusing unknown versions.
 func Decode(data []byte) (*Record, error) {
-	var r Record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("decoding message: %w", err)
-	}
-	if r.V != Version {
-		return nil, fmt.Errorf("message version %d is not %d", r.V, Version)
-	}
-	return &r, nil
+	return jsonbody.DecodeStored(data, "message", func(v *Record) int { return v.V }, Version)
 }
 
 // DeliveryID is the one delivery id of r for its recipient.

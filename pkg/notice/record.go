@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+
+	"github.com/noticerelay/noticerelay/pkg/jsonbody"
 )
 
 // namespace is the UUID namespace of notice and delivery ids.
@@ -79,31 +81,18 @@ type Withdrawal struct {
 
 // DecodeRecord parses a stored record, refusing unknown versions.
 func DecodeRecord(data []byte) (*Record, *Notice, error) {
-	var r Record
-	if err := decode(data, "notice record", &r, &r.V); err != nil {
+	r, err := jsonbody.DecodeStored(data, "notice record", func(r *Record) int { return r.V }, RecordVersion)
+	if err != nil {
 		return nil, nil, err
 	}
 	var n Notice
 	if err := json.Unmarshal(r.Notice, &n); err != nil {
 		return nil, nil, fmt.Errorf("decoding stored notice %s: %w", r.ID, err)
 	}
-	return &r, &n, nil
+	return r, &n, nil
 }
 
 // DecodeWithdrawal parses a stored withdrawal request.
 func DecodeWithdrawal(data []byte) (*Withdrawal, error) {
-	var w Withdrawal
-	return &w, decode(data, "withdrawal", &w, &w.V)
-}
-
-// decode parses a stored value of kind what into v, whose version field is
-// at version, refusing versions this code does not know.
-func decode(data []byte, what string, v any, version *int) error {
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decoding %s: %w", what, err)
-	}
-	if *version != RecordVersion {
-		return fmt.Errorf("%s version %d is not %d", what, *version, RecordVersion)
-	}
-	return nil
+	return jsonbody.DecodeStored(data, "withdrawal", func(w *Withdrawal) int { return w.V }, RecordVersion)
 }

@@ -328,9 +328,15 @@ func (s *Service) purge(id, upload string) {
 
 // records reads every attachment record of notice id, by slot.
 func (s *Service) records(ctx context.Context, id string) ([]*attachment.Record, error) {
+	return readRecords(ctx, s.leader[stream.Attachments], id)
+}
+
+// readRecords reads every attachment record of notice id, by slot, from
+// the attachment stream's leader.
+func readRecords(ctx context.Context, leader *stream.LeaderReader, id string) ([]*attachment.Record, error) {
 	var recs []*attachment.Record
 	for slot := 0; ; slot++ {
-		m, err := s.leader[stream.Attachments].Last(ctx, stream.AttachmentRecordSubject(id, slot))
+		m, err := leader.Last(ctx, stream.AttachmentRecordSubject(id, slot))
 		if fault.Is(err, fault.NotFound) {
 			return recs, nil
 		}

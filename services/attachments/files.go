@@ -45,22 +45,14 @@ func (r FileRecipient) Status() string {
 // notice is the platform's: the portal reads it through the status API
 // first.
 func Files(ctx context.Context, js jetstream.JetStream, ps *event.Pseudonyms, id string) ([]File, error) {
-	files := stream.NewLeaderReader(js, stream.Attachments)
+	recs, err := readRecords(ctx, stream.NewLeaderReader(js, stream.Attachments), id)
+	if err != nil {
+		return nil, err
+	}
 	var out []File
 	byID := map[string]*File{}
 	var ids []string
-	for slot := 0; ; slot++ {
-		m, err := files.Last(ctx, stream.AttachmentRecordSubject(id, slot))
-		if fault.Is(err, fault.NotFound) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		rec, err := attachment.Decode(m.Data)
-		if err != nil {
-			return nil, fault.E("attachments", fault.Internal, err)
-		}
+	for _, rec := range recs {
 		out = append(out, File{Info: rec.Info, AddedAt: rec.AddedAt})
 		ids = append(ids, rec.ID)
 	}

@@ -67,35 +67,14 @@ func startIndex(ctx context.Context, env *module.Env, wg *sync.WaitGroup) (*inde
 	if err != nil {
 		return nil, fmt.Errorf("portal: following %s: %w", stream.StatusBucket, err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() { _ = w.Stop() }()
-		initial := true
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					if initial {
-						initial = false
-						close(ix.ready)
-					}
-					continue
-				}
-				var p status.Projection
-				if err := json.Unmarshal(e.Value(), &p); err != nil {
-					env.Log.Warn("portal: a status projection could not be read", zap.Error(err))
-					continue
-				}
-				ix.put(&p)
-			}
+	follow(ctx, w, wg, func() { close(ix.ready) }, func(e jetstream.KeyValueEntry) {
+		var p status.Projection
+		if err := json.Unmarshal(e.Value(), &p); err != nil {
+			env.Log.Warn("portal: a status projection could not be read", zap.Error(err))
+			return
 		}
-	}()
+		ix.put(&p)
+	})
 	return ix, nil
 }
 

@@ -94,6 +94,25 @@ func (ix *index) followReads(ctx context.Context, kv jetstream.KeyValue, env *mo
 	if err != nil {
 		return fmt.Errorf("portal: following %s: %w", stream.ReadBucket, err)
 	}
+	follow(ctx, w, wg, nil, func(e jetstream.KeyValueEntry) {
+		if e.Operation() != jetstream.KeyValuePut {
+			ix.setRead(e.Key(), nil)
+			return
+		}
+		var mk marks
+		if err := json.Unmarshal(e.Value(), &mk); err != nil {
+			env.Log.Warn("portal: a read mark could not be read", zap.Error(err))
+			return
+		}
+		ix.setRead(e.Key(), mk.Read)
+	})
+	return nil
+}
+
+// follow hands each update of w to put until ctx ends, in a goroutine of
+// wg; caughtUp, when not nil, is called once the updates of the values
+// already stored have all been handed over.
+func follow(ctx context.Context, w jetstream.KeyWatcher, wg *sync.WaitGroup, caughtUp func(), put func(jetstream.KeyValueEntry)) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -103,26 +122,18 @@ func (ix *index) followReads(ctx context.Context, kv jetstream.KeyValue, env *mo
 			case <-ctx.Done():
 				return
 			case e, ok := <-w.Updates():
-				if !ok {
+				switch {
+				case !ok:
 					return
+				case e == nil && caughtUp != nil:
+					caughtUp()
+					caughtUp = nil
+				case e != nil:
+					put(e)
 				}
-				if e == nil {
-					continue
-				}
-				if e.Operation() != jetstream.KeyValuePut {
-					ix.setRead(e.Key(), nil)
-					continue
-				}
-				var mk marks
-				if err := json.Unmarshal(e.Value(), &mk); err != nil {
-					env.Log.Warn("portal: a read mark could not be read", zap.Error(err))
-					continue
-				}
-				ix.setRead(e.Key(), mk.Read)
 			}
 		}
 	}()
-	return nil
 }
 
 // setRead records the ids seen under a read key (nil: none).

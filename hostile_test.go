@@ -91,7 +91,7 @@ func TestHostileLoad(t *testing.T) {
 	load0 := loadAverage()
 	took, failures := victimRun(victim, dev.base, "VICTIM", window)
 	cpu := procCPU(t, pid) - cpu0
-	rss := procStatus(t, pid, "VmHWM")
+	rss := int64(procKiB(t, pid, "VmHWM")) << 10
 	after := att.last()
 	t.Logf("during the attack: %d slow bodies sending; answers to the worst-case bodies in the window: %s",
 		after.Held, diffCounts(before.Answers, after.Answers))
@@ -369,28 +369,6 @@ func post(ctx context.Context, c *http.Client, base, platform string, body []byt
 	defer resp.Body.Close()
 	text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, string(text)
-}
-
-// procStatus reads a "kB" field of /proc/PID/status, in bytes.
-func procStatus(t *testing.T, pid int, field string) int64 {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatalf("reading the relay's memory: %v", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("%s: %q", field, v)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
 }
 
 // raiseFileLimit makes sure this process (and the relay it starts, which

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
@@ -109,6 +111,74 @@ func (s *Store) Read(_ context.Context, subject string) ([]byte, error) {
 		return d, nil
 	}
 	return nil, fault.Errorf("read "+subject, fault.NotFound, "nothing stored")
+}
+
+// Log is a stream answered from what it holds, in the order stored, the
+// first at sequence 1: the reads a stage makes through a stream's leader
+// (Last and Next, as stream.LeaderReader) and, as a stream.Publisher, the
+// writes it makes itself. A read of a subject (Last) or filter (Next) in
+// Errs fails with that error.
+type Log struct {
+	Msgs []*jetstream.RawStreamMsg
+	Errs map[string]error
+	ids  map[string]bool
+}
+
+// NewLog returns a Log holding ms.
+func NewLog(ms ...stream.Message) *Log {
+	l := &Log{Errs: map[string]error{}, ids: map[string]bool{}}
+	l.Put(ms...)
+	return l
+}
+
+// Put stores ms at the next sequences.
+func (l *Log) Put(ms ...stream.Message) {
+	for _, m := range ms {
+		l.ids[m.ID] = true
+		l.Msgs = append(l.Msgs, &jetstream.RawStreamMsg{Subject: m.Subject, Sequence: uint64(len(l.Msgs) + 1),
+			Header: m.Header, Data: m.Data})
+	}
+}
+
+// PublishAll stores each of ms whose id it has not seen (fault.Exists for
+// the others).
+func (l *Log) PublishAll(_ context.Context, ms []stream.Message) []error {
+	errs := make([]error, len(ms))
+	for i, m := range ms {
+		if l.ids[m.ID] {
+			errs[i] = fault.Errorf("publish "+m.Subject, fault.Exists, "duplicate message id %s", m.ID)
+			continue
+		}
+		l.Put(m)
+	}
+	return errs
+}
+
+// Last returns the last message on subject.
+func (l *Log) Last(_ context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	if err := l.Errs[subject]; err != nil {
+		return nil, err
+	}
+	for i := len(l.Msgs) - 1; i >= 0; i-- {
+		if l.Msgs[i].Subject == subject {
+			return l.Msgs[i], nil
+		}
+	}
+	return nil, fault.Errorf("get "+subject, fault.NotFound, "nothing stored")
+}
+
+// Next returns the first message at or after sequence seq on a subject
+// matching filter (NATS wildcards * and >).
+func (l *Log) Next(_ context.Context, seq uint64, filter string) (*jetstream.RawStreamMsg, error) {
+	if err := l.Errs[filter]; err != nil {
+		return nil, err
+	}
+	for _, m := range l.Msgs[min(max(seq, 1)-1, uint64(len(l.Msgs))):] {
+		if server.SubjectMatchesFilter(m.Subject, filter) {
+			return m, nil
+		}
+	}
+	return nil, fault.Errorf("get "+filter, fault.NotFound, "nothing stored")
 }
 
 // Events decodes the events among ms.

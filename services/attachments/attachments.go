@@ -59,10 +59,14 @@ type Service struct {
 	// leader reads what the stage must not miss (see stream.LeaderReader):
 	// each side of the race between a new file and a new recipient must
 	// see the other's write once it is stored.
-	leader  map[string]*stream.LeaderReader
-	sealer  *delivery.Sealer
-	buffers sync.Pool
-	wg      sync.WaitGroup
+	leader map[string]leaderReads
+	// withdrawn is lookup.Withdrawn and read reads NR_DELIVERIES: the
+	// stage's other reads, which its tests answer from memory.
+	withdrawn func(ctx context.Context, id string) (bool, error)
+	read      stream.Reader
+	sealer    *delivery.Sealer
+	buffers   sync.Pool
+	wg        sync.WaitGroup
 
 	stored  *prometheus.CounterVec
 	bytesIn prometheus.Counter
@@ -101,7 +105,9 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	s.lookup = stored.Notices{Notices: s.notices, Events: s.events, Pseudonyms: s.env.Pseudonyms}
-	s.leader = map[string]*stream.LeaderReader{}
+	s.withdrawn = s.lookup.Withdrawn
+	s.read = stream.Streams{stream.Deliveries: s.deliveries}
+	s.leader = map[string]leaderReads{}
 	for _, name := range []string{stream.Attachments, stream.Events, stream.Notices} {
 		s.leader[name] = stream.NewLeaderReader(s.env.JS, name)
 	}
@@ -331,9 +337,16 @@ func (s *Service) records(ctx context.Context, id string) ([]*attachment.Record,
 	return readRecords(ctx, s.leader[stream.Attachments], id)
 }
 
+// leaderReads is what the stage reads through a stream's leader: a
+// *stream.LeaderReader, or in the stage's tests a stagetest.Log.
+type leaderReads interface {
+	Last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error)
+	Next(ctx context.Context, seq uint64, filter string) (*jetstream.RawStreamMsg, error)
+}
+
 // readRecords reads every attachment record of notice id, by slot, from
 // the attachment stream's leader.
-func readRecords(ctx context.Context, leader *stream.LeaderReader, id string) ([]*attachment.Record, error) {
+func readRecords(ctx context.Context, leader leaderReads, id string) ([]*attachment.Record, error) {
 	var recs []*attachment.Record
 	for slot := 0; ; slot++ {
 		m, err := leader.Last(ctx, stream.AttachmentRecordSubject(id, slot))

@@ -71,9 +71,12 @@ func (s *Service) file(ctx context.Context, data []byte) ([]stream.Message, erro
 		return nil, fault.E("attachments", fault.Poison, err)
 	}
 	out := []stream.Message{em}
-	withdrawn, err := s.lookup.Withdrawn(ctx, rec.NoticeID)
-	if err != nil || withdrawn {
-		return out, err
+	withdrawn, err := s.withdrawn(ctx, rec.NoticeID)
+	if err != nil {
+		return nil, err
+	}
+	if withdrawn {
+		return out, nil
 	}
 	rs, err := s.recipients(ctx, ps)
 	if err != nil {
@@ -140,7 +143,7 @@ func (s *Service) recipient(ctx context.Context, data []byte) ([]stream.Message,
 			}
 			continue
 		}
-		withdrawn, err := s.lookup.Withdrawn(ctx, nid)
+		withdrawn, err := s.withdrawn(ctx, nid)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +172,7 @@ func (s *Service) noticeOf(ctx context.Context, q *event.Event) (string, error) 
 	if !fault.Is(err, fault.NotFound) {
 		return "", err
 	}
-	m, err = stream.Get(ctx, s.deliveries, stream.DeliverySubject(q.Recipient, q.Priority, q.Delivery))
+	data, err := s.read.Read(ctx, stream.DeliverySubject(q.Recipient, q.Priority, q.Delivery))
 	if fault.Is(err, fault.NotFound) {
 		if s.env.Now().Sub(q.Time) < time.Duration(s.env.Config.Retention.Notices) {
 			// Routing stores the queued event and the delivery together;
@@ -181,7 +184,7 @@ func (s *Service) noticeOf(ctx context.Context, q *event.Event) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	d, err := delivery.Decode(m.Data)
+	d, err := delivery.Decode(data)
 	if err != nil {
 		return "", fault.E("attachments", fault.Internal, err)
 	}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,36 +13,6 @@ import (
 	"testing/fstest"
 	"time"
 )
-
-// memSessions keeps sessions in memory, for this test only.
-type memSessions struct {
-	mu sync.Mutex
-	m  map[string]Session
-}
-
-func (m *memSessions) SaveSession(_ context.Context, s Session) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.m[s.Key] = s
-	return nil
-}
-
-func (m *memSessions) Session(_ context.Context, key string, now time.Time) (Session, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.m[key]
-	if !ok || !s.Expires.After(now) {
-		return Session{}, ErrNoSession
-	}
-	return s, nil
-}
-
-func (m *memSessions) DeleteSession(_ context.Context, key string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.m, key)
-	return nil
-}
 
 // Sign-in attempts are limited per user name and per source address: past
 // the burst even the right password is refused (429 with Retry-After) until
@@ -60,7 +29,7 @@ func TestSignInRateLimit(t *testing.T) {
 	for _, u := range []string{"duty1", "duty2", "duty3", "duty4"} {
 		accounts[u] = Account{ID: u, Name: u, Role: "analyst", PasswordHash: hash}
 	}
-	a := &App{Site: "Test", Accounts: accounts, Sessions: &memSessions{m: map[string]Session{}}, SessionTTL: time.Hour,
+	a := &App{Site: "Test", Accounts: accounts, Sessions: &MemorySessions{}, SessionTTL: time.Hour,
 		SignInLimit: SignInLimit{PerSource: Rate{Burst: 5, Every: time.Minute}, PerUser: Rate{Burst: 3, Every: time.Minute}},
 		Now:         func() time.Time { mu.Lock(); defer mu.Unlock(); return now }}
 	if err := a.Parse(fstest.MapFS{}, nil); err != nil {

@@ -117,10 +117,7 @@ func TestReportOfTheSignedLog(t *testing.T) {
 	if ver := one("intact"); ver["intact"] != "true" || ver["checkpoint-size"] != "69" {
 		t.Errorf("verification %v", ver)
 	}
-	figures := map[string]string{}
-	for _, f := range relaytest.DataRows(page, "figure") {
-		figures[f["figure"]] = f["value"]
-	}
+	figures := relaytest.DataMap(page, "figure", "value")
 	for _, c := range []struct{ key, want string }{
 		{"accepted", "12"}, {"rejected", "7"}, {"withdrawn", "0"}, {"escalated", "1"}, {"late", "1"}, {"overdue", "1"},
 		{"messages", "2"}, {"attachments", "1"},
@@ -158,24 +155,15 @@ func TestReportOfTheSignedLog(t *testing.T) {
 	if fmt.Sprint(msgs) != "map[authority/request_information:1/1/0 platform/response:1/0/1]" {
 		t.Errorf("messages (sent/delivered/acknowledged): %v", msgs)
 	}
-	steps := map[string]string{}
-	for _, a := range relaytest.DataRows(page, "attachment-step") {
-		steps[a["attachment-step"]] = a["count"]
-	}
+	steps := relaytest.DataMap(page, "attachment-step", "count")
 	if fmt.Sprint(steps) != "map[acknowledged:1 added:1 delivered:1 queued:1]" {
 		t.Errorf("evidence files: %v", steps)
 	}
-	links := map[string]string{}
-	for _, l := range relaytest.DataRows(page, "link") {
-		links[l["link"]] = l["count"]
-	}
+	links := relaytest.DataMap(page, "link", "count")
 	if fmt.Sprint(links) != "map[followed_up:1 superseded:1]" {
 		t.Errorf("follow-ups and corrections: %v", links)
 	}
-	reasons := map[string]string{}
-	for _, r := range relaytest.DataRows(page, "reason") {
-		reasons[r["reason"]] = r["count"]
-	}
+	reasons := relaytest.DataMap(page, "reason", "count")
 	if reasons["malformed"] != "5" || reasons["invalid:category"] != "1" || reasons["body_too_large"] != "2" || len(reasons) != 3 {
 		t.Errorf("rejections %v", reasons)
 	}

@@ -147,10 +147,7 @@ func checkRunReport(t *testing.T, page []byte, want runFigures) {
 	if len(ver) != 1 || ver[0]["intact"] != "true" || ver[0]["checkpoint-size"] == "0" {
 		t.Errorf("verification: %v", ver)
 	}
-	figures := map[string]string{}
-	for _, f := range relaytest.DataRows(page, "figure") {
-		figures[f["figure"]] = f["value"]
-	}
+	figures := relaytest.DataMap(page, "figure", "value")
 	if bytes.Contains(page, []byte(runMarker)) {
 		t.Errorf("the report shows a message's text or a file's name")
 	}
@@ -204,10 +201,7 @@ func checkRunReport(t *testing.T, page []byte, want runFigures) {
 	if len(rows) != 7 {
 		t.Errorf("%d rows: %v", len(rows), rows)
 	}
-	reasons := map[string]string{}
-	for _, rc := range relaytest.DataRows(page, "reason") {
-		reasons[rc["reason"]] = rc["count"]
-	}
+	reasons := relaytest.DataMap(page, "reason", "count")
 	if fmt.Sprint(reasons) != "map[invalid:category:3 malformed:1]" {
 		t.Errorf("rejections: %v", reasons)
 	}
@@ -218,17 +212,11 @@ func checkRunReport(t *testing.T, page []byte, want runFigures) {
 	if fmt.Sprint(msgs) != "map[authority/request_information:1/1/0 platform/response:1/1/1]" {
 		t.Errorf("messages (sent/delivered/acknowledged): %v", msgs)
 	}
-	steps := map[string]string{}
-	for _, a := range relaytest.DataRows(page, "attachment-step") {
-		steps[a["attachment-step"]] = a["count"]
-	}
+	steps := relaytest.DataMap(page, "attachment-step", "count")
 	if fmt.Sprint(steps) != "map[acknowledged:1 added:1 delivered:1 queued:1]" {
 		t.Errorf("evidence files: %v", steps)
 	}
-	links := map[string]string{}
-	for _, l := range relaytest.DataRows(page, "link") {
-		links[l["link"]] = l["count"]
-	}
+	links := relaytest.DataMap(page, "link", "count")
 	if fmt.Sprint(links) != "map[followed_up:1 superseded:1]" {
 		t.Errorf("follow-ups and corrections: %v", links)
 	}

@@ -427,3 +427,13 @@ func DataRows(page []byte, key string) []map[string]string {
 	}
 	return out
 }
+
+// DataMap maps the data-<key> of every element of DataRows(page, key) to
+// its data-<value>: how tests read a table of counts.
+func DataMap(page []byte, key, value string) map[string]string {
+	out := map[string]string{}
+	for _, r := range DataRows(page, key) {
+		out[r[key]] = r[value]
+	}
+	return out
+}

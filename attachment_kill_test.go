@@ -85,8 +85,15 @@ func (s *stallingReader) Read(p []byte) (int, error) {
 // returns its id.
 func submitOne(t *testing.T, client *http.Client, base, ref string) string {
 	t.Helper()
+	return submitWith(t, client, base, ref, `"locations":[{"country":"AT"}],"suspects":[{"country":"DE"}],"victims":[{"country":"FR"}]`)
+}
+
+// submitWith submits, as platform p1, the notice with reference ref whose
+// countries are the JSON members countries, and returns its id.
+func submitWith(t *testing.T, client *http.Client, base, ref, countries string) string {
+	t.Helper()
 	body := []byte(`{"reference":"` + ref + `","category":"threat_to_life","imminent_threat":false,"suspicion":"threat in a thread",` +
-		`"locations":[{"country":"AT"}],"suspects":[{"country":"DE"}],"victims":[{"country":"FR"}]}`)
+		countries + `}`)
 	req, _ := http.NewRequest("POST", base+"/v1/notices", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer platform-token-p1-xxxx")
 	resp, err := client.Do(req)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"mime/multipart"
@@ -35,21 +34,7 @@ func TestPortalUploadMemory(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Timeout: 2 * time.Minute, Jar: jar}
 
-	submit := func(ref string) string {
-		t.Helper()
-		body := []byte(`{"reference":"` + ref + `","category":"threat_to_life","imminent_threat":false,"suspicion":"threat in a thread",` +
-			`"locations":[{"country":"AT"}]}`)
-		req, _ := http.NewRequest("POST", dev.base+"/v1/notices", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer platform-token-p1-xxxx")
-		resp, err := client.Do(req)
-		if err != nil || resp.StatusCode != 202 {
-			t.Fatalf("submit: %v %v", err, resp)
-		}
-		defer resp.Body.Close()
-		var accepted struct{ ID string }
-		_ = json.NewDecoder(resp.Body).Decode(&accepted)
-		return accepted.ID
-	}
+	submit := func(ref string) string { return submitWith(t, client, dev.base, ref, `"locations":[{"country":"AT"}]`) }
 	idleHWM := procKiB(t, pid, "VmHWM")
 	if st := postFile(dev.base, submit("API-MEM-1"), bytes.NewReader(noise(32<<20, 3)), 32<<20); st != http.StatusCreated {
 		t.Fatalf("the upload through the API: %d", st)

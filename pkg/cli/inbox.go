@@ -35,7 +35,9 @@ Fetches deliveries (urgent first), decrypts them with the identity when
 they are sealed, writes each as DIR/<delivery id>.json (written to a temporary
 file, fsynced, renamed, directory fsynced), and only then acknowledges it.
 An attachment's file is fetched over --url, decrypted, checked against its
-SHA-256 and written first, as DIR/<delivery id>.<extension>.
+SHA-256 and written first, as DIR/<delivery id>.<extension>; the file of a
+withdrawn notice is refused by the relay (410): the delivery is then written
+with "withdrawn": true and no file, and acknowledged.
 With --once it stops when the queue is empty; otherwise it polls.
 --url must be https:// (http:// only to a loopback address); --ca trusts
 only the CA certificates in FILE (PEM) instead of the system's.
@@ -210,6 +212,9 @@ type Pulled struct {
 	// File names where it was written, beside this delivery.
 	Attachment json.RawMessage `json:"attachment,omitempty"`
 	File       string          `json:"file,omitempty"`
+	// Withdrawn says that the relay refused the file (410) because the
+	// platform withdrew its notice: there is no File.
+	Withdrawn bool `json:"withdrawn,omitempty"`
 }
 
 // write stores one delivery durably as DIR/<id>.json; for an attachment,
@@ -244,7 +249,7 @@ func (p *puller) write(ctx context.Context, o delivery.Out) error {
 		if err != nil {
 			return err
 		}
-		pulled.File = name
+		pulled.File, pulled.Withdrawn = name, name == ""
 	}
 	data, err := json.MarshalIndent(pulled, "", "  ")
 	if err != nil {

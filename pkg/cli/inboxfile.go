@@ -15,6 +15,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/attachment"
 	"github.com/noticerelay/noticerelay/pkg/durable"
+	"github.com/noticerelay/noticerelay/pkg/inboxclient"
 )
 
 // files opens the file of an attachment delivery (the relay's HTTP route);
@@ -42,7 +43,8 @@ func fileName(id string, info attachment.Info) string {
 // delivery), and writes it durably as
 // DIR/<id>.<ext> after checking its size and SHA-256 against the delivery
 // (temporary file, fsync, rename, fsync of the directory). It returns the
-// file's name.
+// file's name, or "" when the relay answers that the notice was withdrawn
+// (the file is never handed out: the delivery is done without it).
 func (p *puller) writeFile(ctx context.Context, id string, desc []byte, sealed bool) (string, error) {
 	var info attachment.Info
 	if err := json.Unmarshal(desc, &info); err != nil || len(info.SHA256) != 64 {
@@ -52,6 +54,9 @@ func (p *puller) writeFile(ctx context.Context, id string, desc []byte, sealed b
 		return "", errors.New("an attachment's bytes come from the relay's HTTP API: give --url and --token")
 	}
 	body, err := p.files.Attachment(ctx, id)
+	if errors.Is(err, inboxclient.ErrWithdrawn) {
+		return "", nil // the delivery is written without a file, and acknowledged
+	}
 	if err != nil {
 		return "", err
 	}

@@ -71,6 +71,7 @@ type Service struct {
 	stored  *prometheus.CounterVec
 	bytesIn prometheus.Counter
 	served  *prometheus.CounterVec
+	gone    *prometheus.CounterVec
 }
 
 // New returns the attachments service.
@@ -88,9 +89,13 @@ func New(env *module.Env) *Service {
 			Name: "noticerelay_attachments_downloads_total",
 			Help: "Evidence files streamed to authorities, by authority.",
 		}, []string{"authority"}),
+		gone: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticerelay_attachments_withdrawn_downloads_total",
+			Help: "Downloads refused (410) because the file's notice was withdrawn, by authority.",
+		}, []string{"authority"}),
 	}
 	s.buffers.New = func() any { b := make([]byte, stream.AttachmentChunkSize); return &b }
-	env.Metrics.MustRegister(s.stored, s.bytesIn, s.served)
+	env.Metrics.MustRegister(s.stored, s.bytesIn, s.served, s.gone)
 	return s
 }
 
@@ -395,6 +400,14 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// The withdrawal covers the notice's files: once it is stored, no
+	// path hands out their bytes, whether or not the delivery was handed
+	// out before (a NATS consumer reads its queue itself, and the relay
+	// cannot take a delivery back out of it; NR_DELIVERIES denies delete).
+	var withdrawn bool
+	if err == nil && d.Type == event.KindAttachment {
+		withdrawn, err = s.withdrawn(ctx, d.NoticeID)
+	}
 	cancel()
 	switch {
 	case fault.Is(err, fault.NotFound):
@@ -405,6 +418,11 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		return
 	case d.Type != event.KindAttachment:
 		httpapi.NotFound(w, "attachment")
+		return
+	case withdrawn:
+		s.gone.WithLabelValues(p.ID).Inc()
+		httpapi.WriteProblem(w, httpapi.Problem{Status: http.StatusGone, Title: "notice withdrawn",
+			Detail: "the platform withdrew the notice: its files are no longer handed out; acknowledge the delivery"})
 		return
 	}
 	s.served.WithLabelValues(p.ID).Inc()

@@ -414,3 +414,58 @@ func TestAttachmentReachesFollowUpRecipients(t *testing.T) {
 		t.Fatalf("at-police got %d files", len(at))
 	}
 }
+
+// An escalation target sees the whole notice: the files stored before the
+// escalation and those added after it, each under one delivery id.
+func TestAttachmentReachesEscalationTarget(t *testing.T) {
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.Deliveries.UrgentDeadline = config.Duration(time.Second)
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == "de-bka" {
+				c.Authorities[i].Escalation = "europol"
+			}
+		}
+	}})
+	id := r.Submit("examplenet", relaytest.Notice("ESC-FILES-1", true, "", "DE", ""))
+	before := fileOf(400<<10, 31)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(before), int64(len(before)), "before.png", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	// The escalation copy, then the file (handed out together or not).
+	var types []string
+	var got []relaytest.Delivery
+	relaytest.Eventually(t, wait, "europol's copy and file", func() bool {
+		for _, d := range r.Inbox("europol", 100) {
+			types = append(types, d.Type)
+			if d.Type == "attachment" {
+				got = append(got, d)
+			} else {
+				r.Ack("europol", d.ID)
+			}
+		}
+		return len(got) > 0
+	})
+	if types[0] != "escalation" || len(got) != 1 {
+		t.Fatalf("europol was handed out %v", types)
+	}
+	if got[0].NoticeID != id || got[0].Attachment["sha256"] != sum(before) || got[0].Priority != "urgent" {
+		t.Fatalf("europol's file stored before the escalation: %+v", got[0])
+	}
+	if st, h := download(t, r, "europol", got[0].ID, nil); st != http.StatusOK || h != sum(before) {
+		t.Fatalf("europol download: %d %s", st, h)
+	}
+	r.Ack("europol", got[0].ID)
+	after := fileOf(200<<10, 32)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(after), int64(len(after)), "after.png", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	got = attachmentsOf(t, r, "europol", 1)
+	if got[0].Attachment["sha256"] != sum(after) {
+		t.Fatalf("europol's file added after the escalation: %+v", got[0])
+	}
+	r.Ack("europol", got[0].ID)
+	// One delivery per (file, authority): de-bka's two and europol's two.
+	relaytest.Eventually(t, wait, "four attachment deliveries queued", func() bool {
+		return r.Events("nr.event.*.queued.*.attachment.*") == 4
+	})
+}

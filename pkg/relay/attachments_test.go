@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // attachmentMarker is in a file's name and in its bytes: it must reach no
@@ -468,4 +471,44 @@ func TestAttachmentReachesEscalationTarget(t *testing.T) {
 	relaytest.Eventually(t, wait, "four attachment deliveries queued", func() bool {
 		return r.Events("nr.event.*.queued.*.attachment.*") == 4
 	})
+}
+
+// Files expire with retention.notices: every chunk, record and index entry
+// of NR_ATTACHMENTS is gone with the notice, and the download is 404.
+func TestAttachmentExpiresWithTheNotice(t *testing.T) {
+	const retention = 4 * time.Second
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.Retention.Notices = config.Duration(retention)
+	}})
+	messages := func() uint64 {
+		js, err := jetstream.New(r.Conn())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := js.Stream(context.Background(), stream.Attachments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Duration(info.Config.MaxAge) != retention {
+			t.Fatalf("NR_ATTACHMENTS max age %v, want retention.notices %v", info.Config.MaxAge, retention)
+		}
+		return info.State.Msgs
+	}
+	id := r.Submit("examplenet", relaytest.Notice("EXPIRE-FILE-1", false, "AT", "", ""))
+	file := fileOf(300<<10, 41)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(file), int64(len(file)), "f.png", ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %s", resp)
+	}
+	if n := messages(); n < 4 { // two chunks, the record, the index entry
+		t.Fatalf("NR_ATTACHMENTS holds %d messages after the upload", n)
+	}
+	got := attachmentsOf(t, r, "at-police", 1)
+	relaytest.Eventually(t, wait, "the file to expire", func() bool { return messages() == 0 })
+	if st, _ := download(t, r, "at-police", got[0].ID, nil); st != http.StatusNotFound {
+		t.Fatalf("download of an expired file: %d", st)
+	}
 }

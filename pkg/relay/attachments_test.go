@@ -322,20 +322,25 @@ func TestAttachmentRefusals(t *testing.T) {
 }
 
 // `inbox pull` writes each file beside its delivery, decrypted, checked
-// against its SHA-256, before it acknowledges the delivery.
+// against its SHA-256, before it acknowledges the delivery: from the HTTP
+// inbox, sealed or not, and from NATS directly.
 func TestAttachmentPull(t *testing.T) {
 	identity, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.NATS.Listen = "127.0.0.1:0"
 		for i := range c.Authorities {
-			if c.Authorities[i].ID == "de-bka" {
+			switch c.Authorities[i].ID {
+			case "de-bka":
 				c.Authorities[i].AgeRecipient = identity.Recipient().String()
+			case "fr-police":
+				c.Authorities[i].Delivery = config.Delivery{Mode: config.ModeNATS}
 			}
 		}
 	}})
-	id := r.Submit("examplenet", relaytest.Notice("ATT-3", false, "AT", "DE", ""))
+	id := r.Submit("examplenet", relaytest.Notice("ATT-3", false, "AT", "DE", "FR"))
 	file := fileOf(3<<20+17, 3)
 	if resp := upload(t, r, "examplenet", id, bytes.NewReader(file), int64(len(file)), "Screen shot "+attachmentMarker+".PNG", ""); resp.Status != http.StatusCreated {
 		t.Fatalf("upload: %s", resp)
@@ -347,7 +352,9 @@ func TestAttachmentPull(t *testing.T) {
 	for _, c := range []struct {
 		authority string
 		args      []string
-	}{{"de-bka", []string{"--identity", keyFile}}, {"at-police", nil}} {
+	}{{"de-bka", []string{"--identity", keyFile}}, {"at-police", nil},
+		// Deliveries from NATS directly, the file over --url.
+		{"fr-police", []string{"--nats", r.NATSURL(), "--authority", "fr-police"}}} {
 		out := t.TempDir()
 		var pulled string
 		relaytest.Eventually(t, wait, c.authority+"'s file", func() bool {

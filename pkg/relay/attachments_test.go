@@ -276,10 +276,11 @@ func TestAttachmentToThreeAuthorities(t *testing.T) {
 		t.Errorf("replay counts %+v, want %+v", rep.Attachments, want)
 	}
 
-	// Nothing under the data dir holds the file's bytes or name in clear.
+	// Nothing under the data dir holds the file's bytes, name or hash in
+	// clear.
 	dir := r.DataDir
 	r.Stop()
-	if scanned := filesHolding(t, dir, attachmentMarker); scanned < 5 {
+	if scanned := filesHolding(t, dir, attachmentMarker, sum(big)); scanned < 5 {
 		t.Fatalf("scanned %d files", scanned)
 	}
 }

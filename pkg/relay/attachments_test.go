@@ -390,6 +390,11 @@ func TestAttachmentPull(t *testing.T) {
 		if err != nil || !bytes.Equal(got, file) {
 			t.Fatalf("%s: the file differs (%v)", c.authority, err)
 		}
+		// The receipt, on either path (a NATS ack through receipts).
+		relaytest.Eventually(t, wait, c.authority+"'s receipt of the file", func() bool {
+			return r.Events("nr.event.*.acknowledged."+c.authority+".attachment.*") == 1 &&
+				r.Events("nr.event.*.attachment_delivered."+c.authority+".attachment.*") == 1
+		})
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/auditlog"
 
+	"github.com/noticerelay/noticerelay/pkg/cli"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -76,6 +77,17 @@ func upload(t *testing.T, r *relaytest.Relay, platform, id string, body io.Reade
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return &relaytest.Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// uploaded uploads size bytes of noise (seed) named name as a file of
+// notice id of examplenet, checks the 201, and returns the bytes.
+func uploaded(t *testing.T, r *relaytest.Relay, id, name string, size int, seed uint64) []byte {
+	t.Helper()
+	f := fileOf(size, seed)
+	if resp := upload(t, r, "examplenet", id, bytes.NewReader(f), int64(len(f)), name, ""); resp.Status != http.StatusCreated {
+		t.Fatalf("upload of %s: %s", name, resp)
+	}
+	return f
 }
 
 // download fetches the file of an attachment delivery and returns its
@@ -398,34 +410,31 @@ func TestAttachmentPull(t *testing.T) {
 	}
 }
 
+// receivedWhole checks that d, a delivery to authority, is file of notice
+// id, fetches the file whole and acknowledges d.
+func receivedWhole(t *testing.T, r *relaytest.Relay, authority string, d relaytest.Delivery, id string, file []byte) {
+	t.Helper()
+	if d.NoticeID != id || d.Attachment["sha256"] != sum(file) {
+		t.Fatalf("%s got %+v", authority, d)
+	}
+	if st, h := download(t, r, authority, d.ID, nil); st != http.StatusOK || h != sum(file) {
+		t.Fatalf("%s download: %d %s", authority, st, h)
+	}
+	r.Ack(authority, d.ID)
+}
+
 // A follow-up that reaches an authority the earlier notice did not reach
 // brings it every file of the earlier notice, also one added afterwards.
 func TestAttachmentReachesFollowUpRecipients(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{})
 	earlier := r.Submit("examplenet", relaytest.Notice("CASE-F1", false, "AT", "", ""))
-	first := fileOf(300<<10, 11)
-	if resp := upload(t, r, "examplenet", earlier, bytes.NewReader(first), int64(len(first)), "first.png", ""); resp.Status != http.StatusCreated {
-		t.Fatalf("upload: %s", resp)
-	}
+	first := uploaded(t, r, earlier, "first.png", 300<<10, 11)
 	fu := relaytest.Notice("CASE-F2", false, "NL", "", "")
 	fu["follow_up_of"] = "CASE-F1"
 	r.Submit("examplenet", fu)
-	got := attachmentsOf(t, r, "nl-police", 1)
-	if got[0].NoticeID != earlier || got[0].Attachment["sha256"] != sum(first) {
-		t.Fatalf("nl-police got %+v", got[0])
-	}
-	if st, h := download(t, r, "nl-police", got[0].ID, nil); st != http.StatusOK || h != sum(first) {
-		t.Fatalf("nl-police download: %d %s", st, h)
-	}
-	r.Ack("nl-police", got[0].ID)
-	second := fileOf(200<<10, 12)
-	if resp := upload(t, r, "examplenet", earlier, bytes.NewReader(second), int64(len(second)), "second.png", ""); resp.Status != http.StatusCreated {
-		t.Fatalf("upload: %s", resp)
-	}
-	got = attachmentsOf(t, r, "nl-police", 1)
-	if got[0].NoticeID != earlier || got[0].Attachment["sha256"] != sum(second) {
-		t.Fatalf("nl-police got %+v", got[0])
-	}
+	receivedWhole(t, r, "nl-police", attachmentsOf(t, r, "nl-police", 1)[0], earlier, first)
+	second := uploaded(t, r, earlier, "second.png", 200<<10, 12)
+	receivedWhole(t, r, "nl-police", attachmentsOf(t, r, "nl-police", 1)[0], earlier, second)
 	if at := attachmentsOf(t, r, "at-police", 2); len(at) != 2 {
 		t.Fatalf("at-police got %d files", len(at))
 	}
@@ -443,10 +452,7 @@ func TestAttachmentReachesEscalationTarget(t *testing.T) {
 		}
 	}})
 	id := r.Submit("examplenet", relaytest.Notice("ESC-FILES-1", true, "", "DE", ""))
-	before := fileOf(400<<10, 31)
-	if resp := upload(t, r, "examplenet", id, bytes.NewReader(before), int64(len(before)), "before.png", ""); resp.Status != http.StatusCreated {
-		t.Fatalf("upload: %s", resp)
-	}
+	before := uploaded(t, r, id, "before.png", 400<<10, 31)
 	// The escalation copy, then the file (handed out together or not).
 	var types []string
 	var got []relaytest.Delivery
@@ -464,22 +470,12 @@ func TestAttachmentReachesEscalationTarget(t *testing.T) {
 	if types[0] != "escalation" || len(got) != 1 {
 		t.Fatalf("europol was handed out %v", types)
 	}
-	if got[0].NoticeID != id || got[0].Attachment["sha256"] != sum(before) || got[0].Priority != "urgent" {
-		t.Fatalf("europol's file stored before the escalation: %+v", got[0])
+	if got[0].Priority != "urgent" {
+		t.Errorf("europol's file: priority %s, want the notice's", got[0].Priority)
 	}
-	if st, h := download(t, r, "europol", got[0].ID, nil); st != http.StatusOK || h != sum(before) {
-		t.Fatalf("europol download: %d %s", st, h)
-	}
-	r.Ack("europol", got[0].ID)
-	after := fileOf(200<<10, 32)
-	if resp := upload(t, r, "examplenet", id, bytes.NewReader(after), int64(len(after)), "after.png", ""); resp.Status != http.StatusCreated {
-		t.Fatalf("upload: %s", resp)
-	}
-	got = attachmentsOf(t, r, "europol", 1)
-	if got[0].Attachment["sha256"] != sum(after) {
-		t.Fatalf("europol's file added after the escalation: %+v", got[0])
-	}
-	r.Ack("europol", got[0].ID)
+	receivedWhole(t, r, "europol", got[0], id, before)
+	after := uploaded(t, r, id, "after.png", 200<<10, 32)
+	receivedWhole(t, r, "europol", attachmentsOf(t, r, "europol", 1)[0], id, after)
 	// One delivery per (file, authority): de-bka's two and europol's two.
 	relaytest.Eventually(t, wait, "four attachment deliveries queued", func() bool {
 		return r.Events("nr.event.*.queued.*.attachment.*") == 4
@@ -512,10 +508,7 @@ func TestAttachmentExpiresWithTheNotice(t *testing.T) {
 		return info.State.Msgs
 	}
 	id := r.Submit("examplenet", relaytest.Notice("EXPIRE-FILE-1", false, "AT", "", ""))
-	file := fileOf(300<<10, 41)
-	if resp := upload(t, r, "examplenet", id, bytes.NewReader(file), int64(len(file)), "f.png", ""); resp.Status != http.StatusCreated {
-		t.Fatalf("upload: %s", resp)
-	}
+	uploaded(t, r, id, "f.png", 300<<10, 41)
 	if n := messages(); n < 4 { // two chunks, the record, the index entry
 		t.Fatalf("NR_ATTACHMENTS holds %d messages after the upload", n)
 	}
@@ -523,5 +516,154 @@ func TestAttachmentExpiresWithTheNotice(t *testing.T) {
 	relaytest.Eventually(t, wait, "the file to expire", func() bool { return messages() == 0 })
 	if st, _ := download(t, r, "at-police", got[0].ID, nil); st != http.StatusNotFound {
 		t.Fatalf("download of an expired file: %d", st)
+	}
+}
+
+// queuedDeliveries reads authority's queue in NR_DELIVERIES (whatever was
+// handed out or acknowledged), in order.
+func queuedDeliveries(t *testing.T, r *relaytest.Relay, authority string) []*delivery.Delivery {
+	t.Helper()
+	var out []*delivery.Delivery
+	eachMessage(t, r, stream.Deliveries, []string{stream.DeliverySubject(authority, "*", "*")}, func(m jetstream.Msg) {
+		d, err := delivery.Decode(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	})
+	return out
+}
+
+// gone fetches the file of delivery id as authority and checks that the
+// relay refuses it as withdrawn.
+func gone(t *testing.T, r *relaytest.Relay, authority, id string) {
+	t.Helper()
+	resp := r.Do("GET", "/v1/inbox/"+id+"/attachment", "authority:"+authority, nil)
+	switch {
+	case resp.Status != http.StatusGone:
+		t.Errorf("%s: the file of a withdrawn notice answered %d, want 410", authority, resp.Status)
+	case !strings.Contains(string(resp.Body), "withdrew"):
+		t.Errorf("%s: 410 without the reason: %s", authority, resp.Body)
+	}
+}
+
+// A withdrawal covers the notice's files on every path: the inbox (at-police)
+// and push (de-bka, webhook) drop the attachment deliveries they had not
+// handed out; a NATS consumer (fr-police) still reads them from its queue,
+// but the relay answers 410 for the bytes, to every authority, also for a
+// delivery handed out before; `inbox pull` writes such a delivery without
+// a file and acknowledges it.
+func TestAttachmentWithdrawnOnEveryPath(t *testing.T) {
+	secret := []byte("webhook-secret-0123456789abcdef")
+	t.Setenv(webhookSecretEnv, string(secret))
+	rc := newReceiver(t, secret, 0)
+	// No push at first: nothing reaches the webhook before the withdrawal.
+	r := relaytest.Start(t, relaytest.Options{Services: []string{"status", "routing", "inbox", "receipts", "intake", "attachments"},
+		Config: func(c *config.Config) {
+			webhookConfig(rc.URL, 5)(c)
+			for i := range c.Authorities {
+				if c.Authorities[i].ID == "fr-police" {
+					c.Authorities[i].Delivery = config.Delivery{Mode: config.ModeNATS}
+				}
+			}
+		}})
+	id := r.Submit("examplenet", relaytest.Notice("WD-FILES-1", false, "AT", "DE", "FR"))
+	r.QueuedUntil("examplenet", wait, id)
+	files := [][]byte{uploaded(t, r, id, "f1.png", 600<<10, 21), uploaded(t, r, id, "f2.png", 300<<10, 22)}
+	relaytest.Eventually(t, wait, "six attachment deliveries queued", func() bool {
+		return r.Events("nr.event.*.queued.*.attachment.*") == 6
+	})
+
+	// at-police is handed out the notice and one file, and fetches it.
+	handed := r.Inbox("at-police", 2)
+	if len(handed) != 2 || handed[0].Type != "notice" || handed[1].Type != "attachment" {
+		t.Fatalf("at-police: %+v", handed)
+	}
+	if st, h := download(t, r, "at-police", handed[1].ID, nil); st != http.StatusOK || (h != sum(files[0]) && h != sum(files[1])) {
+		t.Fatalf("download before the withdrawal: %d %s", st, h)
+	}
+
+	if resp := r.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:examplenet", map[string]any{"reason": "sent in error"}); resp.Status != http.StatusAccepted {
+		t.Fatalf("withdraw: %s", resp)
+	}
+	relaytest.Eventually(t, wait, "three withdrawal deliveries queued", func() bool {
+		return r.Events("nr.event.*.queued.*.withdrawal") == 3
+	})
+
+	// Pull: the file handed out before is refused now; the one not handed
+	// out never is: the withdrawal comes, after it in the queue, alone.
+	gone(t, r, "at-police", handed[1].ID)
+	var types []string
+	relaytest.Eventually(t, wait, "at-police's withdrawal", func() bool {
+		for _, d := range r.Inbox("at-police", 100) {
+			types = append(types, d.Type)
+			r.Ack("at-police", d.ID)
+		}
+		return strings.Contains(strings.Join(types, " "), "withdrawal")
+	})
+	if strings.Join(types, " ") != "withdrawal" {
+		t.Errorf("at-police was handed out %v after the withdrawal, want only the withdrawal", types)
+	}
+
+	// NATS: the consumer reads both files' deliveries; their bytes are
+	// refused, and the client writes and acknowledges them without a file.
+	out := t.TempDir()
+	code, stdout, errs := runCLI(t, "inbox", "pull", "--nats", r.NATSURL(), "--authority", "fr-police",
+		"--url", r.URL, "--token", r.Tokens["authority:fr-police"], "--out", out, "--once")
+	if code != 0 || strings.Count(stdout, " attachment") != 2 || !strings.Contains(stdout, " withdrawal") {
+		t.Fatalf("nats pull: %d %q %s", code, stdout, errs)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			t.Errorf("fr-police wrote a file of a withdrawn notice: %s", e.Name())
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(out, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p cli.Pulled
+		if err := json.Unmarshal(data, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Type == "attachment" && (!p.Withdrawn || p.File != "") {
+			t.Errorf("fr-police's attachment delivery as written: %s", data)
+		}
+	}
+	if _, stdout, _ := runCLI(t, "inbox", "pull", "--nats", r.NATSURL(), "--authority", "fr-police",
+		"--url", r.URL, "--token", r.Tokens["authority:fr-police"], "--out", out, "--once"); strings.TrimSpace(stdout) != "" {
+		t.Errorf("fr-police's queue after the pull: %q", stdout)
+	}
+
+	// Webhook: push starts now; it sends the notice and the withdrawal,
+	// never the files, whose bytes are refused too.
+	r.Restart()
+	relaytest.Eventually(t, wait, "the webhook's withdrawal", func() bool {
+		return strings.Contains(strings.Join(rc.okBodies(), " "), `"type":"withdrawal"`)
+	})
+	var hooked []string
+	for _, b := range rc.okBodies() {
+		var d delivery.Out
+		if err := json.Unmarshal([]byte(b), &d); err != nil {
+			t.Fatal(err)
+		}
+		hooked = append(hooked, d.Type)
+	}
+	if strings.Join(hooked, " ") != "notice withdrawal" {
+		t.Errorf("the webhook got %v, want the notice and the withdrawal", hooked)
+	}
+	n := 0
+	for _, d := range queuedDeliveries(t, r, "de-bka") {
+		if d.Type == "attachment" {
+			n++
+			gone(t, r, "de-bka", d.ID)
+		}
+	}
+	if n != 2 {
+		t.Errorf("de-bka's queue holds %d attachment deliveries, want 2", n)
 	}
 }

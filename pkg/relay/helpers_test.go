@@ -24,18 +24,34 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 // headers on a line of its own, and how many events there are.
 func allEvents(t *testing.T, r *relaytest.Relay) (string, int) {
 	t.Helper()
+	var all strings.Builder
+	count := 0
+	eachMessage(t, r, stream.Events, nil, func(m jetstream.Msg) {
+		count++
+		all.Write(m.Data())
+		all.WriteString(m.Subject())
+		for k, v := range m.Headers() {
+			all.WriteString(k + fmt.Sprint(v))
+		}
+		all.WriteByte('\n')
+	})
+	return all.String(), count
+}
+
+// eachMessage calls fn with every message of stream name on the subjects
+// filters match (every message when none), in order.
+func eachMessage(t *testing.T, r *relaytest.Relay, name string, filters []string, fn func(jetstream.Msg)) {
+	t.Helper()
 	js, err := jetstream.New(r.Conn())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
+	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{FilterSubjects: filters})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all strings.Builder
-	count := 0
 	for {
 		batch, err := cons.FetchNoWait(500)
 		if err != nil {
@@ -44,16 +60,10 @@ func allEvents(t *testing.T, r *relaytest.Relay) (string, int) {
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			count++
-			all.Write(m.Data())
-			all.WriteString(m.Subject())
-			for k, v := range m.Headers() {
-				all.WriteString(k + fmt.Sprint(v))
-			}
-			all.WriteByte('\n')
+			fn(m)
 		}
 		if got == 0 {
-			return all.String(), count
+			return
 		}
 	}
 }

@@ -47,7 +47,7 @@ func TestStationKillLosesNothing(t *testing.T) {
 	port := freePort(t)
 	files := map[string]string{
 		key: id.String() + "\n",
-		cfg: fmt.Sprintf("authority: Bundeskriminalamt (test)\nrelay: {url: %s, token_env: NR_STATION_TOKEN}\nidentity: %s\ndata: %s\n"+
+		cfg: fmt.Sprintf("relay: {url: %s, token_env: NR_STATION_TOKEN}\nidentity: %s\ndata: %s\n"+
 			"http: {listen: 127.0.0.1:%d}\nusers:\n  - {id: lead, name: Lead, password: %q, role: lead}\n", r.URL, key, data, port, hash),
 	}
 	for path, content := range files {

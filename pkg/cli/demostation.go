@@ -73,7 +73,7 @@ func writeDemoStation(data, relayURL, keyFile, password string) (string, error) 
 	doc := fmt.Sprintf(`# Written by `+"`noticerelay dev`"+` for the demo: a receiving station for %s.
 # Run: . ./data/demo-tokens.env && noticerelay station --config data/%s
 # Sign in as duty1 or lead with the password in $NR_STATION_PASSWORD.
-authority: %s national contact point (demo)
+# The pages name the authority as the relay does: %s national contact point (demo).
 relay: {url: %s, token_env: NR_TOKEN_%s}
 identity: %s
 data: %s

@@ -48,7 +48,11 @@ func stationCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if cfg.TLS() {
 		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "noticerelay station: %s, listening on %s://%s\n", cfg.Authority, scheme, s.Addr())
+	name := cfg.Authority
+	if name == "" {
+		name = "the authority of " + cfg.Relay.TokenEnv + " at " + cfg.Relay.URL
+	}
+	fmt.Fprintf(stdout, "noticerelay station: %s, listening on %s://%s\n", name, scheme, s.Addr())
 	code := ExitOK
 	select {
 	case <-ctx.Done():

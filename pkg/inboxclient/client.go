@@ -72,18 +72,25 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, heade
 
 // Fetch leases up to max deliveries (GET /v1/inbox), urgent first.
 func (c *Client) Fetch(ctx context.Context) ([]delivery.Out, error) {
+	in, err := c.FetchInbox(ctx)
+	return in.Deliveries, err
+}
+
+// FetchInbox is Fetch with the rest of the relay's answer: which
+// authority the inbox belongs to.
+func (c *Client) FetchInbox(ctx context.Context) (delivery.Inbox, error) {
+	var in delivery.Inbox
 	data, code, err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/inbox?max=%d", c.max), nil)
 	if err != nil {
-		return nil, fmt.Errorf("GET /v1/inbox: %w", err)
+		return in, fmt.Errorf("GET /v1/inbox: %w", err)
 	}
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("GET /v1/inbox: HTTP %d: %s", code, bytes.TrimSpace(data))
+		return in, fmt.Errorf("GET /v1/inbox: HTTP %d: %s", code, bytes.TrimSpace(data))
 	}
-	var in delivery.Inbox
 	if err := json.Unmarshal(data, &in); err != nil {
-		return nil, fmt.Errorf("GET /v1/inbox: %w", err)
+		return delivery.Inbox{}, fmt.Errorf("GET /v1/inbox: %w", err)
 	}
-	return in.Deliveries, nil
+	return in, nil
 }
 
 // Ack acknowledges ids in one request (POST /v1/inbox/ack) and returns

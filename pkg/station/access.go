@@ -30,6 +30,10 @@ const (
 	ActionAttachment     = "attachment_view"
 	ActionLogView        = "access_log_view"
 	ActionLogCSV         = "access_log_export"
+	// A lead's management of users: the detail names the user.
+	ActionUserSuspend    = "user_suspend"
+	ActionUserReinstate  = "user_reinstate"
+	ActionSessionsRevoke = "sessions_revoke"
 )
 
 // Access is one entry of the access log: who did what, when, to which

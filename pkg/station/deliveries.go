@@ -180,6 +180,37 @@ type RelayStatus struct {
 	UnreachableSince time.Time
 	LastContact      time.Time
 	LastError        string
+	// Authority is whom the relay says the station receives for (empty
+	// until the relay first answered).
+	Authority Authority
+}
+
+// Authority is the authority a station receives for, as the relay names it.
+type Authority struct {
+	ID, Name, Country string
+}
+
+// ErrOtherAuthority is SetAuthority's answer when the relay names another
+// authority than the one whose notices the database holds.
+var ErrOtherAuthority = errors.New("the relay names another authority than the one this database receives for")
+
+// SetAuthority records the authority the relay names for the station's
+// token. The first one stays: a token of another authority (a
+// configuration pointing two authorities at one database) is refused, so
+// that their notices never mix.
+func (s *Store) SetAuthority(ctx context.Context, a Authority) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var id string
+		if err := tx.QueryRowContext(ctx, `SELECT authority_id FROM relay WHERE id = 1`).Scan(&id); err != nil {
+			return err
+		}
+		if id != "" && id != a.ID {
+			return fmt.Errorf("%w: the token is %s's, the database %s's", ErrOtherAuthority, a.ID, id)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE relay SET authority_id = ?, authority_name = ?, authority_country = ? WHERE id = 1`,
+			a.ID, a.Name, a.Country)
+		return err
+	})
 }
 
 // RelayReached records a successful exchange with the relay, and the
@@ -201,8 +232,8 @@ func (s *Store) RelayFailed(ctx context.Context, now time.Time, reason string) e
 func (s *Store) Relay(ctx context.Context) (RelayStatus, error) {
 	var since, last sql.NullString
 	var st RelayStatus
-	err := s.db.QueryRowContext(ctx, `SELECT unreachable_since, last_contact, last_error FROM relay WHERE id = 1`).
-		Scan(&since, &last, &st.LastError)
+	err := s.db.QueryRowContext(ctx, `SELECT unreachable_since, last_contact, last_error, authority_id, authority_name, authority_country
+		FROM relay WHERE id = 1`).Scan(&since, &last, &st.LastError, &st.Authority.ID, &st.Authority.Name, &st.Authority.Country)
 	if since.Valid {
 		st.UnreachableSince = parseTS(since.String)
 	}

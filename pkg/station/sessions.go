@@ -21,11 +21,13 @@ func (s *Store) SaveSession(ctx context.Context, se web.Session) error {
 	})
 }
 
-// Session returns the unexpired session with key (web.SessionStore).
+// Session returns the unexpired session with key (web.SessionStore); a
+// suspended user has none.
 func (s *Store) Session(ctx context.Context, key string, now time.Time) (web.Session, error) {
 	se := web.Session{Key: key}
 	var created, expires string
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, csrf, created_at, expires_at FROM sessions WHERE key = ? AND expires_at > ?`,
+	err := s.db.QueryRowContext(ctx, `SELECT user_id, csrf, created_at, expires_at FROM sessions WHERE key = ? AND expires_at > ?
+		AND user_id NOT IN (SELECT user_id FROM user_state WHERE suspended_at IS NOT NULL)`,
 		key, ts(now)).Scan(&se.User, &se.CSRF, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return se, web.ErrNoSession

@@ -174,7 +174,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 }
 
 // migrations[i] takes the database from version i to i+1.
-var migrations = []string{schema, schemaV2}
+var migrations = []string{schema, schemaV2, schemaV3}
 
 // schemaV2 makes messages sendable: an outgoing message is pending until
 // the relay has stored it (relay_id, sent_at) or refused it for good;
@@ -208,6 +208,21 @@ ALTER TABLE attachments ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;   -- data 
 ALTER TABLE attachments ADD COLUMN fetched_at TEXT;
 ALTER TABLE attachments ADD COLUMN fetch_error TEXT NOT NULL DEFAULT '';
 ALTER TABLE attachments ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+`
+
+// schemaV3 records which authority the relay says the station receives
+// for (the inbox's answer names it), and the leads' suspensions of users
+// (the users themselves are in the configuration file).
+const schemaV3 = `
+ALTER TABLE relay ADD COLUMN authority_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE relay ADD COLUMN authority_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE relay ADD COLUMN authority_country TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE user_state (
+	user_id      TEXT PRIMARY KEY,
+	suspended_at TEXT,                   -- NULL: the user may sign in
+	suspended_by TEXT NOT NULL DEFAULT ''
+) STRICT;
 `
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -256,7 +256,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 	}
 	// Rebuild it as version 1 would have left it.
 	if _, err := s.db.ExecContext(ctx, `DROP TABLE messages; DROP TABLE attachments; DROP TABLE deliveries; DROP TABLE notices;
-		DROP TABLE notes; DROP TABLE access_log; DROP TABLE sessions; DROP TABLE relay;`); err != nil {
+		DROP TABLE notes; DROP TABLE access_log; DROP TABLE sessions; DROP TABLE relay; DROP TABLE user_state;`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.db.ExecContext(ctx, schema+`; PRAGMA user_version = 1;

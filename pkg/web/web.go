@@ -87,7 +87,10 @@ type App struct {
 	// Footer is the footer's line after Site (the station's when empty).
 	Footer string
 	// Site names the application's owner on every page (the station's authority).
-	Site       string
+	Site string
+	// SiteOf, when set, names the owner per request instead of Site (the
+	// station learns its authority's name from the relay).
+	SiteOf     func(r *http.Request) string
 	Accounts   map[string]Account
 	Sessions   SessionStore
 	SessionTTL time.Duration
@@ -128,6 +131,14 @@ func (a *App) product() string {
 		return "noticerelay station"
 	}
 	return a.Product
+}
+
+// site names the application's owner for r.
+func (a *App) site(r *http.Request) string {
+	if a.SiteOf != nil {
+		return a.SiteOf(r)
+	}
+	return a.Site
 }
 
 // Path returns p (starting with "/") under the application's base path.
@@ -357,7 +368,7 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, name st
 		return
 	}
 	st := state(r)
-	p.Base, p.Product, p.Site, p.User, p.CSRF = a.Base, a.product(), a.Site, st.user, st.csrf
+	p.Base, p.Product, p.Site, p.User, p.CSRF = a.Base, a.product(), a.site(r), st.user, st.csrf
 	p.Footer = a.Footer
 	if p.Footer == "" {
 		p.Footer = "receiving station of noticerelay · what is shown here is for official use only"
@@ -397,7 +408,7 @@ func (a *App) RenderFragment(w http.ResponseWriter, r *http.Request, name, block
 	}
 	st := state(r)
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, block, &Page{Site: a.Site, User: st.user, CSRF: st.csrf, Data: data}); err != nil {
+	if err := t.ExecuteTemplate(&buf, block, &Page{Site: a.site(r), User: st.user, CSRF: st.csrf, Data: data}); err != nil {
 		if a.Log != nil {
 			a.Log.Error("rendering a fragment", zap.String("page", name), zap.String("block", block), zap.Error(err))
 		}

@@ -223,7 +223,11 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		s.unlease(out)
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, delivery.Inbox{Deliveries: out})
+	in := delivery.Inbox{Deliveries: out, Authority: &delivery.InboxAuthority{ID: p.ID}}
+	if a := s.env.Config.Authority(p.ID); a != nil {
+		in.Authority.Name, in.Authority.Country = a.Name, a.Country
+	}
+	httpapi.JSON(w, http.StatusOK, in)
 }
 
 // take leases up to limit deliveries of authority, urgent ones first.

@@ -43,9 +43,6 @@ func TestStationInBrowser(t *testing.T) {
 	// A normal notice first, so that the urgent one has to jump it.
 	normalID := e.relay.Submit("examplenet", relaytest.Notice("REF-NORMAL-1", false, "", "DE", ""))
 	signIn(t, ctx, base, "duty1", analystPassword)
-	if got := text(t, ctx, ".top .authority"); got != "Bundeskriminalamt (test)" {
-		t.Fatalf("the page names %q, want the station's authority", got)
-	}
 	firstRow := func() string {
 		open(t, ctx, base+"/", "#urgent-unopened")
 		rows := js[int](t, ctx, `document.querySelectorAll("table.inbox tbody tr").length`)
@@ -57,6 +54,14 @@ func TestStationInBrowser(t *testing.T) {
 	relaytest.Eventually(t, 20*time.Second, "the normal notice in the inbox", func() bool {
 		return strings.Contains(firstRow(), "REF-NORMAL-1")
 	})
+	// The configuration names no authority (as the issue's example): the
+	// relay's inbox answer does, and every page shows it.
+	if got, want := text(t, ctx, ".top .authority"), authorityName+" ("+authority+")"; got != want {
+		t.Fatalf("the page names %q, want %q", got, want)
+	}
+	if got := text(t, ctx, "footer"); !strings.HasPrefix(got, authorityName+" ("+authority+")") {
+		t.Fatalf("the footer: %q", got)
+	}
 	if got := text(t, ctx, "#urgent-unopened"); !strings.HasPrefix(got, "0 urgent") {
 		t.Fatalf("urgent count before the urgent notice: %q", got)
 	}
@@ -161,6 +166,15 @@ func TestStationInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "station-notice.png")
 
+	// A tablet in portrait, 768 px wide: the inbox and the notice fit,
+	// and are as keyboard-accessible as on the laptop.
+	readable(t, ctx, base+"/", "#urgent-unopened", "")
+	do(t, ctx, "a tablet's screen", chromedp.EmulateViewport(768, 1024))
+	readable(t, ctx, base+"/", "#urgent-unopened", "station-inbox-tablet.png")
+	readable(t, ctx, base+"/notices/"+urgentID, "#suspicion", "station-notice-tablet.png")
+	do(t, ctx, "a laptop's screen", chromedp.EmulateViewport(1280, 900))
+	readable(t, ctx, base+"/notices/"+urgentID, "#suspicion", "")
+
 	// A form without its CSRF token is refused, and changes nothing.
 	set(t, ctx, "#note", "FORGED NOTE")
 	js[bool](t, ctx, `(() => { document.querySelector("#note-form input[name=csrf]").remove(); return true })()`)
@@ -202,6 +216,7 @@ func TestStationInBrowser(t *testing.T) {
 	if n := js[int](t, ctx, `document.querySelectorAll("form#triage-form, form#note-form").length`); n != 0 {
 		t.Fatalf("the print view has %d forms", n)
 	}
+	printsOnA4(t, ctx, 3)
 
 	// The platform withdraws the normal notice: the inbox shows it.
 	if resp := e.relay.Do("POST", "/v1/notices/"+normalID+"/withdraw", "platform:examplenet", map[string]string{"reason": "sent in error"}); resp.Status != 202 {

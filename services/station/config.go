@@ -19,8 +19,9 @@ import (
 
 // Config is the station's configuration file (docs/station.md).
 type Config struct {
-	// Authority is the name of the authority the station receives for;
-	// every page shows it.
+	// Authority, when set, is the name every page shows for the
+	// authority the station receives for; by default the pages show the
+	// name the relay gives for the station's token.
 	Authority string `yaml:"authority"`
 	Relay     struct {
 		URL      string `yaml:"url"`
@@ -54,7 +55,7 @@ type User struct {
 }
 
 // Roles: an analyst reads, triages and answers notices; a lead also reads
-// the access log.
+// the access log and manages the users (suspends, reinstates, signs out).
 const (
 	RoleAnalyst = "analyst"
 	RoleLead    = "lead"
@@ -85,8 +86,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		p = append(p, field+": "+fmt.Sprintf(format, args...))
 	}
-	if strings.TrimSpace(c.Authority) == "" {
-		add("authority", "is required: the name of the authority this station receives for (every page shows it)")
+	c.Authority = strings.TrimSpace(c.Authority)
+	if len(c.Authority) > 200 {
+		add("authority", "is longer than 200 characters")
 	}
 	switch {
 	case c.Relay.URL == "":

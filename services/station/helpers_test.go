@@ -28,6 +28,10 @@ import (
 // seals to an age key.
 const authority = "de-bka"
 
+// authorityName is de-bka's name in the relay's configuration, which the
+// station's pages show.
+const authorityName = "Bundeskriminalamt"
+
 // Passwords of the test users.
 const (
 	analystPassword = "correct horse battery"
@@ -74,6 +78,7 @@ func newEnvWith(t *testing.T, relayCfg func(*config.Config), stationCfg func(str
 		for i := range c.Authorities {
 			if c.Authorities[i].ID == authority {
 				c.Authorities[i].AgeRecipient = id.Recipient().String()
+				c.Authorities[i].Name = authorityName
 			}
 		}
 		if relayCfg != nil {
@@ -87,8 +92,8 @@ func newEnvWith(t *testing.T, relayCfg func(*config.Config), stationCfg func(str
 	}
 	t.Setenv("NR_STATION_TOKEN", r.Tokens["authority:"+authority])
 	h := hashes()
-	yaml := fmt.Sprintf(`authority: Bundeskriminalamt (test)
-relay: {url: %s, token_env: NR_STATION_TOKEN}
+	// As the issue's example: no authority field, the relay names it.
+	yaml := fmt.Sprintf(`relay: {url: %s, token_env: NR_STATION_TOKEN}
 identity: %s
 data: %s
 http: {listen: 127.0.0.1:0}

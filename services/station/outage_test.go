@@ -18,6 +18,17 @@ import (
 // client is an analyst's HTTP client, signed in.
 func (e *env) client(t *testing.T, user, password string) *http.Client {
 	t.Helper()
+	c, status, body := e.trySignIn(t, user, password)
+	if status != http.StatusOK || !strings.Contains(body, `class="signout"`) {
+		t.Fatalf("signing in as %s: HTTP %d", user, status)
+	}
+	return c
+}
+
+// trySignIn submits the sign-in form with a new client and returns the
+// client, the status and the page of the answer.
+func (e *env) trySignIn(t *testing.T, user, password string) (*http.Client, int, string) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	page := e.get(t, c, "/signin")
@@ -31,10 +42,7 @@ func (e *env) client(t *testing.T, user, password string) *http.Client {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `class="signout"`) {
-		t.Fatalf("signing in as %s: HTTP %d", user, resp.StatusCode)
-	}
-	return c
+	return c, resp.StatusCode, string(body)
 }
 
 func (e *env) get(t *testing.T, c *http.Client, path string) string {

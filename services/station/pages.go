@@ -71,6 +71,8 @@ func (s *Station) routes() *http.ServeMux {
 	mux.HandleFunc("GET /notices/{id}/attachments/{delivery}", a.Require(s.attachment))
 	mux.HandleFunc("GET /access-log", a.Require(s.accessLog, RoleLead))
 	mux.HandleFunc("GET /access-log.csv", a.Require(s.accessLogCSV, RoleLead))
+	mux.HandleFunc("GET /users", a.Require(s.users, RoleLead))
+	mux.HandleFunc("POST /users/{user}/{action}", a.Require(s.userAction, RoleLead))
 	return mux
 }
 
@@ -83,7 +85,8 @@ func (s *Station) nav(r *http.Request, u *web.Account) []web.NavItem {
 	items := []web.NavItem{{Label: "Inbox", Href: "/", Current: r.URL.Path == "/",
 		Badge: badge, BadgeLabel: badge + " urgent notices not yet opened"}}
 	if u.Role == RoleLead {
-		items = append(items, web.NavItem{Label: "Access log", Href: "/access-log", Current: strings.HasPrefix(r.URL.Path, "/access-log")})
+		items = append(items, web.NavItem{Label: "Access log", Href: "/access-log", Current: strings.HasPrefix(r.URL.Path, "/access-log")},
+			web.NavItem{Label: "Users", Href: "/users", Current: r.URL.Path == "/users"})
 	}
 	return items
 }
@@ -231,7 +234,7 @@ func (s *Station) export(w http.ResponseWriter, r *http.Request) {
 	}
 	u := web.User(r)
 	now := time.Now()
-	e := Export{Station: s.cfg.Authority, ExportedAt: now.UTC().Format(time.RFC3339), ExportedBy: u.ID, Notice: n.Body,
+	e := Export{Station: s.site(r), ExportedAt: now.UTC().Format(time.RFC3339), ExportedBy: u.ID, Notice: n.Body,
 		Deliveries: n.Deliveries, StoredAt: n.StoredAt.Format(time.RFC3339), Triage: n.Triage,
 		Notes: append([]store.Note{}, n.Notes...), Attachment: append([]store.Attachment{}, n.Attachments...), Messages: append([]store.Message{}, n.Messages...)}
 	if n.Withdrawn {

@@ -72,9 +72,17 @@ func (s *Station) receive(ctx context.Context) {
 // A delivery that cannot be opened or stored is not acknowledged: the
 // relay hands it out again when its lease ends.
 func (s *Station) round(ctx context.Context) (n int, fetchErr, deliveryErr error) {
-	outs, err := s.client.Fetch(ctx)
+	in, err := s.client.FetchInbox(ctx)
 	if err != nil {
 		return 0, err, nil
+	}
+	outs := in.Deliveries
+	if a := in.Authority; a != nil && a.ID != "" {
+		// The relay names the token's authority: the pages show it, and
+		// a token of another authority than the database's stores nothing.
+		if err := s.store.SetAuthority(ctx, store.Authority{ID: a.ID, Name: a.Name, Country: a.Country}); err != nil {
+			return 0, nil, err
+		}
 	}
 	var done []string
 	var errs []error

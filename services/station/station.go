@@ -70,8 +70,8 @@ func Start(ctx context.Context, o Options) (*Station, error) {
 	}
 	s := &Station{cfg: o.Config, log: o.Log, store: st, poll: o.PollInterval, served: make(chan error, 1),
 		client: inboxclient.New(o.Config.Relay.URL, o.Config.token, 100, o.Config.relayClient())}
-	s.app = &web.App{Site: o.Config.Authority, Accounts: o.Config.accounts(), Sessions: st, SessionTTL: o.SessionTTL,
-		Secure: o.Config.TLS(), Nav: s.nav, Alerts: s.alerts, Log: o.Log,
+	s.app = &web.App{SiteOf: s.site, Accounts: o.Config.accounts(), Sessions: st, SessionTTL: o.SessionTTL,
+		Secure: o.Config.TLS(), Nav: s.nav, Alerts: s.alerts, Log: o.Log, SignIn: s.signIn,
 		OnSignIn: func(ctx context.Context, user string) error {
 			return st.Log(ctx, store.Access{At: time.Now(), User: user, Action: store.ActionSignIn})
 		},
@@ -117,6 +117,22 @@ func Start(ctx context.Context, o Options) (*Station, error) {
 		}
 	}()
 	return s, nil
+}
+
+// site names the station's authority: as configured, else as the relay
+// named it for the station's token.
+func (s *Station) site(r *http.Request) string {
+	if s.cfg.Authority != "" {
+		return s.cfg.Authority
+	}
+	st, err := s.store.Relay(r.Context())
+	switch {
+	case err != nil || st.Authority.ID == "":
+		return "authority not yet named by the relay"
+	case st.Authority.Name == "" || st.Authority.Name == st.Authority.ID:
+		return st.Authority.ID
+	}
+	return st.Authority.Name + " (" + st.Authority.ID + ")"
 }
 
 // Addr is where the web pages are served.

@@ -27,7 +27,11 @@ func urgentNotice(ref string) map[string]any {
 	n["suspicion"] = "Recruiter offers a minor a job abroad; travel booked for tonight."
 	n["suspects"] = []map[string]any{{"country": "DE", "account_id": "u-991", "username": "jobs4you",
 		"ip_addresses": []map[string]any{{"ip": "203.0.113.7", "port": 50312, "seen_at": "2026-11-20T13:58:11Z", "event": "login"}}}}
-	n["contact"] = map[string]any{"name": "Trust & Safety duty desk", "email": "lea@example.net"}
+	n["contact"] = map[string]any{"name": "Trust & Safety duty desk", "email": "lea@example.net", "phone": "+353 1 555 0100"}
+	n["content"] = []map[string]any{{"url": "https://examplenet.example/chat/8812734/messages?from=2026-11-20T13:00:00Z&to=2026-11-20T14:00:00Z",
+		"type": "chat", "published_at": "2026-11-20T13:58:40Z", "sha256": strings.Repeat("ab", 32)}}
+	n["related_references"] = []string{"REF-EARLIER-7"}
+	n["prior_reports"] = []map[string]any{{"recipient": "NCMEC", "id": "CT-123456"}}
 	return n
 }
 
@@ -94,6 +98,23 @@ func TestStationInBrowser(t *testing.T) {
 	for _, want := range []string{"203.0.113.7", "50312", "2026-11-20T13:58:11Z", "login"} {
 		if !strings.Contains(ips, want) {
 			t.Fatalf("the suspect's IP table lacks %q: %q", want, ips)
+		}
+	}
+	for sel, wants := range map[string][]string{
+		".victim":        {"RO", "Minor", "yes"},
+		"#locations":     {"DE", "meeting point"},
+		"#content":       {"examplenet.example/chat/8812734", "chat", "2026-11-20T13:58:40Z", strings.Repeat("ab", 32)},
+		"#contact":       {"Trust & Safety duty desk", "lea@example.net", "+353 1 555 0100"},
+		"#related":       {"REF-EARLIER-7"},
+		"#prior-reports": {"NCMEC", "CT-123456"},
+		".banner-urgent": {"meet the victim tonight"},
+		"#summary":       {"human trafficking", "examplenet", "REF-URGENT-1", "DE, RO"},
+	} {
+		got := text(t, ctx, sel)
+		for _, want := range wants {
+			if !strings.Contains(got, want) {
+				t.Fatalf("%s lacks %q: %q", sel, want, got)
+			}
 		}
 	}
 	if got := text(t, ctx, "#grounds"); !strings.Contains(got, "suspect") || !strings.Contains(got, "declared") {
@@ -171,7 +192,7 @@ func TestStationInBrowser(t *testing.T) {
 	readable(t, ctx, base+"/", "#urgent-unopened", "")
 	do(t, ctx, "a tablet's screen", chromedp.EmulateViewport(768, 1024))
 	readable(t, ctx, base+"/", "#urgent-unopened", "station-inbox-tablet.png")
-	readable(t, ctx, base+"/notices/"+urgentID, "#suspicion", "station-notice-tablet.png")
+	readable(t, ctx, base+"/notices/"+urgentID, "#suspicion", "")
 	do(t, ctx, "a laptop's screen", chromedp.EmulateViewport(1280, 900))
 	readable(t, ctx, base+"/notices/"+urgentID, "#suspicion", "")
 

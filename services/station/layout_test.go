@@ -35,13 +35,13 @@ func readable(t *testing.T, ctx context.Context, url, sel, shot string) {
 		.map(e => e.outerHTML).join("\n")`); bare != "" {
 		t.Fatalf("%s has controls without a label:\n%s", url, bare)
 	}
+	if shot != "" {
+		screenshot(t, ctx, shot)
+	}
 	js[bool](t, ctx, `(() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); return true })()`)
 	do(t, ctx, "the tab key", chromedp.KeyEvent(kb.Tab))
 	if !js[bool](t, ctx, `document.activeElement.classList.contains("skip") && getComputedStyle(document.activeElement).outlineStyle !== "none"`) {
 		t.Fatalf("%s: the first tab stop is %q, not the skip link with a focus ring", url, js[string](t, ctx, `document.activeElement.outerHTML`))
-	}
-	if shot != "" {
-		screenshot(t, ctx, shot)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -230,6 +231,39 @@ func TestStationInBrowser(t *testing.T) {
 	}
 	if strings.Contains(exported, "FORGED") {
 		t.Fatal("the refused note was stored")
+	}
+
+	// The inbox's filters, by the form: state, urgency, category. The
+	// opened urgent notice is no longer bold; the unopened one is.
+	filter := func(state, urgency, category string) []string {
+		t.Helper()
+		open(t, ctx, base+"/", "form.filters")
+		set(t, ctx, "#f-state", state)
+		set(t, ctx, "#f-urgency", urgency)
+		set(t, ctx, "#f-category", category)
+		submit(t, ctx, "form.filters")
+		waitFor(t, ctx, "the filtered inbox", `location.search.includes("state=")`)
+		return strings.Fields(js[string](t, ctx, `Array.from(document.querySelectorAll("table.inbox tbody tr a")).map(a => a.textContent).join(" ")`))
+	}
+	for _, tc := range []struct {
+		state, urgency, category string
+		want                     []string
+	}{
+		{"", "", "", []string{"REF-URGENT-1", "REF-NORMAL-1"}},
+		{"forwarded", "", "", []string{"REF-URGENT-1"}},
+		{"new", "", "", []string{"REF-NORMAL-1"}},
+		{"", "normal", "", []string{"REF-NORMAL-1"}},
+		{"", "urgent", "human_trafficking", []string{"REF-URGENT-1"}},
+		{"", "", "grooming", nil},
+	} {
+		if got := filter(tc.state, tc.urgency, tc.category); !slices.Equal(got, tc.want) {
+			t.Fatalf("filter state=%q urgency=%q category=%q: %v, want %v", tc.state, tc.urgency, tc.category, got, tc.want)
+		}
+	}
+	filter("", "", "")
+	if w := js[string](t, ctx, `getComputedStyle(document.querySelector("tr[data-notice='`+urgentID+`'] td")).fontWeight + " " +
+		getComputedStyle(document.querySelector("tr[data-notice='`+normalID+`'] td")).fontWeight`); w != "400 700" {
+		t.Fatalf("font weights of the opened and the unopened notice: %s, want 400 700", w)
 	}
 
 	// The print view names the authority and the notice, without forms.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -242,7 +243,9 @@ func TestStationInBrowser(t *testing.T) {
 		set(t, ctx, "#f-urgency", urgency)
 		set(t, ctx, "#f-category", category)
 		submit(t, ctx, "form.filters")
-		waitFor(t, ctx, "the filtered inbox", `location.search.includes("state=")`)
+		waitFor(t, ctx, "the filtered inbox", fmt.Sprintf(`(() => { const q = new URLSearchParams(location.search);
+			return q.get("state") === %q && q.get("urgency") === %q && q.get("category") === %q && document.readyState === "complete" })()`,
+			state, urgency, category))
 		return strings.Fields(js[string](t, ctx, `Array.from(document.querySelectorAll("table.inbox tbody tr a")).map(a => a.textContent).join(" ")`))
 	}
 	for _, tc := range []struct {
@@ -284,6 +287,23 @@ func TestStationInBrowser(t *testing.T) {
 	open(t, ctx, base+"/notices/"+normalID, "#withdrawn")
 	if got := text(t, ctx, "#withdrawn"); !strings.Contains(got, "sent in error") {
 		t.Fatalf("withdrawal: %q", got)
+	}
+
+	// A follow-up: shown with the notice it follows, which lists it.
+	fu := relaytest.Notice("REF-FOLLOW-1", false, "", "DE", "")
+	fu["follow_up_of"] = "REF-URGENT-1"
+	fuID := e.relay.Submit("examplenet", fu)
+	relaytest.Eventually(t, 20*time.Second, "the follow-up stored", func() bool {
+		_, err := e.station.Store().Notice(context.Background(), fuID)
+		return err == nil
+	})
+	open(t, ctx, base+"/notices/"+fuID, "#summary")
+	if got := text(t, ctx, "#summary"); !strings.Contains(got, "Follows") || !js[bool](t, ctx, `!!document.querySelector("#summary a[href='/notices/`+urgentID+`']")`) {
+		t.Fatalf("the follow-up does not link the notice it follows: %q", got)
+	}
+	open(t, ctx, base+"/notices/"+urgentID, "#suspicion")
+	if got := text(t, ctx, "#follow-ups"); !strings.Contains(got, "REF-FOLLOW-1") {
+		t.Fatalf("the notice's follow-ups: %q", got)
 	}
 
 	// An analyst may not read the access log.

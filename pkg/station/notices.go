@@ -114,6 +114,9 @@ type Notice struct {
 	Messages         []Message
 	// FollowUps are the notices that follow this one or supersede it.
 	FollowUps []Row
+	// Refs are the references of the notices this one follows or
+	// supersedes, by id, where the station has them.
+	Refs map[string]string
 	// Deliveries are the ids of the deliveries that brought it.
 	Deliveries []string
 }
@@ -205,6 +208,15 @@ func (s *Store) details(ctx context.Context, n *Notice) error {
 			n.Deliveries, err = s.strings(ctx, `SELECT id FROM deliveries WHERE notice_id = ? ORDER BY stored_at`, n.ID)
 			return err
 		}(),
+		each(`SELECT id, reference FROM notices WHERE id IN (?, ?)`, func(r *sql.Rows) error {
+			var id, ref string
+			err := r.Scan(&id, &ref)
+			if n.Refs == nil {
+				n.Refs = map[string]string{}
+			}
+			n.Refs[id] = ref
+			return err
+		}, n.Forwarded.FollowUpOf, n.Forwarded.Supersedes),
 		each(`SELECT id, reference, category, priority, received_at, state FROM notices
 			WHERE follow_up_of = ? OR supersedes = ? OR follow_up_of = ? OR supersedes = ? ORDER BY received_at`, func(r *sql.Rows) error {
 			var f Row

@@ -298,7 +298,7 @@ func TestStationInBrowser(t *testing.T) {
 		return err == nil
 	})
 	open(t, ctx, base+"/notices/"+fuID, "#summary")
-	if got := text(t, ctx, "#summary"); !strings.Contains(got, "Follows") || !js[bool](t, ctx, `!!document.querySelector("#summary a[href='/notices/`+urgentID+`']")`) {
+	if got := text(t, ctx, "#summary"); !strings.Contains(got, "notice REF-URGENT-1") || !js[bool](t, ctx, `!!document.querySelector("#summary a[href='/notices/`+urgentID+`']")`) {
 		t.Fatalf("the follow-up does not link the notice it follows: %q", got)
 	}
 	open(t, ctx, base+"/notices/"+urgentID, "#suspicion")

@@ -233,6 +233,13 @@ func TestStationInBrowser(t *testing.T) {
 	if strings.Contains(exported, "FORGED") {
 		t.Fatal("the refused note was stored")
 	}
+	// Triage and notes stay in the station: the platform sees neither.
+	for _, path := range []string{"/v1/notices/" + urgentID, "/v1/notices/" + urgentID + "/messages"} {
+		resp := e.relay.Do("GET", path, "platform:examplenet", nil)
+		if resp.Status != 200 || strings.Contains(string(resp.Body), "LKA") || strings.Contains(string(resp.Body), "duty desk") {
+			t.Fatalf("the platform's %s shows the station's triage: %s", path, resp)
+		}
+	}
 
 	// The inbox's filters, by the form: state, urgency, category. The
 	// opened urgent notice is no longer bold; the unopened one is.

@@ -15,7 +15,8 @@ import (
 
 // readable opens url at the browser's current size and checks what every
 // page of the station owes a reader on a laptop or a tablet: nothing
-// wider than the screen, the authority named, one h1, every control
+// wider than the screen, the authority named, the count of unopened
+// urgent notices in the navigation, one h1, every control
 // labelled, and the skip link first in the keyboard's order with a
 // visible focus ring. It saves a screenshot as shot, if not empty.
 func readable(t *testing.T, ctx context.Context, url, sel, shot string) {
@@ -26,6 +27,9 @@ func readable(t *testing.T, ctx context.Context, url, sel, shot string) {
 	}
 	if got := text(t, ctx, ".top .authority"); got != authorityName+" ("+authority+")" {
 		t.Fatalf("%s names %q", url, got)
+	}
+	if !js[bool](t, ctx, `/^\d+$/.test(document.querySelector(".top nav .badge").textContent)`) {
+		t.Fatalf("%s does not show the count of unopened urgent notices", url)
 	}
 	if n := js[int](t, ctx, `document.querySelectorAll("h1").length`); n != 1 {
 		t.Fatalf("%s has %d h1 headings", url, n)

@@ -31,6 +31,9 @@ func TestLeadManagesUsers(t *testing.T) {
 	if got := text(t, ctx, "#error-message"); !strings.Contains(got, "may not see this page") {
 		t.Fatalf("an analyst on the users page: %q", got)
 	}
+	if st := js[int](t, ctx, `fetch("/access-log.csv").then(r => r.status)`); st != http.StatusForbidden {
+		t.Fatalf("an analyst exporting the access log: HTTP %d, want 403", st)
+	}
 	if st := js[int](t, ctx, `fetch("/users/lead/suspend", {method: "POST", headers: {"Content-Type": "application/x-www-form-urlencoded"},
 		body: "csrf=" + encodeURIComponent(document.querySelector("form.signout input[name=csrf]").value)}).then(r => r.status)`); st != http.StatusForbidden {
 		t.Fatalf("an analyst suspending the lead: HTTP %d, want 403", st)

@@ -95,3 +95,27 @@ func (r *LeaderReader) get(ctx context.Context, req msgGetRequest) (*jetstream.R
 	}
 	return m, nil
 }
+
+// Scanner reads a stream in order by subject filter: a LeaderReader, or a
+// stagetest.Log in a stage's tests.
+type Scanner interface {
+	Next(ctx context.Context, seq uint64, filter string) (*jetstream.RawStreamMsg, error)
+}
+
+// Each calls fn with every message stored on a subject matching filter, in
+// the stream's order, and stops at the first error (fn's or a read's).
+func Each(ctx context.Context, s Scanner, filter string, fn func(*jetstream.RawStreamMsg) error) error {
+	for seq := uint64(1); ; {
+		m, err := s.Next(ctx, seq, filter)
+		if fault.Is(err, fault.NotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		seq = m.Sequence + 1
+	}
+}

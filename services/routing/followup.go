@@ -3,12 +3,16 @@ package routing
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
 	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
 	"github.com/noticerelay/noticerelay/pkg/notice"
+	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
 // link is one earlier notice that a notice names: its id and how.
@@ -31,7 +35,8 @@ func links(rec *notice.Record) []link {
 }
 
 // earlierDecisions reads the stored decision of every earlier notice rec
-// names, and returns them with the events that record the links on the
+// names, with the authorities that received it by escalation added as its
+// recipients, and returns them with the events that record the links on the
 // earlier notices (followed_up or superseded, naming the later notice by
 // its pseudonym). The earlier notice was stored before this one (intake
 // resolved it) and routing never acks a notice without its decision, so a
@@ -54,7 +59,11 @@ func (s *Service) earlierDecisions(ctx context.Context, rec *notice.Record, late
 		if err != nil || dec.Decision == nil {
 			return nil, nil, fault.Errorf("routing", fault.Poison, "decision of the earlier notice %s unreadable: %v", l.id, err)
 		}
-		earlier = append(earlier, jurisdiction.Earlier{Link: l.kind, Decision: *dec.Decision})
+		escalated, err := s.escalated(ctx, pseudonym)
+		if err != nil {
+			return nil, nil, fault.E("routing: reading the escalations of the earlier notice "+l.id, fault.KindOf(err), err)
+		}
+		earlier = append(earlier, jurisdiction.Earlier{Link: l.kind, Decision: s.router.WithEscalated(*dec.Decision, escalated...)})
 		evs = append(evs, linkEvent(l, pseudonym, dec, later, received))
 	}
 	return earlier, evs, nil
@@ -81,4 +90,24 @@ func (s *Service) earlierPseudonyms(rec *notice.Record) (followUpOf, supersedes 
 		supersedes = s.env.Pseudonyms.Notice(rec.SupersedesID)
 	}
 	return followUpOf, supersedes
+}
+
+// escalated returns the authorities that received the notice (pseudonym)
+// by escalation so far: the recipients of its queued events of kind
+// escalation, each once. They are read through the events stream's leader,
+// so that an escalation stored a moment ago is not missed.
+func (s *Service) escalated(ctx context.Context, pseudonym string) ([]string, error) {
+	var out []string
+	err := stream.Each(ctx, s.events, event.SubjectOf(pseudonym, event.Queued, "*", event.KindEscalation),
+		func(m *jetstream.RawStreamMsg) error {
+			q, err := event.Decode(m.Data)
+			if err != nil {
+				return fault.E("routing: an escalation's queued event", fault.Internal, err)
+			}
+			if !slices.Contains(out, q.Recipient) {
+				out = append(out, q.Recipient)
+			}
+			return nil
+		})
+	return out, err
 }

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,6 +23,9 @@ type Router struct {
 	// geo is the geolocation database, reloaded when its file changes;
 	// nil when none is configured.
 	geo *geo.DB
+	// countries is each configured authority's country, by id;
+	// escalation its escalation target, for those that have one.
+	countries, escalation map[string]string
 }
 
 // NewRouter builds the router of a configuration. It opens the geolocation
@@ -35,8 +39,13 @@ func NewRouter(c *config.Config, log *zap.Logger) (*Router, error) {
 		rules: jurisdiction.Rules{MemberStates: states, Authorities: map[string]string{},
 			PhoneRegion: phone.Region, SeenWindow: time.Duration(c.Geo.SeenWindow)},
 		platforms: map[string]jurisdiction.Platform{},
+		countries: map[string]string{}, escalation: map[string]string{},
 	}
 	for _, a := range c.Authorities {
+		r.countries[a.ID] = a.Country
+		if a.Escalation != "" {
+			r.escalation[a.ID] = a.Escalation
+		}
 		if a.Primary() {
 			r.rules.Authorities[a.Country] = a.ID
 		}
@@ -82,4 +91,41 @@ func (r *Router) Decide(platform string, n *notice.Notice) jurisdiction.Decision
 		rules.Locator = r.geo.Current()
 	}
 	return jurisdiction.Decide(rules, r.platforms[platform], n)
+}
+
+// WithEscalated returns d with every authority of escalated that received
+// the notice by escalation added as a recipient (an urgent delivery left
+// unacknowledged was copied to it: services/escalation), once, after the
+// recipients of the decision. A follow-up of the notice goes to them too
+// (contract section 9: every recipient of the earlier notice). An authority
+// no longer configured is left out: nothing can be delivered to it. d is
+// not changed.
+func (r *Router) WithEscalated(d jurisdiction.Decision, escalated ...string) jurisdiction.Decision {
+	d.Recipients = slices.Clone(d.Recipients)
+	for _, id := range escalated {
+		cc, ok := r.countries[id]
+		if !ok || slices.ContainsFunc(d.Recipients, func(x jurisdiction.Recipient) bool { return x.Authority == id }) {
+			continue
+		}
+		d.Recipients = append(d.Recipients, jurisdiction.Recipient{Authority: id, Country: cc})
+	}
+	return d
+}
+
+// EscalationTargets returns the authorities the configuration names as
+// escalation targets of d's recipients, each once, in the order of the
+// recipients: those that receive the notice too if it is urgent and a
+// recipient leaves it unacknowledged past deliveries.urgent_deadline.
+// None for a normal notice: only urgent deliveries are escalated.
+func (r *Router) EscalationTargets(d jurisdiction.Decision) []string {
+	var out []string
+	if d.Priority != notice.Urgent {
+		return nil
+	}
+	for _, rc := range d.Recipients {
+		if t, ok := r.escalation[rc.Authority]; ok && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -34,7 +34,10 @@ type Service struct {
 	env    *module.Env
 	router *Router
 	// read reads the decision and the body of a withdrawn notice.
-	read   stream.Reader
+	read stream.Reader
+	// events scans the events stream through its leader: the escalations
+	// of a notice that a follow-up names.
+	events stream.Scanner
 	routed *prometheus.CounterVec
 	wg     sync.WaitGroup
 	// sealer encrypts deliveries to authorities with an age recipient.
@@ -72,6 +75,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.read, err = stream.OpenStreams(ctx, s.env.JS, stream.Events, stream.Notices); err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
+	s.events = stream.NewLeaderReader(s.env.JS, stream.Events)
 	if err := s.prepare(); err != nil {
 		return err
 	}

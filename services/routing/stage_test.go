@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/event"
 	"github.com/noticerelay/noticerelay/pkg/fault"
@@ -16,15 +17,20 @@ import (
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
-// newStage returns the routing stage on the test configuration, reading
-// from store, without a broker.
-func newStage(t *testing.T, now *time.Time, store stream.Reader) *Service {
+// newStage returns the routing stage on the test configuration (changed
+// by change, when given), reading from store and scanning an empty events
+// log, without a broker.
+func newStage(t *testing.T, now *time.Time, store stream.Reader, change ...func(*config.Config)) *Service {
 	t.Helper()
-	s := New(stagetest.Env(t, now, nil))
+	var c func(*config.Config)
+	if len(change) > 0 {
+		c = change[0]
+	}
+	s := New(stagetest.Env(t, now, c))
 	if err := s.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	s.read = store
+	s.read, s.events = store, stagetest.NewLog()
 	return s
 }
 
@@ -158,5 +164,102 @@ func TestRoutingPoison(t *testing.T) {
 		if _, err := s.stage(context.Background(), in); !fault.Is(err, fault.Poison) {
 			t.Errorf("%s: %v", in.Subject, err)
 		}
+	}
+}
+
+// TestFollowUpReachesEscalationTargets: an authority that received the
+// earlier notice by escalation (an urgent delivery of de-bka left
+// unacknowledged was copied to ie-garda) is one of its recipients: a
+// follow-up goes to it too, with basis follow_up in its delivery and in
+// the stored decision; before any escalation it does not; a failure to
+// read the escalations is retried, never routed without them.
+func TestFollowUpReachesEscalationTargets(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	store := stagetest.NewStore()
+	s := newStage(t, &now, store, func(c *config.Config) {
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == "de-bka" {
+				c.Authorities[i].Escalation = "ie-garda"
+			}
+		}
+	})
+	log := s.events.(*stagetest.Log)
+	first, data := stagetest.Record(t, "ref-esc-1", "DE", "DE", true, now.Add(-time.Hour))
+	routed, err := s.stage(context.Background(), stream.Input{Subject: stream.NoticeSubject(first.ID), Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Put(routed...)
+	log.Put(routed...)
+	later, _ := stagetest.Record(t, "ref-esc-2", "FR", "FR", false, now)
+	later.FollowUpOfID = first.ID
+	laterData, err := json.Marshal(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := stream.Input{Subject: stream.NoticeSubject(later.ID), Data: laterData}
+	route := func() (map[string][]string, []string) {
+		t.Helper()
+		out, err := s.stage(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grounds := map[string][]string{}
+		for _, m := range out {
+			auth, _, _, ok := stream.ParseDeliverySubject(m.Subject)
+			if !ok {
+				continue
+			}
+			d, fw := forwarded(t, m)
+			if fw.FollowUpOf != first.ID || d.Type != event.KindNotice {
+				t.Errorf("delivery to %s: type %s, follow_up_of %q", auth, d.Type, fw.FollowUpOf)
+			}
+			for _, g := range fw.Grounds {
+				grounds[auth] = append(grounds[auth], g.Basis+"/"+g.Evidence)
+			}
+		}
+		var decided []string
+		for _, e := range stagetest.Events(t, out) {
+			if e.Type == event.Decided {
+				for _, r := range e.Decision.Recipients {
+					decided = append(decided, r.Authority)
+				}
+			}
+		}
+		return grounds, decided
+	}
+
+	// Not escalated (yet): the earlier recipient and the notice's own.
+	grounds, decided := route()
+	if want := []string{"de-bka", "fr-police"}; !slices.Equal(decided, want) || len(grounds) != 2 {
+		t.Errorf("before the escalation: decided %q, want %q; deliveries %v", decided, want, grounds)
+	}
+
+	// de-bka's delivery escalated to ie-garda: ie-garda receives the
+	// follow-up too.
+	q := event.Event{Type: event.Queued, Notice: s.env.Pseudonyms.Notice(first.ID), Time: now.Add(-time.Minute),
+		Actor: "escalation", Platform: first.Platform, BodySHA256: first.BodySHA256, Priority: "urgent",
+		Recipient: "ie-garda", Kind: event.KindEscalation, Delivery: "copy-1"}
+	qm, err := q.Message()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Put(qm)
+	grounds, decided = route()
+	if want := []string{"de-bka", "fr-police", "ie-garda"}; !slices.Equal(decided, want) {
+		t.Errorf("after the escalation: decided %q, want %q", decided, want)
+	}
+	for auth, want := range map[string][]string{
+		"de-bka": {"follow_up/follow_up_of"}, "ie-garda": {"follow_up/follow_up_of"}, "fr-police": {"offence/declared", "suspect/declared"},
+	} {
+		if !slices.Equal(grounds[auth], want) {
+			t.Errorf("%s: grounds %q, want %q", auth, grounds[auth], want)
+		}
+	}
+
+	filter := event.SubjectOf(s.env.Pseudonyms.Notice(first.ID), event.Queued, "*", event.KindEscalation)
+	log.Errs[filter] = fault.Errorf("get", fault.Unavailable, "NATS is down")
+	if out, err := s.stage(context.Background(), in); !fault.Is(err, fault.Unavailable) || out != nil {
+		t.Errorf("reading the escalations failing: %v, %d outputs", err, len(out))
 	}
 }

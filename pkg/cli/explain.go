@@ -22,6 +22,11 @@ type Explanation struct {
 	Platform  string `json:"platform"`
 	Reference string `json:"reference"`
 	jurisdiction.Decision
+	// IfEscalated are the recipients the relay adds to a follow-up or
+	// correction, with their grounds, when an urgent earlier notice it
+	// names was escalated before it is routed: the escalation targets of
+	// the earlier recipients received that notice too.
+	IfEscalated []jurisdiction.Recipient `json:"if_escalated,omitempty"`
 }
 
 // explain prints the decision for a notice without submitting it. Exit
@@ -92,11 +97,12 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "noticerelay explain: %v\n", err)
 		return ExitUsage
 	}
-	d, missing := followUpDecision(n, earlier, func(n *notice.Notice) jurisdiction.Decision { return router.Decide(*platform, n) })
+	d, ifEscalated, missing := followUpDecision(n, earlier, func(n *notice.Notice) jurisdiction.Decision { return router.Decide(*platform, n) },
+		func(d jurisdiction.Decision) jurisdiction.Decision { return router.WithEscalated(d, router.EscalationTargets(d)...) })
 	for _, ref := range missing {
 		fmt.Fprintf(stderr, "noticerelay explain: earlier notice %q not given (--earlier): the relay also sends this notice to its recipients, with basis follow_up\n", ref)
 	}
-	out, err := json.MarshalIndent(Explanation{Platform: *platform, Reference: n.Reference, Decision: d}, "", "  ")
+	out, err := json.MarshalIndent(Explanation{Platform: *platform, Reference: n.Reference, Decision: d, IfEscalated: ifEscalated}, "", "  ")
 	if err != nil {
 		fmt.Fprintf(stderr, "noticerelay explain: %v\n", err)
 		return ExitFailure

@@ -10,6 +10,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/cli"
 	"github.com/noticerelay/noticerelay/pkg/geo/geotest"
+	"github.com/noticerelay/noticerelay/pkg/jurisdiction"
 )
 
 // TestExplainFollowUp: with the earlier notices given, explain adds their
@@ -44,20 +45,43 @@ func TestExplainFollowUp(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ex); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, r := range ex.Recipients {
-		var gs []string
-		for _, g := range r.Grounds {
-			gs = append(gs, g.Basis+"/"+g.Evidence)
-		}
-		got = append(got, r.Authority+":"+strings.Join(gs, ","))
-	}
+	got := recipientsOf(ex.Recipients)
 	want := []string{"at-police:follow_up/supersedes", "fr-police:offence/declared,follow_up/supersedes", "nl-police:offence/declared"}
 	if !slices.Equal(got, want) {
 		t.Errorf("recipients %q, want %q", got, want)
 	}
-	if errOut != "" {
-		t.Errorf("stderr: %s", errOut)
+	if errOut != "" || ex.IfEscalated != nil {
+		t.Errorf("stderr: %s, if_escalated %v (no escalation configured)", errOut, ex.IfEscalated)
+	}
+
+	// de-bka escalates to europol: a follow-up of an urgent notice to
+	// de-bka also reaches europol if that notice was escalated, and only
+	// then (if_escalated); of a normal one, never.
+	escCfg := write("escalation.yaml", strings.Replace(explainConfig(db), "    name: de-bka\n", "    name: de-bka\n    escalation: europol\n", 1))
+	fu := []string{"de-bka:follow_up/follow_up_of", "fr-police:offence/declared"}
+	for _, tc := range []struct {
+		imminent              string
+		recipients, escalated []string
+	}{
+		// eu-desk has a copy of every urgent notice (its rule).
+		{"true", append(fu, "eu-desk:follow_up/follow_up_of"), []string{"europol:follow_up/follow_up_of"}},
+		{"false", fu, nil},
+	} {
+		urgent := write("urgent.json", `{"reference": "U-1", "category": "other", "imminent_threat": `+tc.imminent+`, "suspicion": "s",
+			"locations": [{"country": "DE"}]}`)
+		fu := write("fu.json", `{"reference": "U-2", "category": "other", "imminent_threat": false, "suspicion": "s",
+			"locations": [{"country": "FR"}], "follow_up_of": "U-1"}`)
+		code, out, errOut := runExplain(t, "--config", escCfg, "--platform", "examplenet", "--earlier", urgent, fu)
+		var ex cli.Explanation
+		if err := json.Unmarshal([]byte(out), &ex); code != 0 || err != nil {
+			t.Fatalf("exit %d: %s %v", code, errOut, err)
+		}
+		if got := recipientsOf(ex.Recipients); !slices.Equal(got, tc.recipients) {
+			t.Errorf("imminent %s: recipients %q, want %q", tc.imminent, got, tc.recipients)
+		}
+		if got := recipientsOf(ex.IfEscalated); !slices.Equal(got, tc.escalated) {
+			t.Errorf("imminent %s: if_escalated %q, want %q", tc.imminent, got, tc.escalated)
+		}
 	}
 
 	code, out, errOut = runExplain(t, "--config", cfg, "--platform", "examplenet", three)
@@ -67,4 +91,17 @@ func TestExplainFollowUp(t *testing.T) {
 	if code, _, errOut := runExplain(t, "--config", cfg, "--platform", "examplenet", "--earlier", filepath.Join(dir, "none.json"), three); code != 2 {
 		t.Errorf("missing --earlier file: exit %d, %s", code, errOut)
 	}
+}
+
+// recipientsOf returns each recipient as "authority:basis/evidence,...".
+func recipientsOf(rs []jurisdiction.Recipient) []string {
+	var out []string
+	for _, r := range rs {
+		var gs []string
+		for _, g := range r.Grounds {
+			gs = append(gs, g.Basis+"/"+g.Evidence)
+		}
+		out = append(out, r.Authority+":"+strings.Join(gs, ","))
+	}
+	return out
 }

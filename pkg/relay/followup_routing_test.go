@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -126,4 +127,48 @@ func TestFollowUpRouting(t *testing.T) {
 	if rep.FollowedUp != 1 || rep.Superseded != 1 || rep.Accepted != 3 {
 		t.Errorf("replay: %d follow-ups, %d superseded, %d accepted; want 1, 1, 3", rep.FollowedUp, rep.Superseded, rep.Accepted)
 	}
+}
+
+// TestFollowUpReachesEscalationTarget: de-bka leaves an urgent notice
+// unacknowledged past its deadline, so europol, its escalation target,
+// receives a copy; a follow-up of that notice then reaches europol too,
+// with basis follow_up and naming the earlier notice, and its status lists
+// europol among its recipients.
+func TestFollowUpReachesEscalationTarget(t *testing.T) {
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.Deliveries.UrgentDeadline = config.Duration(time.Second)
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == "de-bka" {
+				c.Authorities[i].Escalation = "europol"
+			}
+		}
+	}})
+	first := r.Submit("examplenet", relaytest.Notice("ESC-FU-1", true, "", "DE", ""))
+	if esc := r.InboxUntil("europol", 1, wait); esc[0].Type != "escalation" || esc[0].NoticeID != first {
+		t.Fatalf("europol: %+v", esc[0])
+	}
+	fu := relaytest.Notice("ESC-FU-2", false, "FR", "", "")
+	fu["follow_up_of"] = "ESC-FU-1"
+	second := r.Submit("examplenet", fu)
+
+	for auth, grounds := range map[string][]string{
+		"europol": {"follow_up/follow_up_of"}, "de-bka": {"follow_up/follow_up_of"}, "fr-police": {"offence/declared"},
+	} {
+		d := byNotice(t, r.InboxUntil(auth, 1, wait), second)
+		if got := groundsOf(t, d); !slices.Equal(got, grounds) {
+			t.Errorf("%s: grounds %q, want %q", auth, got, grounds)
+		}
+		if got, _ := d.Notice["follow_up_of"].(string); got != first {
+			t.Errorf("%s: follow_up_of %q, want %q", auth, got, first)
+		}
+	}
+	relaytest.Eventually(t, wait, "europol among the follow-up's recipients", func() bool {
+		rs, _ := r.Status("examplenet", second)["recipients"].([]any)
+		for _, rc := range rs {
+			if m := rc.(map[string]any); m["authority"] == "europol" && m["status"] == "delivered" {
+				return len(rs) == 3
+			}
+		}
+		return false
+	})
 }

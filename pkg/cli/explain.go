@@ -98,7 +98,9 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	d, ifEscalated, missing := followUpDecision(n, earlier, func(n *notice.Notice) jurisdiction.Decision { return router.Decide(*platform, n) },
-		func(d jurisdiction.Decision) jurisdiction.Decision { return router.WithEscalated(d, router.EscalationTargets(d)...) })
+		func(d jurisdiction.Decision) jurisdiction.Decision {
+			return router.WithEscalated(d, router.EscalationTargets(d)...)
+		})
 	for _, ref := range missing {
 		fmt.Fprintf(stderr, "noticerelay explain: earlier notice %q not given (--earlier): the relay also sends this notice to its recipients, with basis follow_up\n", ref)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/noticerelay/noticerelay/pkg/auditlog"
+	"github.com/noticerelay/noticerelay/pkg/cli"
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/delivery"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
@@ -332,4 +333,73 @@ func eventsText(t *testing.T, r *relaytest.Relay, done func(string) bool) string
 		return done(all)
 	})
 	return all
+}
+
+// TestNotifyDeadLetterAndRedrive: a message to a platform whose notify URL
+// keeps failing is retried up to the webhook budget, then dead-lettered
+// like an authority's webhook delivery (event naming the platform as
+// recipient, `deliveries dead`); `deliveries redrive` sends it again, and
+// the platform's listing holds it all along.
+func TestNotifyDeadLetterAndRedrive(t *testing.T) {
+	secret := []byte("notify-secret-0123456789abcdef")
+	t.Setenv(notifySecretEnv, string(secret))
+	platform := newReceiver(t, secret, 1000)
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.NATS.Listen = "127.0.0.1:0" // for the deliveries command line
+		c.Deliveries.Webhook = config.WebhookSettings{Timeout: config.Duration(2 * time.Second), MaxAttempts: 3,
+			Backoff: config.Duration(20 * time.Millisecond), MaxBackoff: config.Duration(100 * time.Millisecond)}
+		for i := range c.Platforms {
+			if c.Platforms[i].ID == "examplenet" {
+				c.Platforms[i].Notify = &config.Notify{URL: platform.URL, SecretEnv: notifySecretEnv}
+			}
+		}
+	}})
+	noticeID := r.Submit("examplenet", relaytest.Notice("NOTIFY-1", false, "", "DE", ""))
+	de := r.InboxUntil("de-bka", 1, wait)[0]
+	sent := r.Do("POST", "/v1/inbox/"+de.ID+"/messages", "authority:de-bka",
+		map[string]any{"kind": "request_information", "text": "Which accounts share the device?"})
+	if sent.Status != http.StatusCreated {
+		t.Fatalf("message: %s", sent)
+	}
+	msgID := sent.Map()["id"].(string)
+
+	var dead []cli.DeadLetter
+	relaytest.Eventually(t, wait, "the message dead-lettered", func() bool {
+		code, out, errs := runCLI(t, "deliveries", "dead", "--nats", r.NATSURL())
+		if code != 0 {
+			t.Fatalf("dead: %d %s", code, errs)
+		}
+		dead = decodeLines(t, out)
+		return len(dead) == 1
+	})
+	if reqs, _ := platform.counts(); reqs != 3 {
+		t.Errorf("%d notify attempts, want 3", reqs)
+	}
+	d := dead[0]
+	if d.Authority != "examplenet" || d.Priority != "notify" || d.Attempts != "3" || !strings.Contains(d.Reason, "HTTP 503") {
+		t.Fatalf("dead letter: %+v", d)
+	}
+	eventsText(t, r, func(all string) bool {
+		return strings.Contains(all, `"type":"dead_lettered"`) && strings.Contains(all, `"recipient":"platform"`)
+	})
+
+	platform.setFail(0)
+	if code, out, errs := runCLI(t, "deliveries", "redrive", "--nats", r.NATSURL(), "--id", d.Delivery); code != 0 ||
+		!strings.Contains(out, "redriven "+d.Delivery) {
+		t.Fatalf("redrive: %d %s %s", code, out, errs)
+	}
+	relaytest.Eventually(t, wait, "the redriven message at the notify URL", func() bool { _, ok := platform.counts(); return ok == 1 })
+	var pushed delivery.Out
+	var pm map[string]any
+	if err := json.Unmarshal(platform.okBody(0), &pushed); err != nil || json.Unmarshal(pushed.Message, &pm) != nil ||
+		pushed.Type != "message" || pushed.NoticeID != noticeID || pm["id"] != msgID {
+		t.Fatalf("pushed: %v %+v %v", err, pushed, pm)
+	}
+	var thread struct {
+		Messages []map[string]any `json:"messages"`
+	}
+	if resp := r.Do("GET", "/v1/notices/"+noticeID+"/messages", "platform:examplenet", nil); resp.JSON(&thread) != nil ||
+		len(thread.Messages) != 1 || thread.Messages[0]["id"] != msgID {
+		t.Errorf("listing: %s", resp)
+	}
 }

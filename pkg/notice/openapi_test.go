@@ -186,3 +186,42 @@ func (o *openAPI) field(t *testing.T, f Field, p map[string]any) {
 		limit("maxLength", f.MaxLength)
 	}
 }
+
+// TestOpenAPIListsWarnings: the description of `warnings` in the answer to
+// POST /v1/notices (202 and 200) names every warning the validator gives:
+// each recommended field of the table by name, a time stamp in the future,
+// and no Member State at `locations`.
+func TestOpenAPIListsWarnings(t *testing.T) {
+	o := loadOpenAPI(t)
+	accepted, _ := o.schema(map[string]any{"$ref": "#/components/schemas/Accepted"})
+	props, _ := accepted["properties"].(map[string]any)
+	w, _ := props["warnings"].(map[string]any)
+	desc, _ := w["description"].(string)
+	if desc == "" {
+		t.Fatal("Accepted.warnings has no description")
+	}
+	if items, _ := o.schema(w["items"].(map[string]any)); items["required"] == nil {
+		t.Error("Accepted.warnings.items: not the Warning schema")
+	}
+	desc = strings.Join(strings.Fields(desc), " ")
+	var walk func(fs []Field)
+	times := 0
+	walk = func(fs []Field) {
+		for _, f := range fs {
+			if f.Recommended != "" && !strings.Contains(desc, "`"+f.Name+"`") {
+				t.Errorf("warning of %s (%q) not listed in the description of warnings", f.Path, f.Recommended)
+			}
+			if f.Kind == KindTime {
+				times++
+			}
+			walk(f.Fields)
+		}
+	}
+	walk(Fields())
+	if times == 0 || !strings.Contains(desc, "in the future") {
+		t.Errorf("the warning of a time stamp in the future (%d time fields) is not listed", times)
+	}
+	if !strings.Contains(desc, "`locations`") || !strings.Contains(desc, "no Member State") {
+		t.Error("the warning at locations (no Member State identified) is not listed")
+	}
+}

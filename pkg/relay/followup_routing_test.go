@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -133,7 +134,8 @@ func TestFollowUpRouting(t *testing.T) {
 // unacknowledged past its deadline, so europol, its escalation target,
 // receives a copy; a follow-up of that notice then reaches europol too,
 // with basis follow_up and naming the earlier notice, and its status lists
-// europol among its recipients.
+// europol among its recipients. The withdrawal of the escalated notice
+// reaches europol as well; its status still names de-bka alone.
 func TestFollowUpReachesEscalationTarget(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
 		c.Deliveries.UrgentDeadline = config.Duration(time.Second)
@@ -170,5 +172,19 @@ func TestFollowUpReachesEscalationTarget(t *testing.T) {
 			}
 		}
 		return false
+	})
+
+	if resp := r.Do("POST", "/v1/notices/"+first+"/withdraw", "platform:examplenet", map[string]string{"reason": "mistake"}); resp.Status != http.StatusAccepted {
+		t.Fatal(resp)
+	}
+	for _, auth := range []string{"europol", "de-bka"} {
+		if wd := r.InboxUntil(auth, 1, wait)[0]; wd.Type != "withdrawal" || wd.NoticeID != first {
+			t.Errorf("%s: %+v, want the withdrawal of %s", auth, wd, first)
+		}
+	}
+	relaytest.Eventually(t, wait, "the escalated notice withdrawn", func() bool {
+		st := r.Status("examplenet", first)
+		rs, _ := st["recipients"].([]any)
+		return st["status"] == "withdrawn" && len(rs) == 1 && rs[0].(map[string]any)["authority"] == "de-bka"
 	})
 }

@@ -205,7 +205,8 @@ func (s *Service) deliver(events []event.Event, base event.Event, d *jurisdictio
 }
 
 // withdraw builds the withdrawal deliveries of a notice for every recipient
-// the notice was routed to.
+// the notice was routed to, and every authority that received it by
+// escalation so far.
 func (s *Service) withdraw(ctx context.Context, data []byte) ([]stream.Message, error) {
 	wd, err := notice.DecodeWithdrawal(data)
 	if err != nil {
@@ -240,9 +241,16 @@ func (s *Service) withdraw(ctx context.Context, data []byte) ([]stream.Message, 
 	case !fault.Is(err, fault.NotFound):
 		return nil, fmt.Errorf("routing: reading the body of withdrawn notice %s: %w", wd.NoticeID, err)
 	}
+	// The authorities that received a copy by escalation have the notice
+	// too: they are told of the withdrawal like its recipients.
+	escalated, err := s.escalated(ctx, pseudonym)
+	if err != nil {
+		return nil, fault.E("routing: reading the escalations of withdrawn notice "+wd.NoticeID, fault.KindOf(err), err)
+	}
+	d := s.router.WithEscalated(*dec.Decision, escalated...)
 	ev := event.Event{Type: event.Withdrawn, Notice: pseudonym, Time: requested, Actor: "intake",
 		Platform: wd.Platform, BodySHA256: dec.BodySHA256, Priority: string(dec.Decision.Priority)}
-	return s.deliver([]event.Event{ev}, ev, dec.Decision, fw, event.KindWithdrawal)
+	return s.deliver([]event.Event{ev}, ev, &d, fw, event.KindWithdrawal)
 }
 
 // message builds the message_sent event of a stored message and its

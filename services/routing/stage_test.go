@@ -176,13 +176,7 @@ func TestRoutingPoison(t *testing.T) {
 func TestFollowUpReachesEscalationTargets(t *testing.T) {
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	store := stagetest.NewStore()
-	s := newStage(t, &now, store, func(c *config.Config) {
-		for i := range c.Authorities {
-			if c.Authorities[i].ID == "de-bka" {
-				c.Authorities[i].Escalation = "ie-garda"
-			}
-		}
-	})
+	s := newStage(t, &now, store, escalatesToGarda)
 	log := s.events.(*stagetest.Log)
 	first, data := stagetest.Record(t, "ref-esc-1", "DE", "DE", true, now.Add(-time.Hour))
 	routed, err := s.stage(context.Background(), stream.Input{Subject: stream.NoticeSubject(first.ID), Data: data})
@@ -237,14 +231,7 @@ func TestFollowUpReachesEscalationTargets(t *testing.T) {
 
 	// de-bka's delivery escalated to ie-garda: ie-garda receives the
 	// follow-up too.
-	q := event.Event{Type: event.Queued, Notice: s.env.Pseudonyms.Notice(first.ID), Time: now.Add(-time.Minute),
-		Actor: "escalation", Platform: first.Platform, BodySHA256: first.BodySHA256, Priority: "urgent",
-		Recipient: "ie-garda", Kind: event.KindEscalation, Delivery: "copy-1"}
-	qm, err := q.Message()
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.Put(qm)
+	log.Put(escalatedToGarda(t, s, first, now))
 	grounds, decided = route()
 	if want := []string{"de-bka", "fr-police", "ie-garda"}; !slices.Equal(decided, want) {
 		t.Errorf("after the escalation: decided %q, want %q", decided, want)
@@ -261,5 +248,73 @@ func TestFollowUpReachesEscalationTargets(t *testing.T) {
 	log.Errs[filter] = fault.Errorf("get", fault.Unavailable, "NATS is down")
 	if out, err := s.stage(context.Background(), in); !fault.Is(err, fault.Unavailable) || out != nil {
 		t.Errorf("reading the escalations failing: %v, %d outputs", err, len(out))
+	}
+}
+
+// escalatesToGarda makes ie-garda de-bka's escalation target.
+func escalatesToGarda(c *config.Config) {
+	for i := range c.Authorities {
+		if c.Authorities[i].ID == "de-bka" {
+			c.Authorities[i].Escalation = "ie-garda"
+		}
+	}
+}
+
+// escalatedToGarda is the queued event of the escalation copy of rec to
+// ie-garda, as the escalation service stores it.
+func escalatedToGarda(t *testing.T, s *Service, rec *notice.Record, now time.Time) stream.Message {
+	t.Helper()
+	q := event.Event{Type: event.Queued, Notice: s.env.Pseudonyms.Notice(rec.ID), Time: now.Add(-time.Minute),
+		Actor: "escalation", Platform: rec.Platform, BodySHA256: rec.BodySHA256, Priority: "urgent",
+		Recipient: "ie-garda", Kind: event.KindEscalation, Delivery: "copy-1"}
+	qm, err := q.Message()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qm
+}
+
+// TestWithdrawalReachesEscalationTargets: the withdrawal of a notice also
+// goes to the authority that received a copy of it by escalation, as a
+// withdrawal delivery carrying the notice; before any escalation, only to
+// the recipients of the decision.
+func TestWithdrawalReachesEscalationTargets(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	store := stagetest.NewStore()
+	s := newStage(t, &now, store, escalatesToGarda)
+	rec, data := stagetest.Record(t, "ref-esc-3", "DE", "DE", true, now.Add(-time.Hour))
+	routed, err := s.stage(context.Background(), stream.Input{Subject: stream.NoticeSubject(rec.ID), Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Put(routed...)
+	store.Put(stream.Message{Subject: stream.NoticeSubject(rec.ID), Data: data})
+	wd, _ := json.Marshal(notice.Withdrawal{V: 1, NoticeID: rec.ID, Platform: rec.Platform, Reference: rec.Reference,
+		Reason: "mistake", RequestedAt: module.Timestamp(now)})
+	in := stream.Input{Subject: stream.WithdrawSubject(rec.ID), Data: wd}
+	withdrawn := func() []string {
+		t.Helper()
+		out, err := s.stage(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var to []string
+		for _, m := range out {
+			if auth, _, _, ok := stream.ParseDeliverySubject(m.Subject); ok {
+				d, fw := forwarded(t, m)
+				if d.Type != event.KindWithdrawal || fw.Withdrawal == nil || fw.Reference != "ref-esc-3" {
+					t.Errorf("delivery to %s: type %s, %+v", auth, d.Type, fw)
+				}
+				to = append(to, auth)
+			}
+		}
+		return to
+	}
+	if got := withdrawn(); !slices.Equal(got, []string{"de-bka"}) {
+		t.Errorf("before the escalation: withdrawals to %q", got)
+	}
+	s.events.(*stagetest.Log).Put(escalatedToGarda(t, s, rec, now))
+	if got := withdrawn(); !slices.Equal(got, []string{"de-bka", "ie-garda"}) {
+		t.Errorf("after the escalation: withdrawals to %q, want de-bka and ie-garda", got)
 	}
 }

@@ -53,6 +53,10 @@ func TestFoldOrderIndependentAndIdempotent(t *testing.T) {
 		ev(event.Queued, 12, "de-bka", event.KindMessage),
 		ev(event.Withdrawn, 20, "", ""),
 		ev(event.Delivered, 21, "de-bka", event.KindWithdrawal),
+		// The escalation target is told of the withdrawal too: not a
+		// recipient of the notice in its status.
+		ev(event.Queued, 20, "nl-police", event.KindWithdrawal),
+		ev(event.Delivered, 22, "nl-police", event.KindWithdrawal),
 	)
 	fold := func(order []int) string {
 		var p Projection

@@ -86,6 +86,11 @@ func (p *Projection) Apply(e *event.Event) {
 			// the notice's delivery.
 			break
 		}
+		if e.Kind == event.KindWithdrawal && p.DecidedAt != "" && !p.named(e.Recipient) {
+			// The withdrawal sent to an escalation target: like its
+			// copy, not a recipient's delivery.
+			break
+		}
 		r := p.recipient(e.Recipient)
 		steps := &r.Notice
 		if e.Kind == event.KindWithdrawal {
@@ -119,10 +124,22 @@ func (p *Projection) recipient(authority string) *Recipient {
 	return &p.Recipients[i]
 }
 
+// named reports whether authority is among the recipients (the decision's
+// once it is known).
+func (p *Projection) named(authority string) bool {
+	return slices.ContainsFunc(p.Recipients, func(r Recipient) bool { return r.Authority == authority })
+}
+
 // decided puts the decision's recipients first, in its order, with their
-// country and grounds.
+// country and grounds. An authority the decision does not name that only
+// received the withdrawal (an escalation target's) is dropped: once the
+// decision is known, its events are not folded in (Apply).
 func (p *Projection) decided(d *jurisdiction.Decision) {
-	rest := p.Recipients
+	rest := slices.DeleteFunc(p.Recipients, func(r Recipient) bool {
+		return r.Notice == (Steps{}) && r.EscalatedAt == "" && !slices.ContainsFunc(d.Recipients, func(x jurisdiction.Recipient) bool {
+			return x.Authority == r.Authority
+		})
+	})
 	p.Recipients = make([]Recipient, 0, len(d.Recipients)+len(rest))
 	for _, r := range d.Recipients {
 		rr := Recipient{Authority: r.Authority}

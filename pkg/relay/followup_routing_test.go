@@ -134,7 +134,8 @@ func TestFollowUpRouting(t *testing.T) {
 // unacknowledged past its deadline, so europol, its escalation target,
 // receives a copy; a follow-up of that notice then reaches europol too,
 // with basis follow_up and naming the earlier notice, and its status lists
-// europol among its recipients. The withdrawal of the escalated notice
+// europol among its recipients. Europol and the platform can write to each
+// other about the escalated notice. The withdrawal of the escalated notice
 // reaches europol as well; its status still names de-bka alone.
 func TestFollowUpReachesEscalationTarget(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
@@ -146,8 +147,23 @@ func TestFollowUpReachesEscalationTarget(t *testing.T) {
 		}
 	}})
 	first := r.Submit("examplenet", relaytest.Notice("ESC-FU-1", true, "", "DE", ""))
-	if esc := r.InboxUntil("europol", 1, wait); esc[0].Type != "escalation" || esc[0].NoticeID != first {
-		t.Fatalf("europol: %+v", esc[0])
+	esc := r.InboxUntil("europol", 1, wait)[0]
+	if esc.Type != "escalation" || esc.NoticeID != first {
+		t.Fatalf("europol: %+v", esc)
+	}
+	// The target holds the conversation like a recipient: it writes by
+	// its copy's delivery id, and the platform may answer it.
+	ask := r.Do("POST", "/v1/inbox/"+esc.ID+"/messages", "authority:europol",
+		map[string]any{"kind": "request_information", "text": "Is the account still active?"})
+	if ask.Status != http.StatusCreated {
+		t.Fatalf("europol's message: %s", ask)
+	}
+	if resp := r.Do("POST", "/v1/notices/"+first+"/messages", "platform:examplenet",
+		map[string]any{"to": "europol", "text": "Yes.", "in_reply_to": ask.Map()["id"]}); resp.Status != http.StatusCreated {
+		t.Fatalf("the platform's answer to europol: %s", resp)
+	}
+	if msg := r.InboxUntil("europol", 1, wait)[0]; msg.Type != "message" || msg.Message["from"] != "platform" {
+		t.Fatalf("europol's answer: %+v", msg)
 	}
 	fu := relaytest.Notice("ESC-FU-2", false, "FR", "", "")
 	fu["follow_up_of"] = "ESC-FU-1"

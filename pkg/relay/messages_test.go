@@ -403,3 +403,75 @@ func TestNotifyDeadLetterAndRedrive(t *testing.T) {
 		t.Errorf("listing: %s", resp)
 	}
 }
+
+// TestMessagesThroughInboxPull: the platform's answer reaches the police
+// as a delivery of type message on the other two paths as well: `inbox
+// pull` over HTTP opening a sealed one with the authority's key, and over
+// NATS from the authority's own consumers; each writes the message in
+// clear beside the notice and acknowledges it.
+func TestMessagesThroughInboxPull(t *testing.T) {
+	key, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
+		c.NATS.Listen = "127.0.0.1:0" // for inbox pull --nats
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == "de-bka" {
+				c.Authorities[i].AgeRecipient = key.Recipient().String()
+			}
+		}
+	}})
+	keyFile := filepath.Join(t.TempDir(), "de.key")
+	if err := os.WriteFile(keyFile, []byte(key.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noticeID := r.Submit("examplenet", relaytest.Notice("PULL-MSG-1", false, "FR", "DE", ""))
+	paths := map[string][]string{
+		"de-bka":    {"--url", r.URL, "--token", r.Tokens["authority:de-bka"], "--identity", keyFile},
+		"fr-police": {"--nats", r.NATSURL(), "--authority", "fr-police"},
+	}
+	// pull runs the client until it has written a delivery of type typ and
+	// returns what it wrote.
+	pull := func(auth, typ string) cli.Pulled {
+		t.Helper()
+		out := t.TempDir()
+		var got cli.Pulled
+		relaytest.Eventually(t, wait, auth+"'s "+typ+" pulled", func() bool {
+			code, stdout, errs := runCLI(t, append(append([]string{"inbox", "pull"}, paths[auth]...), "--out", out, "--once")...)
+			if code != 0 {
+				t.Fatalf("%s pull: %d %s", auth, code, errs)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+				if f := strings.Fields(line); len(f) == 3 && f[2] == typ {
+					data, err := os.ReadFile(filepath.Join(out, f[0]+".json"))
+					if err != nil || json.Unmarshal(data, &got) != nil {
+						t.Fatalf("%s: written %s: %v %s", auth, f[0], err, data)
+					}
+					return true
+				}
+			}
+			return false
+		})
+		return got
+	}
+	for auth := range paths {
+		if n := pull(auth, "notice"); n.NoticeID != noticeID {
+			t.Fatalf("%s: notice %+v", auth, n)
+		}
+		text := "Preserved for " + auth + " until 2027-03-01."
+		if resp := r.Do("POST", "/v1/notices/"+noticeID+"/messages", "platform:examplenet",
+			map[string]any{"to": auth, "text": text}); resp.Status != http.StatusCreated {
+			t.Fatalf("to %s: %s", auth, resp)
+		}
+		m := pull(auth, "message")
+		var body map[string]any
+		if err := json.Unmarshal(m.Message, &body); err != nil || m.NoticeID != noticeID || m.Notice != nil ||
+			body["text"] != text || body["from"] != "platform" || body["to"] != auth {
+			t.Errorf("%s: message written %+v (%v)", auth, m, err)
+		}
+		if extra := r.Inbox(auth, 10); len(extra) != 0 {
+			t.Errorf("%s: %d deliveries left after the pulls acknowledged them", auth, len(extra))
+		}
+	}
+}

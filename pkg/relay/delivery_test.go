@@ -273,15 +273,7 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{Config: webhookConfig(rc.URL, 3)})
 	id := r.Submit("examplenet", relaytest.Notice("DEAD-1", true, "", "DE", ""))
 
-	var dead []cli.DeadLetter
-	relaytest.Eventually(t, wait, "a dead letter", func() bool {
-		code, out, errs := runCLI(t, "deliveries", "dead", "--nats", r.NATSURL())
-		if code != 0 {
-			t.Fatalf("dead: %d %s", code, errs)
-		}
-		dead = decodeLines(t, out)
-		return len(dead) == 1
-	})
+	dead := deadLettersUntil(t, r, 1)
 	if reqs, _ := rc.counts(); reqs != 3 {
 		t.Fatalf("%d attempts, want 3", reqs)
 	}
@@ -316,6 +308,22 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	if code, out, _ := runCLI(t, "deliveries", "redrive", "--nats", r.NATSURL(), "--all"); code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("redrive --all with nothing dead: %d %s", code, out)
 	}
+}
+
+// deadLettersUntil lists the dead letters (`deliveries dead`) until there
+// are n.
+func deadLettersUntil(t *testing.T, r *relaytest.Relay, n int) []cli.DeadLetter {
+	t.Helper()
+	var dead []cli.DeadLetter
+	relaytest.Eventually(t, wait, fmt.Sprintf("%d dead letters", n), func() bool {
+		code, out, errs := runCLI(t, "deliveries", "dead", "--nats", r.NATSURL())
+		if code != 0 {
+			t.Fatalf("dead: %d %s", code, errs)
+		}
+		dead = decodeLines(t, out)
+		return len(dead) == n
+	})
+	return dead
 }
 
 func decodeLines(t *testing.T, s string) []cli.DeadLetter {

@@ -363,15 +363,7 @@ func TestNotifyDeadLetterAndRedrive(t *testing.T) {
 	}
 	msgID := sent.Map()["id"].(string)
 
-	var dead []cli.DeadLetter
-	relaytest.Eventually(t, wait, "the message dead-lettered", func() bool {
-		code, out, errs := runCLI(t, "deliveries", "dead", "--nats", r.NATSURL())
-		if code != 0 {
-			t.Fatalf("dead: %d %s", code, errs)
-		}
-		dead = decodeLines(t, out)
-		return len(dead) == 1
-	})
+	dead := deadLettersUntil(t, r, 1)
 	if reqs, _ := platform.counts(); reqs != 3 {
 		t.Errorf("%d notify attempts, want 3", reqs)
 	}

@@ -273,14 +273,7 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	r := relaytest.Start(t, relaytest.Options{Config: webhookConfig(rc.URL, 3)})
 	id := r.Submit("examplenet", relaytest.Notice("DEAD-1", true, "", "DE", ""))
 
-	dead := deadLettersUntil(t, r, 1)
-	if reqs, _ := rc.counts(); reqs != 3 {
-		t.Fatalf("%d attempts, want 3", reqs)
-	}
-	d := dead[0]
-	if d.Authority != "de-bka" || d.Priority != "urgent" || d.Attempts != "3" || !strings.Contains(d.Reason, "HTTP 503") {
-		t.Fatalf("dead letter: %+v", d)
-	}
+	d := deadAfterThree(t, r, rc, "de-bka", "urgent")
 	// The counter follows the dead letter's event: wait for it.
 	relaytest.Eventually(t, wait, "the dead-letter metric", func() bool {
 		resp := r.Do("GET", "/metrics", "", nil)
@@ -310,20 +303,28 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	}
 }
 
-// deadLettersUntil lists the dead letters (`deliveries dead`) until there
-// are n.
-func deadLettersUntil(t *testing.T, r *relaytest.Relay, n int) []cli.DeadLetter {
+// deadAfterThree waits for the one dead letter (`deliveries dead`) of a
+// push target whose receiver rc failed three attempts, and checks it: of
+// target (an authority or a platform), in queue priority.
+func deadAfterThree(t *testing.T, r *relaytest.Relay, rc *receiver, target, priority string) cli.DeadLetter {
 	t.Helper()
 	var dead []cli.DeadLetter
-	relaytest.Eventually(t, wait, fmt.Sprintf("%d dead letters", n), func() bool {
+	relaytest.Eventually(t, wait, "a dead letter", func() bool {
 		code, out, errs := runCLI(t, "deliveries", "dead", "--nats", r.NATSURL())
 		if code != 0 {
 			t.Fatalf("dead: %d %s", code, errs)
 		}
 		dead = decodeLines(t, out)
-		return len(dead) == n
+		return len(dead) == 1
 	})
-	return dead
+	if reqs, _ := rc.counts(); reqs != 3 {
+		t.Fatalf("%d attempts, want 3", reqs)
+	}
+	d := dead[0]
+	if d.Authority != target || d.Priority != priority || d.Attempts != "3" || !strings.Contains(d.Reason, "HTTP 503") {
+		t.Fatalf("dead letter: %+v", d)
+	}
+	return d
 }
 
 func decodeLines(t *testing.T, s string) []cli.DeadLetter {

@@ -363,14 +363,7 @@ func TestNotifyDeadLetterAndRedrive(t *testing.T) {
 	}
 	msgID := sent.Map()["id"].(string)
 
-	dead := deadLettersUntil(t, r, 1)
-	if reqs, _ := platform.counts(); reqs != 3 {
-		t.Errorf("%d notify attempts, want 3", reqs)
-	}
-	d := dead[0]
-	if d.Authority != "examplenet" || d.Priority != "notify" || d.Attempts != "3" || !strings.Contains(d.Reason, "HTTP 503") {
-		t.Fatalf("dead letter: %+v", d)
-	}
+	d := deadAfterThree(t, r, platform, "examplenet", "notify")
 	eventsText(t, r, func(all string) bool {
 		return strings.Contains(all, `"type":"dead_lettered"`) && strings.Contains(all, `"recipient":"platform"`)
 	})

@@ -51,9 +51,16 @@ type Service interface {
 	Wait()
 }
 
-// Stream returns the handle of a stream by name.
+// Stream returns the handle of a stream by name. On a cluster its reads
+// of one subject see every write the stream acknowledged (see
+// stream.ReadYourWrites): what a service answers a caller must not depend
+// on which replica a direct get reached.
 func (e *Env) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	return e.JS.Stream(ctx, name)
+	s, err := e.JS.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return stream.ReadYourWrites(s, e.JS), nil
 }
 
 // StoreContext bounds the store calls of one request by

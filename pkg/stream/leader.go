@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -118,4 +119,43 @@ func Each(ctx context.Context, s Scanner, filter string, fn func(*jetstream.RawS
 		}
 		seq = m.Sequence + 1
 	}
+}
+
+// ReadYourWrites returns s, or, when s is replicated and allows direct
+// gets, s with a GetLastMsgForSubject that asks the stream's leader before
+// it answers "no such message". A direct get is answered by whichever
+// replica the request reaches, and a replica that has not caught up yet
+// does not know a write acknowledged a moment ago: a platform would read
+// 404 for the notice it was just answered 202 for, or 409 for a message to
+// an authority that has just been queued its delivery. Only the not-found
+// path pays the second round trip; a single server is its own leader and
+// is not asked twice.
+func ReadYourWrites(s jetstream.Stream, js jetstream.JetStream) jetstream.Stream {
+	info := s.CachedInfo()
+	if info == nil || info.Config.Replicas < 2 || !info.Config.AllowDirect {
+		return s
+	}
+	return &readYourWrites{Stream: s, leader: NewLeaderReader(js, info.Config.Name)}
+}
+
+// readYourWrites is a replicated stream whose negative answers come from
+// its leader.
+type readYourWrites struct {
+	jetstream.Stream
+	leader *LeaderReader
+}
+
+// GetLastMsgForSubject answers as the stream's leader when a replica says
+// there is no message on subject. An expired message's marker is returned
+// as it is, as a direct get returns it.
+func (s *readYourWrites) GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	m, err := s.Stream.GetLastMsgForSubject(ctx, subject)
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return m, err
+	}
+	m, err = s.leader.get(ctx, msgGetRequest{LastBySubj: subject})
+	if fault.Is(err, fault.NotFound) {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return m, err
 }

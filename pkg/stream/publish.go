@@ -478,7 +478,9 @@ type Reader interface {
 // the stream it belongs to.
 type Streams map[string]jetstream.Stream
 
-// OpenStreams returns the Reader of the streams named.
+// OpenStreams returns the Reader of the streams named, reading each as
+// ReadYourWrites does: a stage must not take a replica's lag for a
+// message that is not there.
 func OpenStreams(ctx context.Context, js jetstream.JetStream, names ...string) (Streams, error) {
 	s := Streams{}
 	for _, name := range names {
@@ -486,7 +488,7 @@ func OpenStreams(ctx context.Context, js jetstream.JetStream, names ...string) (
 		if err != nil {
 			return nil, classify("stream "+name, err)
 		}
-		s[name] = st
+		s[name] = ReadYourWrites(st, js)
 	}
 	return s, nil
 }

@@ -41,6 +41,8 @@ type index struct {
 	reads     jetstream.KeyValue
 	env       *module.Env
 	retention time.Duration
+	// followers keep the above up to date.
+	followers []interface{ interrupt() }
 }
 
 func (ix *index) now() time.Time { return ix.env.Now() }
@@ -63,18 +65,18 @@ func startIndex(ctx context.Context, env *module.Env, wg *sync.WaitGroup) (*inde
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("portal: following %s: %w", stream.StatusBucket, err)
-	}
-	follow(ctx, w, wg, func() { close(ix.ready) }, func(e jetstream.KeyValueEntry) {
+	f := followBucket(kv, env.Log, "following "+stream.StatusBucket, func() { close(ix.ready) }, func(e jetstream.KeyValueEntry) {
 		var p status.Projection
 		if err := json.Unmarshal(e.Value(), &p); err != nil {
 			env.Log.Warn("portal: a status projection could not be read", zap.Error(err))
 			return
 		}
 		ix.put(&p)
-	})
+	}, jetstream.IgnoreDeletes())
+	ix.followers = append(ix.followers, f)
+	if err := f.start(ctx, wg); err != nil {
+		return nil, err
+	}
 	return ix, nil
 }
 

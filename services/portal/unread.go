@@ -47,54 +47,27 @@ type unread struct {
 // platforms.
 func (ix *index) followMessages(ctx context.Context, env *module.Env, wg *sync.WaitGroup) error {
 	filter := stream.EventSubject("*", string(event.MessageSent), message.Platform, event.KindMessage, "*")
-	cons, err := env.JS.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		return fmt.Errorf("portal: following the messages to platforms: %w", err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("portal: following the messages to platforms: %w", err)
-	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		<-ctx.Done()
-		it.Stop()
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					env.Log.Warn("portal: following the messages to platforms stopped", zap.Error(err))
-				}
-				return
-			}
-			ev, err := event.Decode(m.Data())
-			if err != nil || ev.Sender == message.Platform {
-				continue
-			}
-			ix.u.mu.Lock()
-			s := ix.u.sent[ev.Notice]
-			if s == nil {
-				s = map[string]time.Time{}
-				ix.u.sent[ev.Notice] = s
-			}
-			s[ev.MessageID] = ev.Time
-			ix.u.mu.Unlock()
+	f := followStream(env.JS, env.Log, "following the messages to platforms", stream.Events, filter, func(m jetstream.Msg) {
+		ev, err := event.Decode(m.Data())
+		if err != nil || ev.Sender == message.Platform {
+			return
 		}
-	}()
-	return nil
+		ix.u.mu.Lock()
+		defer ix.u.mu.Unlock()
+		s := ix.u.sent[ev.Notice]
+		if s == nil {
+			s = map[string]time.Time{}
+			ix.u.sent[ev.Notice] = s
+		}
+		s[ev.MessageID] = ev.Time
+	})
+	ix.followers = append(ix.followers, f)
+	return f.start(ctx, wg)
 }
 
 // followReads follows the read marks of every platform.
 func (ix *index) followReads(ctx context.Context, kv jetstream.KeyValue, env *module.Env, wg *sync.WaitGroup) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("portal: following %s: %w", stream.ReadBucket, err)
-	}
-	follow(ctx, w, wg, nil, func(e jetstream.KeyValueEntry) {
+	f := followBucket(kv, env.Log, "following "+stream.ReadBucket, nil, func(e jetstream.KeyValueEntry) {
 		if e.Operation() != jetstream.KeyValuePut {
 			ix.setRead(e.Key(), nil)
 			return
@@ -106,34 +79,8 @@ func (ix *index) followReads(ctx context.Context, kv jetstream.KeyValue, env *mo
 		}
 		ix.setRead(e.Key(), mk.Read)
 	})
-	return nil
-}
-
-// follow hands each update of w to put until ctx ends, in a goroutine of
-// wg; caughtUp, when not nil, is called once the updates of the values
-// already stored have all been handed over.
-func follow(ctx context.Context, w jetstream.KeyWatcher, wg *sync.WaitGroup, caughtUp func(), put func(jetstream.KeyValueEntry)) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				switch {
-				case !ok:
-					return
-				case e == nil && caughtUp != nil:
-					caughtUp()
-					caughtUp = nil
-				case e != nil:
-					put(e)
-				}
-			}
-		}
-	}()
+	ix.followers = append(ix.followers, f)
+	return f.start(ctx, wg)
 }
 
 // setRead records the ids seen under a read key (nil: none).

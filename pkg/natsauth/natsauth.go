@@ -69,7 +69,7 @@ func ServicePermissions() map[string][]string {
 	// Every process ensures the streams at start.
 	var common []string
 	common = append(common, "$JS.API.INFO")
-	names := []string{"KV_" + stream.StatusBucket, "KV_" + stream.KeysBucket, "KV_" + stream.ReadBucket}
+	names := []string{"KV_" + stream.StatusBucket, "KV_" + stream.KeysBucket, "KV_" + stream.ReadBucket, "KV_" + stream.PushBucket}
 	for _, s := range (stream.Topology{}).Streams() {
 		names = append(names, s.Name)
 	}
@@ -101,7 +101,9 @@ func ServicePermissions() map[string][]string {
 			consumerAPI(stream.Events, stream.StatusConsumer)...), consumerAPI(stream.Notices, stream.StatusBodiesConsumer)...),
 			directGet("KV_"+stream.StatusBucket, stream.Notices)...),
 		"inbox": append(queues(events, dead), directGet(stream.Events, stream.Deliveries)...),
-		"push":  append(queues(events, dead), directGet(stream.Events, stream.Deliveries)...),
+		// Push counts the POSTs of each delivery in its bucket.
+		"push": append(queues(events, dead, "$KV."+stream.PushBucket+".>"),
+			directGet(stream.Events, stream.Deliveries, "KV_"+stream.PushBucket)...),
 		"receipts": append(append([]string{events, dead},
 			consumerAPI(stream.Receipts, stream.ReceiptsConsumer)...), directGet(stream.Deliveries)...),
 		// The audit service reads the log with a consumer of its own per read

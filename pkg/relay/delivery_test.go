@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noticerelay/noticerelay/pkg/cli"
@@ -308,23 +309,100 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 // target (an authority or a platform), in queue priority.
 func deadAfterThree(t *testing.T, r *relaytest.Relay, rc *receiver, target, priority string) cli.DeadLetter {
 	t.Helper()
+	d := oneDeadLetter(t, r.NATSURL())
+	if reqs, _ := rc.counts(); reqs != 3 {
+		t.Fatalf("%d attempts, want 3", reqs)
+	}
+	if d.Authority != target || d.Priority != priority || d.Attempts != "3" || !strings.Contains(d.Reason, "HTTP 503") {
+		t.Fatalf("dead letter: %+v", d)
+	}
+	return d
+}
+
+// A redelivery that made no POST (here a delivery taken and put back by
+// another client while push is stopped, as a push worker does when it
+// cannot read the receipt) spends none of the retry budget, across a
+// restart: the receiver gets max_attempts POSTs numbered 1, 2, 3, and the
+// dead letter counts 3 attempts.
+func TestWebhookAttemptsArePOSTs(t *testing.T) {
+	secret := []byte("webhook-secret-0123456789abcdef")
+	t.Setenv(webhookSecretEnv, string(secret))
+	rc := newReceiver(t, secret, 1000)
+	n := startNATS(t)
+	hook := webhookConfig(rc.URL, 3)
+	r := relaytest.Start(t, relaytest.Options{NATSURL: n.url(), Config: func(c *config.Config) {
+		hook(c)
+		// The retry after the first POST waits 5 to 10 s: time to stop
+		// the relay before it.
+		c.Deliveries.Webhook.Backoff, c.Deliveries.Webhook.MaxBackoff = config.Duration(10*time.Second), config.Duration(10*time.Second)
+	}})
+	r.Submit("examplenet", relaytest.Notice("POSTS-1", true, "", "DE", ""))
+	relaytest.Eventually(t, wait, "the first POST", func() bool { reqs, _ := rc.counts(); return reqs == 1 })
+	r.Stop()
+	if reqs, _ := rc.counts(); reqs != 1 {
+		t.Fatalf("%d POSTs before the relay stopped, want 1", reqs)
+	}
+
+	nc, err := nats.Connect(n.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cons, err := js.Consumer(ctx, stream.Deliveries, delivery.ConsumerName("de-bka", "urgent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(20*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if err := m.Nak(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got != 1 {
+			t.Fatalf("redelivery %d: %d messages (%v)", i+1, got, batch.Error())
+		}
+	}
+
+	r.Config.Deliveries.Webhook.Backoff, r.Config.Deliveries.Webhook.MaxBackoff = config.Duration(20*time.Millisecond), config.Duration(100*time.Millisecond)
+	r.Restart()
+	d := oneDeadLetter(t, n.url())
+	rc.mu.Lock()
+	var numbers []string
+	for _, c := range rc.requests {
+		numbers = append(numbers, c.header.Get(webhook.HeaderAttempt))
+	}
+	rc.mu.Unlock()
+	if strings.Join(numbers, ",") != "1,2,3" {
+		t.Errorf("the POSTs were numbered %v, want 1, 2, 3", numbers)
+	}
+	if d.Attempts != "3" {
+		t.Errorf("the dead letter counts %s attempts, want 3", d.Attempts)
+	}
+}
+
+// oneDeadLetter waits until `deliveries dead` lists one dead letter on the
+// NATS server at url, and returns it.
+func oneDeadLetter(t *testing.T, url string) cli.DeadLetter {
+	t.Helper()
 	var dead []cli.DeadLetter
 	relaytest.Eventually(t, wait, "a dead letter", func() bool {
-		code, out, errs := runCLI(t, "deliveries", "dead", "--nats", r.NATSURL())
+		code, out, errs := runCLI(t, "deliveries", "dead", "--nats", url)
 		if code != 0 {
 			t.Fatalf("dead: %d %s", code, errs)
 		}
 		dead = decodeLines(t, out)
 		return len(dead) == 1
 	})
-	if reqs, _ := rc.counts(); reqs != 3 {
-		t.Fatalf("%d attempts, want 3", reqs)
-	}
-	d := dead[0]
-	if d.Authority != target || d.Priority != priority || d.Attempts != "3" || !strings.Contains(d.Reason, "HTTP 503") {
-		t.Fatalf("dead letter: %+v", d)
-	}
-	return d
+	return dead[0]
 }
 
 func decodeLines(t *testing.T, s string) []cli.DeadLetter {

@@ -55,9 +55,10 @@ func (t Topology) deadLetters() jetstream.StreamConfig {
 	return c
 }
 
-// DeadLetter stores a copy of m, with reason, in the dead-letter stream.
-// It is idempotent (fault.Exists when stored before counts as success).
-func DeadLetter(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, consumer, reason string) error {
+// DeadLetter stores a copy of m, with reason and the number of attempts
+// made on it, in the dead-letter stream. It is idempotent (fault.Exists
+// when stored before counts as success).
+func DeadLetter(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, consumer, reason string, attempts uint64) error {
 	md, err := m.Metadata()
 	if err != nil {
 		return fault.E("dead letter", fault.Internal, err)
@@ -76,7 +77,7 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, co
 	h.Set(HeaderDeadStream, md.Stream)
 	h.Set(HeaderDeadSubject, m.Subject())
 	h.Set(HeaderDeadSequence, strconv.FormatUint(md.Sequence.Stream, 10))
-	h.Set(HeaderDeadAttempts, strconv.FormatUint(md.NumDelivered, 10))
+	h.Set(HeaderDeadAttempts, strconv.FormatUint(attempts, 10))
 	h.Set(HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
 	subj := DeadSubject(md.Stream, consumer, md.Sequence.Stream)
 	if _, err = Publish(ctx, js, Message{Subject: subj, ID: subj, Data: m.Data(), Header: h}); Failed(err) {
@@ -106,7 +107,7 @@ func Poisoned(ctx context.Context, js jetstream.JetStream, log *zap.Logger, m je
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := DeadLetter(dctx, js, m, consumer, cause.Error()); err != nil {
+	if err := DeadLetter(dctx, js, m, consumer, cause.Error(), n); err != nil {
 		log.Error("consume: storing dead letter failed; will try again", zap.String("consumer", consumer),
 			zap.String("subject", m.Subject()), zap.Error(err))
 		_ = m.NakWithDelay(Backoff(n))

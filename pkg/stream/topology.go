@@ -36,7 +36,13 @@ const (
 	// ReadBucket holds, per platform and notice, the ids of the
 	// authorities' messages that a person of the platform has seen in the
 	// portal (no personal data; each key expires with retention.notices).
-	ReadBucket   = "NR_PORTAL_READ"
+	ReadBucket = "NR_PORTAL_READ"
+	// PushBucket counts, per message of NR_DELIVERIES (key: its stream
+	// sequence), the webhook POSTs push has made of it, so that a
+	// redelivery without a POST (a receipt that could not be read, a
+	// stop) spends none of the retry budget; deleted once the delivery is
+	// received or dead-lettered (else expiring with retention.notices).
+	PushBucket   = "NR_PUSH_POSTS"
 	PseudonymKey = "pseudonym"
 	// Checkpoints holds the audit log's signed checkpoints, in order, never
 	// deleted (see pkg/auditlog).
@@ -345,16 +351,31 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		Storage:      jetstream.FileStorage,
 		Replicas:     t.Replicas,
 	}
-	return retry(ctx, func(ctx context.Context) error {
-		_, err := js.CreateKeyValue(ctx, read)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			_, err = js.UpdateKeyValue(ctx, read)
-		}
+	posts := jetstream.KeyValueConfig{
+		Bucket:       PushBucket,
+		Description:  "webhook POSTs made per delivery message, for push's retry budget",
+		History:      1,
+		TTL:          t.Retention,
+		MaxValueSize: 1 << 10,
+		Storage:      jetstream.FileStorage,
+		Replicas:     t.Replicas,
+	}
+	for _, kvc := range []jetstream.KeyValueConfig{read, posts} {
+		err := retry(ctx, func(ctx context.Context) error {
+			_, err := js.CreateKeyValue(ctx, kvc)
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				_, err = js.UpdateKeyValue(ctx, kvc)
+			}
+			if err != nil {
+				return fmt.Errorf("creating bucket %s: %w", kvc.Bucket, err)
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("creating bucket %s: %w", ReadBucket, err)
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ensureAttempt is how long one step of Ensure waits for an answer before

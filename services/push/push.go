@@ -13,11 +13,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,8 +51,11 @@ type Service struct {
 	settings config.WebhookSettings
 	client   *http.Client
 	events   jetstream.Stream
-	targets  []*target
-	wg       sync.WaitGroup
+	// posts counts the POSTs made of each delivery message (KV
+	// NR_PUSH_POSTS): the attempts of the retry budget.
+	posts   jetstream.KeyValue
+	targets []*target
+	wg      sync.WaitGroup
 
 	attempts *prometheus.CounterVec
 	dead     *prometheus.CounterVec
@@ -96,6 +101,9 @@ func New(env *module.Env) *Service {
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	if s.events, err = s.env.Stream(ctx, stream.Events); err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	if s.posts, err = s.env.JS.KeyValue(ctx, stream.PushBucket); err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
 	for _, a := range s.env.Config.Authorities {
@@ -218,12 +226,14 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 		}
 		return
 	}
-	attempt := uint64(1)
+	// JetStream's count of deliveries paces the retries of reads that
+	// failed before any POST; the retry budget counts POSTs (attempt).
+	delivered, seq := uint64(1), uint64(0)
 	if md, err := m.Metadata(); err == nil {
-		attempt = md.NumDelivered
+		delivered, seq = md.NumDelivered, md.Sequence.Stream
 	}
 	if held, err := delivery.Withheld(ctx, s.events, s.env.Pseudonyms, d); err != nil {
-		_ = m.NakWithDelay(stream.Backoff(attempt))
+		_ = m.NakWithDelay(stream.Backoff(delivered))
 		return
 	} else if held {
 		stream.Ack(s.env.Log, Name, m) // a file of a withdrawn notice, never sent
@@ -236,7 +246,7 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 		return
 	case !fault.Is(err, fault.NotFound):
 		s.env.Log.Warn("push: reading receipt", zap.String("delivery", d.ID), zap.Error(err))
-		_ = m.NakWithDelay(stream.Backoff(attempt))
+		_ = m.NakWithDelay(stream.Backoff(delivered))
 		return
 	}
 	body, err := json.Marshal(d.Out())
@@ -245,10 +255,19 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 			fault.E("push: encoding delivery", fault.Poison, err))
 		return
 	}
+	key := strconv.FormatUint(seq, 10)
+	attempt, err := s.countPost(ctx, key)
+	if err != nil {
+		s.env.Log.Warn("push: counting the attempt", zap.String("delivery", d.ID), zap.Error(err))
+		_ = m.NakWithDelay(stream.Backoff(delivered))
+		return
+	}
 	err = s.post(ctx, t, d, attempt, body)
 	if err == nil {
 		s.attempts.WithLabelValues(t.authority, "ok").Inc()
-		s.received(ctx, t, d, m)
+		if s.received(ctx, t, d, m) {
+			s.forget(key)
+		}
 		return
 	}
 	s.attempts.WithLabelValues(t.authority, "failed").Inc()
@@ -263,37 +282,88 @@ func (s *Service) deliver(ctx context.Context, t *target, m jetstream.Msg) {
 		_ = m.NakWithDelay(wait)
 		return
 	}
-	s.deadLetter(ctx, t, d, m, fmt.Sprintf("webhook: %d attempts failed, last: %v", attempt, err))
+	if s.deadLetter(ctx, t, d, m, attempt, fmt.Sprintf("webhook: %d attempts failed, last: %v", attempt, err)) {
+		s.forget(key) // a redrive is a new message, with a budget of its own
+	}
+}
+
+// countPost records one more POST of the delivery message under key, and
+// returns its number (1, 2, ...). It is stored before the POST is made, so
+// that a POST cut short by a crash counts too.
+func (s *Service) countPost(ctx context.Context, key string) (uint64, error) {
+	for range 3 {
+		var n, rev uint64
+		e, err := s.posts.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return 0, fmt.Errorf("reading %s: %w", stream.PushBucket, err)
+		default:
+			if n, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
+				return 0, fmt.Errorf("reading %s: %w", stream.PushBucket, err)
+			}
+			rev = e.Revision()
+		}
+		n++
+		v := []byte(strconv.FormatUint(n, 10))
+		if rev == 0 {
+			_, err = s.posts.Create(ctx, key, v)
+		} else {
+			_, err = s.posts.Update(ctx, key, v, rev)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // counted meanwhile by another process: read again
+		}
+		if err != nil {
+			return 0, fmt.Errorf("writing %s: %w", stream.PushBucket, err)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%s: key %s kept changing", stream.PushBucket, key)
+}
+
+// forget deletes the count of a delivery message that is settled for good
+// (else it expires with retention.notices).
+func (s *Service) forget(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.posts.Delete(ctx, key); err != nil {
+		s.env.Log.Warn("push: deleting the count of POSTs", zap.String("key", key), zap.Error(err))
+	}
 }
 
 // received records the receipt of d (delivered and acknowledged events,
 // exactly as the inbox does) and only then acks the message: a crash in
 // between makes the next worker find the receipt and ack without a POST.
-func (s *Service) received(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg) {
+// It reports whether the message was acked.
+func (s *Service) received(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg) bool {
 	msgs, err := d.Receipt(s.env.Pseudonyms, t.recipient, Name, s.env.Now())
 	if err != nil {
 		s.env.Log.Error("push: encoding receipt", zap.Error(err))
 		_ = m.Nak()
-		return
+		return false
 	}
 	if err := stream.Store(ctx, s.env.Publisher, msgs...); err != nil {
 		// The receiver has it; it will get it again and must dedupe by id.
 		s.env.Log.Warn("push: recording receipt failed; will deliver again", zap.String("delivery", d.ID), zap.Error(err))
 		_ = m.NakWithDelay(time.Second)
-		return
+		return false
 	}
 	if err := m.DoubleAck(ctx); err != nil {
 		s.env.Log.Warn("push: ack", zap.String("delivery", d.ID), zap.Error(err))
+		return false
 	}
+	return true
 }
 
-// deadLetter moves d to the dead-letter stream, records the event and
-// terminates the message; if the copy cannot be stored, d is retried later.
-func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg, reason string) {
-	if err := stream.DeadLetter(ctx, s.env.JS, m, "push", reason); err != nil {
+// deadLetter moves d to the dead-letter stream, with the number of POSTs
+// made, records the event and terminates the message; if the copy cannot
+// be stored, d is retried later. It reports whether d was dead-lettered.
+func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Delivery, m jetstream.Msg, posts uint64, reason string) bool {
+	if err := stream.DeadLetter(ctx, s.env.JS, m, "push", reason, posts); err != nil {
 		s.env.Log.Error("push: storing dead letter failed; will retry", zap.String("delivery", d.ID), zap.Error(err))
 		_ = m.NakWithDelay(time.Duration(s.settings.MaxBackoff))
-		return
+		return false
 	}
 	ev := d.Event(s.env.Pseudonyms, event.DeadLettered, t.recipient, Name, s.env.Now())
 	if em, err := ev.Message(); err == nil {
@@ -305,6 +375,7 @@ func (s *Service) deadLetter(ctx context.Context, t *target, d *delivery.Deliver
 	s.env.Log.Error("push: delivery dead-lettered; `noticerelay deliveries redrive` sends it again",
 		zap.String("authority", t.authority), zap.String("delivery", d.ID), zap.String("reason", reason))
 	_ = m.TermWithReason(reason)
+	return true
 }
 
 // post sends one signed attempt; nil means the receiver answered 2xx.

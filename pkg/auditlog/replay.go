@@ -64,7 +64,11 @@ type Row struct {
 	Late int `json:"late"`
 	// Overdue counts the urgent deliveries still unacknowledged (and not
 	// withdrawn) longer than the urgent deadline after they were queued.
-	Overdue        int       `json:"overdue"`
+	Overdue int `json:"overdue"`
+	// DeadLettered counts the deliveries moved to the dead-letter stream
+	// (a webhook past its retry budget, a delivery that could not be
+	// processed), even if a redrive delivered them since.
+	DeadLettered   int       `json:"dead_lettered"`
 	ToQueued       Durations `json:"to_queued"`
 	ToDelivered    Durations `json:"to_delivered"`
 	ToAcknowledged Durations `json:"to_acknowledged"`
@@ -117,12 +121,16 @@ type Replay struct {
 	// FollowedUp and Superseded count the links of later notices to
 	// earlier ones (contract section 9) recorded in the period: a
 	// followed_up or superseded event each.
-	FollowedUp int           `json:"followed_up"`
-	Superseded int           `json:"superseded"`
-	Rows       []Row         `json:"rows"`
-	Days       []DayCount    `json:"days"`
-	Rejections []ReasonCount `json:"rejections"`
-	Expired    []ExpiredBody `json:"expired_bodies"`
+	FollowedUp int `json:"followed_up"`
+	Superseded int `json:"superseded"`
+	// DeadLettered counts the deliveries of every kind (notices,
+	// withdrawals, escalations, messages, files) dead-lettered in the
+	// period: a dead_lettered event each.
+	DeadLettered int           `json:"dead_lettered"`
+	Rows         []Row         `json:"rows"`
+	Days         []DayCount    `json:"days"`
+	Rejections   []ReasonCount `json:"rejections"`
+	Expired      []ExpiredBody `json:"expired_bodies"`
 	// Messages counts the messages between authorities and platforms by
 	// kind and sender, in the period.
 	Messages []MessageCount `json:"messages"`
@@ -141,7 +149,7 @@ type AttachmentCount struct {
 
 type recipientLife struct {
 	queued, delivered, acked time.Time
-	escalated                bool
+	escalated, dead          bool
 }
 
 type noticeLife struct {
@@ -213,6 +221,9 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 		}
 		return nil
 	}
+	if e.Type == event.DeadLettered && !e.Time.Before(p.o.Since) {
+		p.r.DeadLettered++
+	}
 	if e.Kind == event.KindMessage {
 		p.message(e)
 		return nil
@@ -245,7 +256,7 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 		n.accepted, n.category = e.Time, e.Category
 	case event.Withdrawn:
 		n.withdrawn = true
-	case event.Queued, event.Delivered, event.Acknowledged, event.Escalated:
+	case event.Queued, event.Delivered, event.Acknowledged, event.Escalated, event.DeadLettered:
 		if e.Kind != "" && e.Kind != event.KindNotice {
 			return nil
 		}
@@ -263,6 +274,8 @@ func (p *replayer) leaf(i uint64, data []byte) error {
 			rl.acked = e.Time
 		case event.Escalated:
 			rl.escalated = true
+		case event.DeadLettered:
+			rl.dead = true
 		}
 	}
 	return nil
@@ -345,6 +358,9 @@ func (p *replayer) result() *Replay {
 		}
 		if rl.escalated {
 			a.row.Escalated++
+		}
+		if rl.dead {
+			a.row.DeadLettered++
 		}
 		if o.UrgentDeadline > 0 && n.priority == "urgent" && !rl.queued.IsZero() {
 			switch {
@@ -450,18 +466,21 @@ func (r *Replay) WriteJSON(w io.Writer) error {
 }
 
 // WriteCSV writes the statistics table as CSV, one row per authority and
-// priority (the expired bodies are in the JSON and text output).
+// priority (the expired bodies are in the JSON and text output). The
+// service-level counts come last, so that the earlier columns keep their
+// places.
 func (r *Replay) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"authority", "priority", "queued", "delivered", "acknowledged", "withdrawn",
 		"to_queued_median_s", "to_queued_p95_s", "to_delivered_median_s", "to_delivered_p95_s",
-		"to_acknowledged_median_s", "to_acknowledged_p95_s"})
+		"to_acknowledged_median_s", "to_acknowledged_p95_s", "escalated", "late", "overdue", "dead_lettered"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 	for _, row := range r.Rows {
 		_ = cw.Write([]string{row.Authority, row.Priority, strconv.Itoa(row.Queued), strconv.Itoa(row.Delivered),
 			strconv.Itoa(row.Acknowledged), strconv.Itoa(row.Withdrawn),
 			f(row.ToQueued.Median), f(row.ToQueued.P95), f(row.ToDelivered.Median), f(row.ToDelivered.P95),
-			f(row.ToAcknowledged.Median), f(row.ToAcknowledged.P95)})
+			f(row.ToAcknowledged.Median), f(row.ToAcknowledged.P95),
+			strconv.Itoa(row.Escalated), strconv.Itoa(row.Late), strconv.Itoa(row.Overdue), strconv.Itoa(row.DeadLettered)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -471,11 +490,14 @@ func (r *Replay) WriteCSV(w io.Writer) error {
 func (r *Replay) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "as of %s: %d leaves; %d notices accepted, %d rejected submissions, %d withdrawn\n\n",
 		r.At, r.Leaves, r.Accepted, r.Rejected, r.Withdrawn)
+	if r.DeadLettered > 0 {
+		fmt.Fprintf(w, "deliveries dead-lettered (every kind): %d\n\n", r.DeadLettered)
+	}
 	if r.FollowedUp+r.Superseded > 0 {
 		fmt.Fprintf(w, "links of later notices: %d follow-ups, %d superseded\n\n", r.FollowedUp, r.Superseded)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AUTHORITY\tPRIORITY\tQUEUED\tDELIVERED\tACKED\tWITHDRAWN\tTO QUEUED (MEDIAN / P95)\tTO DELIVERED\tTO ACKED")
+	fmt.Fprintln(tw, "AUTHORITY\tPRIORITY\tQUEUED\tDELIVERED\tACKED\tWITHDRAWN\tESCALATED\tLATE\tOVERDUE\tDEAD-LETTERED\tTO QUEUED (MEDIAN / P95)\tTO DELIVERED\tTO ACKED")
 	d := func(x Durations) string {
 		if x.Count == 0 {
 			return "-"
@@ -483,8 +505,9 @@ func (r *Replay) WriteText(w io.Writer) error {
 		return human(x.Median) + " / " + human(x.P95)
 	}
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", row.Authority, row.Priority, row.Queued, row.Delivered,
-			row.Acknowledged, row.Withdrawn, d(row.ToQueued), d(row.ToDelivered), d(row.ToAcknowledged))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", row.Authority, row.Priority, row.Queued, row.Delivered,
+			row.Acknowledged, row.Withdrawn, row.Escalated, row.Late, row.Overdue, row.DeadLettered,
+			d(row.ToQueued), d(row.ToDelivered), d(row.ToAcknowledged))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -122,6 +122,7 @@ func (r *Report) view(live *Live) reportView {
 		{"escalated", "urgent deliveries escalated", escalated},
 		{"late", "urgent deliveries acknowledged after the deadline", late},
 		{"overdue", "urgent deliveries unacknowledged past the deadline", overdue},
+		{"dead-lettered", "deliveries dead-lettered", r.Replay.DeadLettered},
 		{"messages", "messages sent", messages},
 		{"attachments", "evidence files added", r.Replay.Attachments.Added},
 	}

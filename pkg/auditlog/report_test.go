@@ -2,9 +2,11 @@ package auditlog_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +67,15 @@ func TestReportOfTheSignedLog(t *testing.T) {
 			Kind: event.KindAttachment, Delivery: "d-a1", Attachment: "a1"},
 		{Type: event.Acknowledged, Notice: "n-late", Time: base.Add(time.Hour), Actor: "inbox", Platform: "examplenet", Recipient: "at-police",
 			Kind: event.KindAttachment, Delivery: "d-a1", Attachment: "a1"},
+		// Normal, pushed to nl-police's webhook until its budget ran out;
+		// and the platform's answer to at-police's message likewise.
+		{Type: event.Accepted, Notice: "n-dead", Time: base, Actor: "intake", Platform: "examplenet", Priority: "normal"},
+		{Type: event.Queued, Notice: "n-dead", Time: base.Add(time.Second), Actor: "routing", Platform: "examplenet", Priority: "normal",
+			Recipient: "nl-police", Kind: event.KindNotice, Delivery: "d-dead"},
+		{Type: event.DeadLettered, Notice: "n-dead", Time: base.Add(time.Hour), Actor: "push", Platform: "examplenet", Priority: "normal",
+			Recipient: "nl-police", Kind: event.KindNotice, Delivery: "d-dead"},
+		{Type: event.DeadLettered, Notice: "n-late", Time: base.Add(time.Hour), Actor: "push", Platform: "examplenet", Recipient: "at-police",
+			Kind: event.KindMessage, Delivery: "d-m2", MessageID: "m2", MessageKind: "response"},
 		{Type: event.FollowedUp, Notice: "n-esc", Time: base.Add(time.Hour), Actor: "routing", Platform: "examplenet", By: "n-fu"},
 		{Type: event.Superseded, Notice: "n-esc", Time: base.Add(time.Hour), Actor: "routing", Platform: "examplenet", By: "n-fix"},
 	}
@@ -101,7 +112,7 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		return rep, b.Bytes()
 	}
 	rep, page := build(auditlog.StreamLeaves{JS: js})
-	if rep.Verification.Problem != nil || rep.Verification.Covered != 69 || rep.Verification.Leaves != 79 {
+	if rep.Verification.Problem != nil || rep.Verification.Covered != 73 || rep.Verification.Leaves != 83 {
 		t.Fatalf("%s", rep.Verification.Verdict())
 	}
 	if err := os.WriteFile(filepath.Join(os.TempDir(), "report-unit.html"), page, 0o644); err != nil {
@@ -114,13 +125,13 @@ func TestReportOfTheSignedLog(t *testing.T) {
 		}
 		return rows[0]
 	}
-	if ver := one("intact"); ver["intact"] != "true" || ver["checkpoint-size"] != "69" {
+	if ver := one("intact"); ver["intact"] != "true" || ver["checkpoint-size"] != "73" {
 		t.Errorf("verification %v", ver)
 	}
 	figures := relaytest.DataMap(page, "figure", "value")
 	for _, c := range []struct{ key, want string }{
-		{"accepted", "12"}, {"rejected", "7"}, {"withdrawn", "0"}, {"escalated", "1"}, {"late", "1"}, {"overdue", "1"},
-		{"messages", "2"}, {"attachments", "1"},
+		{"accepted", "13"}, {"rejected", "7"}, {"withdrawn", "0"}, {"escalated", "1"}, {"late", "1"}, {"overdue", "1"},
+		{"dead-lettered", "2"}, {"messages", "2"}, {"attachments", "1"},
 	} {
 		if figures[c.key] != c.want || !bytes.Contains(page, []byte(`data-value="`+c.want+`">`+c.want+`<`)) {
 			t.Errorf("figure %s is not %s: %v", c.key, c.want, figures)
@@ -145,9 +156,16 @@ func TestReportOfTheSignedLog(t *testing.T) {
 	if all := rows["all/urgent"]; all == nil || all["late"] != "1" || all["overdue"] != "1" || all["escalated"] != "1" {
 		t.Errorf("all urgent: %v", all)
 	}
-	if all := rows["all/normal"]; all == nil || all["queued"] != "5" {
+	if all := rows["all/normal"]; all == nil || all["queued"] != "6" || all["dead-lettered"] != "1" || all["overdue"] != "0" {
 		t.Errorf("all normal: %v", all)
 	}
+	if nl := rows["nl-police/normal"]; nl == nil || nl["queued"] != "1" || nl["acknowledged"] != "0" || nl["dead-lettered"] != "1" {
+		t.Errorf("nl-police normal: %v", nl)
+	}
+	if de["dead-lettered"] != "0" || fr["dead-lettered"] != "0" {
+		t.Errorf("dead-lettered without a dead_lettered event: de-bka %v, fr-police %v", de, fr)
+	}
+	replayOutputs(t, rep.Replay)
 	msgs := map[string]string{}
 	for _, m := range relaytest.DataRows(page, "message-kind") {
 		msgs[m["from"]+"/"+m["message-kind"]] = m["sent"] + "/" + m["delivered"] + "/" + m["acknowledged"]
@@ -212,5 +230,72 @@ func TestReportOfTheSignedLog(t *testing.T) {
 	if p := rep.Verification.Problem; p == nil || p.Leaf != 30 || !strings.Contains(p.Reason, "no longer reads as an event") ||
 		one("intact")["intact"] != "false" {
 		t.Errorf("a leaf that does not decode: %s", rep.Verification.Verdict())
+	}
+}
+
+// replayOutputs checks that `audit replay`'s CSV and text hold the
+// service-level counts of the report's log, as its JSON does.
+func replayOutputs(t *testing.T, r *auditlog.Replay) {
+	t.Helper()
+	want := map[string]string{ // escalated/late/overdue/dead-lettered
+		"fr-police/urgent": "1/0/1/0", "at-police/urgent": "0/1/0/0", "nl-police/normal": "0/0/0/1",
+		"de-bka/urgent": "0/0/0/0", "all/urgent": "1/1/1/0", "all/normal": "0/0/0/1",
+	}
+	var c bytes.Buffer
+	if err := r.WriteCSV(&c); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&c).ReadAll()
+	if err != nil || len(recs) < 2 {
+		t.Fatalf("CSV: %v %q", err, recs)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	got := map[string]string{}
+	for _, rec := range recs[1:] {
+		got[rec[0]+"/"+rec[1]] = strings.Join([]string{rec[col["escalated"]], rec[col["late"]], rec[col["overdue"]], rec[col["dead_lettered"]]}, "/")
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("CSV %s: escalated/late/overdue/dead_lettered %q, want %q", k, got[k], v)
+		}
+	}
+	var txt bytes.Buffer
+	if err := r.WriteText(&txt); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(txt.String(), "\n")
+	head := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "AUTHORITY") {
+			head = i
+		}
+	}
+	if head < 0 || !strings.Contains(txt.String(), "deliveries dead-lettered (every kind): 2\n") {
+		t.Fatalf("text:\n%s", txt.String())
+	}
+	split := regexp.MustCompile(`\s{2,}`)
+	hcols := split.Split(strings.TrimSpace(lines[head]), -1)
+	hcol := map[string]int{}
+	for i, h := range hcols {
+		hcol[h] = i
+	}
+	got = map[string]string{}
+	for _, l := range lines[head+1:] {
+		if strings.TrimSpace(l) == "" {
+			break
+		}
+		f := split.Split(strings.TrimSpace(l), -1)
+		if len(f) != len(hcols) {
+			t.Fatalf("text row %q: %d columns under %d headings", l, len(f), len(hcols))
+		}
+		got[f[0]+"/"+f[1]] = strings.Join([]string{f[hcol["ESCALATED"]], f[hcol["LATE"]], f[hcol["OVERDUE"]], f[hcol["DEAD-LETTERED"]]}, "/")
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("text %s: escalated/late/overdue/dead-lettered %q, want %q", k, got[k], v)
+		}
 	}
 }

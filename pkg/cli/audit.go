@@ -33,7 +33,7 @@ Commands:
   keygen --origin ORIGIN --out DIR                 make the signing and pseudonym keys; print the verifier key
   verify [--nats URL | --from DIR] --config FILE   replay the whole log and check it: one verdict line
   export --out DIR [--nats URL] --config FILE      write the leaves and checkpoints for offline verification
-  replay [--nats URL | --from DIR] [--at TIME] [--json | --csv] --config FILE
+  replay [--nats URL | --from DIR] [--at TIME] [--urgent-deadline D] [--json | --csv] --config FILE
                                                    each notice's lifecycle: counts and times per authority
   report --out FILE [--nats URL | --from DIR] [--since TIME] [--until TIME] [--urgent-deadline D] --config FILE
                                                    verify the log and write the auditors' HTML report
@@ -359,6 +359,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	at := fs.String("at", "", "the moment to rebuild the state of (RFC 3339; default now)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	asCSV := fs.Bool("csv", false, "print the statistics as CSV")
+	deadline := fs.Duration("urgent-deadline", 0, "how long an urgent delivery may stay unacknowledged (default: deliveries.urgent_deadline of --config)")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -379,8 +380,11 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return ExitFailure
 	}
 	defer e.close()
+	if *deadline <= 0 {
+		*deadline = time.Duration(e.cfg.Deliveries.UrgentDeadline)
+	}
 	show, done := progress(stderr, "replaying")
-	o := auditlog.ReplayOptions{At: when, Retention: time.Duration(e.cfg.Retention.Notices), Progress: show}
+	o := auditlog.ReplayOptions{At: when, Retention: time.Duration(e.cfg.Retention.Notices), UrgentDeadline: *deadline, Progress: show}
 	if e.js != nil {
 		gone, err := e.bodiesGone(ctx)
 		if err != nil {

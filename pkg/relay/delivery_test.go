@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -301,6 +302,26 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, "deliveries", "redrive", "--nats", r.NATSURL(), "--all"); code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("redrive --all with nothing dead: %d %s", code, out)
+	}
+	// The auditors' replay counts the dead letter, and, against a deadline
+	// shorter than any acknowledgement, the urgent delivery as late.
+	code, out, errs = runCLI(t, "audit", "replay", "--nats", r.NATSURL(), "--csv", "--urgent-deadline", "1ms")
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != 0 || err != nil || len(recs) < 2 {
+		t.Fatalf("audit replay --csv: %d %v %s %s", code, err, out, errs)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	var de []string
+	for _, rec := range recs[1:] {
+		if rec[0] == "de-bka" && rec[1] == "urgent" {
+			de = rec
+		}
+	}
+	if de == nil || de[col["dead_lettered"]] != "1" || de[col["late"]] != "1" || de[col["acknowledged"]] != "1" {
+		t.Errorf("audit replay --csv, de-bka urgent: %v of %v", de, recs[0])
 	}
 }
 

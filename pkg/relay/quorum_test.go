@@ -107,6 +107,25 @@ func (c *natsCluster) answers(js jetstream.JetStream) bool {
 	return true
 }
 
+// pulling reports whether the relay's routing and status consumers each
+// have a leader and a pull request waiting at it.
+func (c *natsCluster) pulling(js jetstream.JetStream) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, sc := range [][2]string{{stream.Notices, stream.RoutingConsumer}, {stream.Notices, stream.StatusBodiesConsumer},
+		{stream.Events, stream.StatusConsumer}} {
+		cons, err := js.Consumer(ctx, sc[0], sc[1])
+		if err != nil {
+			return false
+		}
+		info := cons.CachedInfo()
+		if info.Cluster == nil || info.Cluster.Leader == "" || info.NumWaiting == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // TestQuorumLoss kills two of three NATS nodes under a relay: the survivor
 // takes the relay's connection, but no stream has a quorum. The inbox must
 // answer 503, not an empty list, submissions 503 in time, /readyz 503; once
@@ -129,6 +148,17 @@ func TestQuorumLoss(t *testing.T) {
 		return err == nil
 	})
 	r := relaytest.Start(t, relaytest.Options{NATSURL: c.url(), Services: []string{"status", "routing", "inbox", "intake"}})
+	// On a cluster this young the streams' and consumers' groups may still
+	// be electing their leaders when the relay starts pulling: a pull
+	// request sent before its consumer has a leader goes unanswered, and
+	// the client asks again only once it has missed the consumer's
+	// heartbeats (up to 30 s with nats.go's defaults), which a loaded
+	// machine made longer than the queueing wait below. Wait for the
+	// condition, not a time: every stream with a quorum, and the routing
+	// and status consumers each with a leader and a pull request waiting.
+	relaytest.Eventually(t, 2*time.Minute, "the streams with a quorum and the relay's consumers pulling", func() bool {
+		return c.answers(js) && c.pulling(js)
+	})
 
 	ids := submitRouted(t, r, "quorum", 3)
 

@@ -34,7 +34,7 @@ func TestFollowersResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := srv.Addr().String()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	t.Cleanup(func() { srv.Stop() })
 	nc, err := nats.Connect("nats://"+addr, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +150,7 @@ func TestFollowersResume(t *testing.T) {
 	round(2)
 	seen(2, "every consumer deleted")
 
-	srv.Shutdown()
-	srv.WaitForShutdown()
+	srv.Stop()
 	if srv, err = embedded.Start(embedded.Options{DataDir: dir, Listen: addr}); err != nil {
 		t.Fatal(err)
 	}

@@ -406,6 +406,25 @@ func (r *Relay) InboxUntil(authority string, n int, d time.Duration) []Delivery 
 	return got
 }
 
+// DeliveryUntil reads authority's inbox for up to d until it hands out a
+// delivery of type typ for notice id, and returns it. Deliveries of other
+// notices read on the way stay leased: a test that waits for one
+// particular delivery does not take whichever came first for it.
+func (r *Relay) DeliveryUntil(authority, typ, id string, d time.Duration) Delivery {
+	r.T.Helper()
+	var found Delivery
+	Eventually(r.T, d, fmt.Sprintf("a %s delivery of %s for %s", typ, id, authority), func() bool {
+		for _, dl := range r.Inbox(authority, 100) {
+			if dl.NoticeID == id && dl.Type == typ {
+				found = dl
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
 var (
 	dataElement   = regexp.MustCompile(`<[a-z]+((?:\s+[a-z0-9-]+="[^"]*")+)\s*/?>`)
 	dataAttribute = regexp.MustCompile(`\s+data-([a-z0-9-]+)="([^"]*)"`)

@@ -475,7 +475,17 @@ func TestAttachmentReachesEscalationTarget(t *testing.T) {
 	}
 	receivedWhole(t, r, "europol", got[0], id, before)
 	after := uploaded(t, r, id, "after.png", 200<<10, 32)
-	receivedWhole(t, r, "europol", attachmentsOf(t, r, "europol", 1)[0], id, after)
+	last := attachmentsOf(t, r, "europol", 1)[0]
+	receivedWhole(t, r, "europol", last, id, after)
+	// The withdrawal covers the target too: it is told, and the files are
+	// no longer handed out.
+	if resp := r.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:examplenet", map[string]any{"reason": "sent in error"}); resp.Status != http.StatusAccepted {
+		t.Fatalf("withdraw: %s", resp)
+	}
+	if w := r.InboxUntil("europol", 1, wait); w[0].Type != "withdrawal" || w[0].NoticeID != id {
+		t.Fatalf("europol after the withdrawal: %+v", w[0])
+	}
+	gone(t, r, "europol", last.ID)
 	// One delivery per (file, authority): de-bka's two and europol's two.
 	relaytest.Eventually(t, wait, "four attachment deliveries queued", func() bool {
 		return r.Events("nr.event.*.queued.*.attachment.*") == 4

@@ -443,14 +443,7 @@ func TestAttachmentReachesFollowUpRecipients(t *testing.T) {
 // An escalation target sees the whole notice: the files stored before the
 // escalation and those added after it, each under one delivery id.
 func TestAttachmentReachesEscalationTarget(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
-		c.Deliveries.UrgentDeadline = config.Duration(time.Second)
-		for i := range c.Authorities {
-			if c.Authorities[i].ID == "de-bka" {
-				c.Authorities[i].Escalation = "europol"
-			}
-		}
-	}})
+	r := relaytest.Start(t, relaytest.Options{Config: escalatingToEuropol(time.Second)})
 	id := r.Submit("examplenet", relaytest.Notice("ESC-FILES-1", true, "", "DE", ""))
 	before := uploaded(t, r, id, "before.png", 400<<10, 31)
 	// The escalation copy, then the file (handed out together or not).

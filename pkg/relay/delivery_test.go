@@ -208,6 +208,19 @@ func webhookConfig(url string, maxAttempts int) func(*config.Config) {
 	}
 }
 
+// escalatingToEuropol makes europol de-bka's escalation target, for urgent
+// deliveries left unacknowledged past deadline.
+func escalatingToEuropol(deadline time.Duration) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Deliveries.UrgentDeadline = config.Duration(deadline)
+		for i := range c.Authorities {
+			if c.Authorities[i].ID == "de-bka" {
+				c.Authorities[i].Escalation = "europol"
+			}
+		}
+	}
+}
+
 // A receiver that fails three times and then succeeds gets the delivery
 // once per success, signed; the status shows one receipt.
 func TestWebhookRetriesUntilReceived(t *testing.T) {
@@ -481,14 +494,7 @@ func TestUrgentFirstOnEveryPath(t *testing.T) {
 // event, status field, and a copy to the escalation target.
 func TestEscalationFiresOnTime(t *testing.T) {
 	const deadline = 1500 * time.Millisecond
-	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
-		c.Deliveries.UrgentDeadline = config.Duration(deadline)
-		for i := range c.Authorities {
-			if c.Authorities[i].ID == "de-bka" {
-				c.Authorities[i].Escalation = "europol"
-			}
-		}
-	}})
+	r := relaytest.Start(t, relaytest.Options{Config: escalatingToEuropol(deadline)})
 	urgent := r.Submit("examplenet", relaytest.Notice("ESC-1", true, "", "DE", ""))
 	normal := r.Submit("examplenet", relaytest.Notice("ESC-2", false, "", "DE", ""))
 	var st map[string]any

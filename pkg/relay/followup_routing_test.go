@@ -138,14 +138,7 @@ func TestFollowUpRouting(t *testing.T) {
 // other about the escalated notice. The withdrawal of the escalated notice
 // reaches europol as well; its status still names de-bka alone.
 func TestFollowUpReachesEscalationTarget(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
-		c.Deliveries.UrgentDeadline = config.Duration(time.Second)
-		for i := range c.Authorities {
-			if c.Authorities[i].ID == "de-bka" {
-				c.Authorities[i].Escalation = "europol"
-			}
-		}
-	}})
+	r := relaytest.Start(t, relaytest.Options{Config: escalatingToEuropol(time.Second)})
 	first := r.Submit("examplenet", relaytest.Notice("ESC-FU-1", true, "", "DE", ""))
 	esc := r.InboxUntil("europol", 1, wait)[0]
 	if esc.Type != "escalation" || esc.NoticeID != first {

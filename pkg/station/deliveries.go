@@ -253,7 +253,7 @@ func (s *Store) Sealed(ctx context.Context, id string) (bool, error) {
 // PendingAttachments lists the attachment deliveries whose file the
 // station has not downloaded yet.
 func (s *Store) PendingAttachments(ctx context.Context, limit int) ([]string, error) {
-	ids, err := s.strings(ctx, `SELECT delivery_id FROM attachments WHERE data IS NULL ORDER BY stored_at LIMIT ?`, limit)
+	ids, err := s.strings(ctx, `SELECT delivery_id FROM attachments WHERE data IS NULL AND withdrawn_at IS NULL ORDER BY stored_at LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading attachments: %w", err)
 	}
@@ -267,6 +267,17 @@ func (s *Store) KeepAttachment(ctx context.Context, id string, data []byte, seal
 		data, sealed, ts(now), id)
 	if err != nil {
 		return fmt.Errorf("keeping attachment %s: %w", id, err)
+	}
+	return nil
+}
+
+// AttachmentWithdrawn records that the relay no longer hands out the file
+// of delivery id: its notice was withdrawn. It is not asked for again.
+func (s *Store) AttachmentWithdrawn(ctx context.Context, id string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE attachments SET withdrawn_at = ?, fetch_error = '' WHERE delivery_id = ? AND data IS NULL`,
+		ts(now), id)
+	if err != nil {
+		return fmt.Errorf("recording attachment %s as withdrawn: %w", id, err)
 	}
 	return nil
 }

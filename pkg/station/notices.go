@@ -146,6 +146,9 @@ type Attachment struct {
 	Filename   string `json:"filename"`
 	Relevance  string `json:"relevance"`
 	Downloaded bool   `json:"-"`
+	// Withdrawn: the notice was withdrawn before the file was downloaded,
+	// and the relay no longer hands it out.
+	Withdrawn bool `json:"-"`
 }
 
 // Notice returns the notice with id and everything about it.
@@ -196,10 +199,10 @@ func (s *Store) details(ctx context.Context, n *Notice) error {
 			n.Notes = append(n.Notes, nt)
 			return err
 		}, n.ID),
-		each(`SELECT delivery_id, sha256, size, media_type, filename, relevance, data IS NOT NULL FROM attachments
-			WHERE notice_id = ? ORDER BY stored_at, delivery_id`, func(r *sql.Rows) error {
+		each(`SELECT delivery_id, sha256, size, media_type, filename, relevance, data IS NOT NULL, withdrawn_at IS NOT NULL
+			FROM attachments WHERE notice_id = ? ORDER BY stored_at, delivery_id`, func(r *sql.Rows) error {
 			var a Attachment
-			err := r.Scan(&a.DeliveryID, &a.SHA256, &a.Size, &a.MediaType, &a.Filename, &a.Relevance, &a.Downloaded)
+			err := r.Scan(&a.DeliveryID, &a.SHA256, &a.Size, &a.MediaType, &a.Filename, &a.Relevance, &a.Downloaded, &a.Withdrawn)
 			n.Attachments = append(n.Attachments, a)
 			return err
 		}, n.ID),

@@ -174,7 +174,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 }
 
 // migrations[i] takes the database from version i to i+1.
-var migrations = []string{schema, schemaV2, schemaV3}
+var migrations = []string{schema, schemaV2, schemaV3, schemaV4}
 
 // schemaV2 makes messages sendable: an outgoing message is pending until
 // the relay has stored it (relay_id, sent_at) or refused it for good;
@@ -223,6 +223,12 @@ CREATE TABLE user_state (
 	suspended_at TEXT,                   -- NULL: the user may sign in
 	suspended_by TEXT NOT NULL DEFAULT ''
 ) STRICT;
+`
+
+// schemaV4 records files the relay will no longer hand out because the
+// platform withdrew their notice (410 Gone): they are not asked for again.
+const schemaV4 = `
+ALTER TABLE attachments ADD COLUMN withdrawn_at TEXT;
 `
 
 func (s *Store) migrate(ctx context.Context) error {

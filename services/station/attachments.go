@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"go.uber.org/zap"
 
+	"github.com/noticerelay/noticerelay/pkg/inboxclient"
 	store "github.com/noticerelay/noticerelay/pkg/station"
 	"github.com/noticerelay/noticerelay/pkg/web"
 )
@@ -34,7 +35,16 @@ func (s *Station) fetchAttachments(ctx context.Context) {
 		return
 	}
 	for _, id := range ids {
-		if err := s.fetchAttachment(ctx, id); err != nil && ctx.Err() == nil {
+		err := s.fetchAttachment(ctx, id)
+		if errors.Is(err, inboxclient.ErrWithdrawn) {
+			// 410: the platform withdrew the notice; the withdrawal delivery
+			// marks the notice, and the file is not asked for again.
+			if err := s.store.AttachmentWithdrawn(context.WithoutCancel(ctx), id, time.Now()); err != nil {
+				s.log.Error("recording a withdrawn attachment", zap.String("delivery", id), zap.Error(err))
+			}
+			continue
+		}
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("attachment not downloaded yet", zap.String("delivery", id), zap.Error(err))
 			_ = s.store.AttachmentFailed(context.WithoutCancel(ctx), id, err.Error())
 		}

@@ -5,7 +5,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,5 +83,59 @@ func (e *env) upload(t *testing.T, noticeID, name, mediaType string, file []byte
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload: HTTP %d", resp.StatusCode)
+	}
+}
+
+// A file whose notice the platform withdraws before the station could
+// download it answers 410 at the relay: the station records it as
+// withdrawn, says so on the notice page and does not ask for it again
+// (before, it asked every round for as long as it ran). The station
+// reaches the relay through a gate that refuses downloads until the
+// withdrawal has arrived.
+func TestAttachmentWithdrawnBeforeDownload(t *testing.T) {
+	var open atomic.Bool
+	var asked atomic.Int64
+	e := newEnvWith(t, nil, func(yaml string) string {
+		target, err := url.Parse(regexp.MustCompile(`url: (\S+),`).FindStringSubmatch(yaml)[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/attachment") {
+				asked.Add(1)
+				if !open.Load() {
+					http.Error(w, "the test holds downloads back", http.StatusServiceUnavailable)
+					return
+				}
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		t.Cleanup(gate.Close)
+		return strings.Replace(yaml, "url: "+target.String(), "url: "+gate.URL, 1)
+	})
+	c := e.client(t, "duty1", analystPassword)
+	id := e.relay.Submit("examplenet", relaytest.Notice("ATT-WD", false, "", "DE", ""))
+	e.upload(t, id, "chat.png", "image/png", append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte("evidence"), 100)...))
+	relaytest.Eventually(t, 40*time.Second, "a download tried and held back", func() bool { return asked.Load() > 0 })
+	if resp := e.relay.Do("POST", "/v1/notices/"+id+"/withdraw", "platform:examplenet", map[string]string{"reason": "sent in error"}); resp.Status != http.StatusAccepted {
+		t.Fatal(resp)
+	}
+	relaytest.Eventually(t, 40*time.Second, "the notice withdrawn at the station", func() bool {
+		n, err := e.station.Store().Notice(context.Background(), id)
+		return err == nil && n.Withdrawn
+	})
+	open.Store(true)
+	relaytest.Eventually(t, 40*time.Second, "the file recorded as withdrawn", func() bool {
+		n, err := e.station.Store().Notice(context.Background(), id)
+		return err == nil && len(n.Attachments) == 1 && n.Attachments[0].Withdrawn && !n.Attachments[0].Downloaded
+	})
+	before := asked.Load()
+	time.Sleep(time.Second) // ten rounds of the station
+	if after := asked.Load(); after != before {
+		t.Errorf("the withdrawn file was asked for %d more times", after-before)
+	}
+	if page := e.get(t, c, "/notices/"+id); !strings.Contains(page, "the platform withdrew the notice before the file was downloaded") {
+		t.Fatalf("the notice page does not say the file was withdrawn:\n%s", page)
 	}
 }

@@ -120,7 +120,8 @@ func ServicePermissions() map[string][]string {
 			consumerAPI(stream.Attachments, stream.AttachmentsConsumer)...), consumerAPI(stream.Events, stream.AttachmentsRecipientsConsumer)...),
 			directGet(stream.Attachments, stream.Notices, stream.Events, stream.Deliveries)...),
 		"escalation": append(append([]string{events, deliveries, dead},
-			consumerAPI(stream.Events, stream.EscalationConsumer)...), directGet(stream.Events, stream.Notices, stream.Deliveries)...),
+			append(consumerAPI(stream.Events, stream.EscalationConsumer), consumerAPI(stream.Events, stream.EscalationFollowUpsConsumer)...)...),
+			directGet(stream.Events, stream.Notices, stream.Deliveries)...),
 	}
 	// The portal runs with intake, status, messages and attachments, whose
 	// handlers it calls; it follows the status projection, the messages

@@ -69,6 +69,7 @@ const (
 	StatusConsumer                = "status"
 	StatusBodiesConsumer          = "status-bodies"
 	EscalationConsumer            = "escalation"
+	EscalationFollowUpsConsumer   = "escalation-followups"
 	ReceiptsConsumer              = "receipts"
 	AttachmentsConsumer           = "attachments"
 	AttachmentsRecipientsConsumer = "attachments-recipients"

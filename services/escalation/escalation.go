@@ -39,7 +39,10 @@ type Service struct {
 	deadline time.Duration
 	sealer   *delivery.Sealer
 	// read reads events, deliveries and notice bodies.
-	read      stream.Reader
+	read stream.Reader
+	// events scans the events stream through its leader: the follow-ups
+	// and the recipients of a notice.
+	events    stream.Scanner
 	escalated *prometheus.CounterVec
 	wg        sync.WaitGroup
 }
@@ -67,9 +70,19 @@ func (s *Service) Start(ctx context.Context) error {
 	cfg := stream.Durable(stream.EscalationConsumer, "escalates urgent notice deliveries left unacknowledged past their deadline",
 		event.Filter(event.Queued, event.KindNotice))
 	cfg.AckWait, cfg.MaxAckPending = 30*time.Second, 50000
-	loop := &stream.Consumer{Name: stream.EscalationConsumer, Stream: stream.Events, Config: cfg, Max: 64, Log: s.env.Log,
-		Stage: s.stage, Store: s.env.Publisher, JS: s.env.JS, PoisonAttempts: s.env.Config.Deliveries.PoisonAttempts}
-	return loop.Start(ctx, &s.wg)
+	s.events = stream.NewLeaderReader(s.env.JS, stream.Events)
+	fcfg := stream.Durable(stream.EscalationFollowUpsConsumer, "hands each recipient a notice gains (an escalation target) its follow-ups and corrections",
+		event.Filter(event.Queued, event.KindNotice), event.Filter(event.Queued, event.KindEscalation))
+	for _, c := range []*stream.Consumer{
+		{Name: stream.EscalationConsumer, Stream: stream.Events, Config: cfg, Max: 64, Stage: s.stage},
+		{Name: stream.EscalationFollowUpsConsumer, Stream: stream.Events, Config: fcfg, Max: 64, Stage: s.followUps},
+	} {
+		c.Store, c.JS, c.Log, c.PoisonAttempts = s.env.Publisher, s.env.JS, s.env.Log, s.env.Config.Deliveries.PoisonAttempts
+		if err := c.Start(ctx, &s.wg); err != nil {
+			return fmt.Errorf("escalation: %w", err)
+		}
+	}
+	return nil
 }
 
 // Wait blocks until the consumer has stopped.

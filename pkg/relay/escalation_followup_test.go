@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -69,7 +70,8 @@ func checkFollowUp(t *testing.T, what string, d relaytest.Delivery, earlier stri
 // urgent notice is routed to de-bka and fr-police while de-bka's deadline
 // runs; when the notice is escalated to europol, europol gets the
 // escalation copy, the follow-up (basis follow_up, naming the notice) and
-// the follow-up's file, each once, and the follow-up's status lists it.
+// the follow-up's file, each once, and the follow-up's status lists it;
+// the follow-up's withdrawal reaches europol as well.
 func TestEscalationReachesEarlierFollowUp(t *testing.T) {
 	const deadline = 5 * time.Second
 	r := escalatingToEuropol(t, deadline)
@@ -120,6 +122,11 @@ func TestEscalationReachesEarlierFollowUp(t *testing.T) {
 	if len(count) != 3 || count["escalation "+first] != 1 || count["notice "+second] != 1 || count["attachment "+second] != 1 {
 		t.Errorf("europol's queue: %v", count)
 	}
+	// Europol has the follow-up: its withdrawal reaches europol too.
+	if resp := r.Do("POST", "/v1/notices/"+second+"/withdraw", "platform:examplenet", map[string]string{"reason": "mistake"}); resp.Status != http.StatusAccepted {
+		t.Fatal(resp)
+	}
+	r.DeliveryUntil("europol", "withdrawal", second, wait)
 }
 
 // TestEscalationRacesFollowUps: follow-ups of an urgent notice submitted

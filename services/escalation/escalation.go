@@ -11,6 +11,10 @@
 // redelivery or a second process only re-checks it: the timer survives
 // restarts and fires at most one escalation per delivery (its event
 // subject is unique).
+//
+// A second consumer, escalation-followups (followups.go), hands a
+// recipient that a notice gains after its follow-ups were routed (an
+// escalation target) those follow-ups.
 package escalation
 
 import (

@@ -93,18 +93,22 @@ func (s *Service) earlierPseudonyms(rec *notice.Record) (followUpOf, supersedes 
 }
 
 // escalated returns the authorities that received the notice (pseudonym)
-// by escalation so far: the recipients of its queued events of kind
-// escalation, each once. They are read through the events stream's leader,
-// so that an escalation stored a moment ago is not missed.
+// beyond its decision so far: by escalation, or, as a follow-up, because
+// an earlier notice gained them later (the escalation service's
+// escalation-followups stage). They are the recipients of its queued
+// events of kind escalation or notice, each once (those of the decision
+// are among them; callers add them to the decision, which has them). They
+// are read through the events stream's leader, so that one stored a moment
+// ago is not missed.
 func (s *Service) escalated(ctx context.Context, pseudonym string) ([]string, error) {
 	var out []string
-	err := stream.Each(ctx, s.events, event.SubjectOf(pseudonym, event.Queued, "*", event.KindEscalation),
+	err := stream.Each(ctx, s.events, event.SubjectOf(pseudonym, event.Queued, "*", "*"),
 		func(m *jetstream.RawStreamMsg) error {
 			q, err := event.Decode(m.Data)
 			if err != nil {
-				return fault.E("routing: an escalation's queued event", fault.Internal, err)
+				return fault.E("routing: a queued event", fault.Internal, err)
 			}
-			if !slices.Contains(out, q.Recipient) {
+			if (q.Kind == event.KindEscalation || q.Kind == event.KindNotice) && !slices.Contains(out, q.Recipient) {
 				out = append(out, q.Recipient)
 			}
 			return nil

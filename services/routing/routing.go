@@ -205,8 +205,9 @@ func (s *Service) deliver(events []event.Event, base event.Event, d *jurisdictio
 }
 
 // withdraw builds the withdrawal deliveries of a notice for every recipient
-// the notice was routed to, and every authority that received it by
-// escalation so far.
+// the notice was routed to, and every authority queued it beyond its
+// decision so far (by escalation, or as a follow-up of a notice escalated
+// after it was routed).
 func (s *Service) withdraw(ctx context.Context, data []byte) ([]stream.Message, error) {
 	wd, err := notice.DecodeWithdrawal(data)
 	if err != nil {

@@ -244,7 +244,7 @@ func TestFollowUpReachesEscalationTargets(t *testing.T) {
 		}
 	}
 
-	filter := event.SubjectOf(s.env.Pseudonyms.Notice(first.ID), event.Queued, "*", event.KindEscalation)
+	filter := event.SubjectOf(s.env.Pseudonyms.Notice(first.ID), event.Queued, "*", "*")
 	log.Errs[filter] = fault.Errorf("get", fault.Unavailable, "NATS is down")
 	if out, err := s.stage(context.Background(), in); !fault.Is(err, fault.Unavailable) || out != nil {
 		t.Errorf("reading the escalations failing: %v, %d outputs", err, len(out))

@@ -7,22 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/relaytest"
 )
-
-// escalatingToEuropol starts a relay whose de-bka escalates urgent
-// deliveries left unacknowledged for deadline to europol.
-func escalatingToEuropol(t *testing.T, deadline time.Duration) *relaytest.Relay {
-	return relaytest.Start(t, relaytest.Options{Config: func(c *config.Config) {
-		c.Deliveries.UrgentDeadline = config.Duration(deadline)
-		for i := range c.Authorities {
-			if c.Authorities[i].ID == "de-bka" {
-				c.Authorities[i].Escalation = "europol"
-			}
-		}
-	}})
-}
 
 // handedOut leases authority's inbox until done says that what it was
 // handed out so far (keyed "type notice_id") is enough, acknowledging every
@@ -74,7 +60,7 @@ func checkFollowUp(t *testing.T, what string, d relaytest.Delivery, earlier stri
 // the follow-up's withdrawal reaches europol as well.
 func TestEscalationReachesEarlierFollowUp(t *testing.T) {
 	const deadline = 5 * time.Second
-	r := escalatingToEuropol(t, deadline)
+	r := relaytest.Start(t, relaytest.Options{Config: escalatingToEuropol(deadline)})
 	first := r.Submit("examplenet", relaytest.Notice("ESC-LATE-1", true, "", "DE", ""))
 	fu := relaytest.Notice("ESC-LATE-2", false, "FR", "", "")
 	fu["follow_up_of"] = "ESC-LATE-1"
@@ -136,7 +122,7 @@ func TestEscalationReachesEarlierFollowUp(t *testing.T) {
 // with basis follow_up, beside the escalation copy.
 func TestEscalationRacesFollowUps(t *testing.T) {
 	const deadline, n = 2 * time.Second, 12
-	r := escalatingToEuropol(t, deadline)
+	r := relaytest.Start(t, relaytest.Options{Config: escalatingToEuropol(deadline)})
 	first := r.Submit("examplenet", relaytest.Notice("ESC-RACE-0", true, "", "DE", ""))
 	start := time.Now()
 	var ids []string

@@ -95,7 +95,7 @@ func (c *natsCluster) stop(i int) {
 
 // answers reports whether JetStream, asked from outside the relay, has a
 // leader and a quorum of current replicas for each of the relay's streams.
-func (c *natsCluster) answers(js jetstream.JetStream) bool {
+func answers(js jetstream.JetStream) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for _, name := range []string{stream.Notices, stream.Events, stream.Deliveries} {
@@ -109,7 +109,7 @@ func (c *natsCluster) answers(js jetstream.JetStream) bool {
 
 // pulling reports whether the relay's routing and status consumers each
 // have a leader and a pull request waiting at it.
-func (c *natsCluster) pulling(js jetstream.JetStream) bool {
+func pulling(js jetstream.JetStream) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for _, sc := range [][2]string{{stream.Notices, stream.RoutingConsumer}, {stream.Notices, stream.StatusBodiesConsumer},
@@ -157,7 +157,7 @@ func TestQuorumLoss(t *testing.T) {
 	// condition, not a time: every stream with a quorum, and the routing
 	// and status consumers each with a leader and a pull request waiting.
 	relaytest.Eventually(t, 2*time.Minute, "the streams with a quorum and the relay's consumers pulling", func() bool {
-		return c.answers(js) && c.pulling(js)
+		return answers(js) && pulling(js)
 	})
 
 	ids := submitRouted(t, r, "quorum", 3)
@@ -190,7 +190,7 @@ func TestQuorumLoss(t *testing.T) {
 
 	c.start(1)
 	c.start(2)
-	relaytest.Eventually(t, 60*time.Second, "the streams to have a quorum again", func() bool { return c.answers(js) })
+	relaytest.Eventually(t, 60*time.Second, "the streams to have a quorum again", func() bool { return answers(js) })
 	back := time.Now()
 	var last string
 	for end := time.Now().Add(5 * time.Second); ; {

@@ -197,8 +197,15 @@ type committer struct {
 }
 
 // FlushTimeout bounds one group commit: a dead connection fails its
-// callers rather than hang them.
-const FlushTimeout = 30 * time.Second
+// callers rather than hang them. It is what a stage's writes wait at most
+// (their callers have no deadline): a publish in flight to a stream leader
+// that is lost is never answered, and every write to that stream queues
+// behind it, so the status projection (and whatever else writes there)
+// stalled for this long after a leader change, 30 s before. Flushes take
+// milliseconds (docs/performance.md); a stage's batch that times out is
+// delivered again and stored with the same ids. As http.store_timeout's
+// default.
+const FlushTimeout = 5 * time.Second
 
 // backgroundLinger is the linger of the streams no caller waits on directly.
 const backgroundLinger = 10 * time.Millisecond

@@ -158,10 +158,29 @@ func TestAttachmentKillLosesNothing(t *testing.T) {
 	stored := map[string]bool{}
 
 	// 1. Killed mid-upload: no answer; the retry stores the file.
-	sr := &stallingReader{data: files[0], at: 2<<20 + 100, reached: make(chan struct{}), release: make(chan error)}
+	// The relay may answer before it has read the first 2 MiB (a busy
+	// machine: 503 past the store timeout, 429 past the share): then the
+	// reader is never read to its stall, so the test waits for either and
+	// starts the upload again after an answer the API allows.
+	var sr *stallingReader
 	answered := make(chan int, 1)
-	go func() { answered <- postFile(dev.base, id, sr, int64(len(files[0]))) }()
-	<-sr.reached
+	for attempt := 1; ; attempt++ {
+		sr = &stallingReader{data: files[0], at: 2<<20 + 100, reached: make(chan struct{}), release: make(chan error)}
+		go func(sr *stallingReader) { answered <- postFile(dev.base, id, sr, int64(len(files[0]))) }(sr)
+		select {
+		case <-sr.reached:
+		case st := <-answered:
+			if (st == http.StatusServiceUnavailable || st == http.StatusTooManyRequests) && attempt < 5 {
+				t.Logf("upload %d answered %d before its stall; again", attempt, st)
+				time.Sleep(time.Second)
+				continue
+			}
+			t.Fatalf("upload %d answered %d before the relay read 2 MiB of it", attempt, st)
+		case <-time.After(2 * time.Minute):
+			t.Fatal("the relay did not read 2 MiB of the upload in 2 minutes")
+		}
+		break
+	}
 	// Kill while the relay waits for the rest of the body.
 	kill()
 	sr.release <- errors.New("the relay is gone")

@@ -30,15 +30,7 @@ import (
 // with 202 must reach its authority exactly once.
 func TestLeaderChangeStall(t *testing.T) {
 	c := relaytest.Cluster(t)
-	nc, err := c.Connect("leader-change-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := relaytest.JetStream(t)(c.Connect("leader-change-test"))
 	o := relaytest.OnCluster(t, c)
 	o.Services = []string{"status", "routing", "inbox", "intake"}
 	r := relaytest.Start(t, o)
@@ -111,7 +103,7 @@ func TestLeaderChangeStall(t *testing.T) {
 	}
 
 	measure("routing consumer leader stepped down", func() {
-		if _, err := nc.Request(fmt.Sprintf("$JS.API.CONSUMER.LEADER.STEPDOWN.%s.%s", stream.Notices, stream.RoutingConsumer), nil, 10*time.Second); err != nil {
+		if _, err := js.Conn().Request(fmt.Sprintf("$JS.API.CONSUMER.LEADER.STEPDOWN.%s.%s", stream.Notices, stream.RoutingConsumer), nil, 10*time.Second); err != nil {
 			t.Fatalf("stepping the routing consumer's leader down: %v", err)
 		}
 	})

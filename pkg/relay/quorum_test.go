@@ -132,15 +132,7 @@ func pulling(js jetstream.JetStream) bool {
 // the nodes are back, every notice accepted before reaches the authority.
 func TestQuorumLoss(t *testing.T) {
 	c := startCluster(t)
-	nc, err := nats.Connect(c.url(), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := relaytest.JetStream(t)(nats.Connect(c.url(), nats.MaxReconnects(-1)))
 	relaytest.Eventually(t, 30*time.Second, "a JetStream meta leader", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

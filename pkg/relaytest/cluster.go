@@ -4,6 +4,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/noticerelay/noticerelay/pkg/config"
 	"github.com/noticerelay/noticerelay/pkg/embedded"
 	"github.com/noticerelay/noticerelay/pkg/relay"
@@ -33,4 +36,24 @@ func OnCluster(t testing.TB, c *embedded.Cluster) Options {
 		t.Fatal(err)
 	}
 	return Options{NATSURL: c.URL(), Config: func(cfg *config.Config) { cfg.Audit.PseudonymKey = key }}
+}
+
+// JetStream takes what a connect returns (a server's or a cluster's
+// Connect, or nats.Connect) and gives the JetStream context of that
+// connection, closed when the test ends:
+//
+//	js := relaytest.JetStream(t)(c.Connect("name"))
+func JetStream(t testing.TB) func(*nats.Conn, error) jetstream.JetStream {
+	return func(nc *nats.Conn, err error) jetstream.JetStream {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
 }

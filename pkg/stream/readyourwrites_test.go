@@ -11,6 +11,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/embedded"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -31,16 +32,7 @@ func TestReadYourWritesOnCluster(t *testing.T) {
 	defer cancel()
 	var jss []jetstream.JetStream
 	for i := range 3 {
-		nc, err := c.Node(i).Connect(fmt.Sprintf("ryw-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jss = append(jss, js)
+		jss = append(jss, relaytest.JetStream(t)(c.Node(i).Connect(fmt.Sprintf("ryw-%d", i))))
 	}
 	if err := stream.Ensure(ctx, jss[0], stream.Topology{Replicas: 3}); err != nil {
 		t.Fatal(err)

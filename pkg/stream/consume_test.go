@@ -36,19 +36,11 @@ func consumeWhileBusy(t *testing.T, large, size int, reconnect bool) {
 	}
 	t.Cleanup(srv.Stop)
 	var slow atomic.Int32
-	nc, err := srv.Connect("test", nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	js := relaytest.JetStream(t)(srv.Connect("test", nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			slow.Add(1)
 		}
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BIG", Subjects: []string{"big.>"}}); err != nil {
@@ -92,7 +84,7 @@ func consumeWhileBusy(t *testing.T, large, size int, reconnect bool) {
 			ci, err := cons.Info(ctx)
 			return err == nil && ci.NumWaiting > 0
 		})
-		if err := nc.ForceReconnect(); err != nil {
+		if err := js.Conn().ForceReconnect(); err != nil {
 			t.Fatal(err)
 		}
 		relaytest.Eventually(t, 10*time.Second, "a second pull request", func() bool {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/noticerelay/noticerelay/pkg/embedded"
 	"github.com/noticerelay/noticerelay/pkg/fault"
+	"github.com/noticerelay/noticerelay/pkg/relaytest"
 	"github.com/noticerelay/noticerelay/pkg/stream"
 )
 
@@ -23,15 +24,7 @@ func startJS(t *testing.T, topo stream.Topology) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := relaytest.JetStream(t)(srv.Connect("test"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := stream.Ensure(ctx, js, topo); err != nil {

@@ -125,6 +125,7 @@ func (c *Consumer) Run(ctx context.Context, ready chan<- struct{}) error {
 	in := make(chan jetstream.Msg, size)
 	cc, err := source.Consume(func(m jetstream.Msg) { in <- m },
 		jetstream.PullMaxMessagesWithBytesLimit(2*size*workers, pullMaxBytes),
+		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { c.pulls.Fail(err) }))
 	if err != nil {
 		return fault.E("consume "+c.Name, fault.Unavailable, err)
@@ -222,18 +223,22 @@ func (c *Consumer) handle(ctx context.Context, batch []jetstream.Msg) []error {
 // a subscription buffers.
 const pullMaxBytes = 16 << 20
 
-// The pulls keep nats.go's defaults (30 s expiry, 15 s heartbeat). A pull
-// request sent while a consumer has no leader, or waiting at a leader that
-// is then lost, gets no answer, and nats.go asks again only once it has
-// missed two heartbeats: a stage can stall up to 30 s after a leader
-// change (TestLeaderChangeStall measures it). A 5 s expiry with a 1 s
-// heartbeat cut that to seconds in the tests, but in the compose drills
-// the consumers with wildcard filters on NR_EVENTS (attachments-recipients,
-// escalation, escalation-followups) then missed heartbeats on every pull
-// for minutes after a node's restart on both relays, and took nothing: a
-// consumer leader busy longer than two heartbeats was taken for a lost
-// one, again and again. A stall is better than a consumer that never
-// catches up; a shorter heartbeat needs that case understood first.
+// A pull request waits at the consumer's leader. One sent while the
+// consumer has no leader (a new one being elected after a crash, a
+// partition or a quorum regained), or waiting at a leader that is then
+// lost, gets no answer, and nats.go asks again only once it has missed two
+// of the consumer's idle heartbeats: with its defaults (30 s expiry, 15 s
+// heartbeat) a stage stalled up to 30 s after a leader change, too long for
+// an urgent notice. With these, a lost pull is noticed within two seconds;
+// the cost is one pull request per consumer every pullExpiry and one
+// heartbeat per consumer every pullHeartbeat while idle. nats.go requires
+// the heartbeat within 500 ms..30 s and at most half the expiry. Each
+// missed-heartbeat pull may stay at the server until it expires: fewer than
+// three at once, which the 64 MiB buffer holds (see pullMaxBytes).
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
 
 // next takes the message waiting in in, waiting for one at most a
 // millisecond unless drained (then nothing more comes), or nil.

@@ -197,15 +197,8 @@ func TestGroupCommitFreesAfterItsCallersGiveUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := relaytest.JetStream(t)(srv.Connect("test"))
+	nc := js.Conn()
 	gc := stream.NewGroupCommit(js, 30*time.Second)
 	defer gc.Close()
 	notice := func(id string) []stream.Message {
